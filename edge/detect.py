@@ -1,0 +1,225 @@
+"""Face detection: OpenCV's YuNet (boxes + 5 landmarks), with a Haar-cascade fallback.
+
+The YuNet file is looked for at an explicit path, then ``$FACELENS_YUNET``, then the
+user cache; when absent it is downloaded once and pinned by sha256. When it cannot
+be had, :func:`create_detector` falls back to the Haar cascade that ships inside
+opencv-python and says so.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import cv2
+import numpy as np
+from platformdirs import user_cache_dir
+
+from edge.errors import DetectorError
+
+log = logging.getLogger(__name__)
+
+YUNET_FILE = "face_detection_yunet_2023mar.onnx"
+YUNET_SHA256 = "8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4"
+YUNET_URL = (
+    "https://github.com/opencv/opencv_zoo/raw/main/models/face_detection_yunet/" + YUNET_FILE
+)
+
+
+@dataclass(frozen=True)
+class Face:
+    """One detected face, in the coordinates of the image it was found in.
+
+    ``landmarks`` is a (5, 2) array (right eye, left eye, nose tip, right and left
+    mouth corners) or ``None`` when the detector gives none (Haar).
+    """
+
+    box: tuple[float, float, float, float]  # x, y, width, height
+    score: float
+    landmarks: np.ndarray | None = None
+
+
+class FaceDetector(Protocol):
+    """Anything that finds faces in a BGR image."""
+
+    name: str
+
+    def detect(self, image: np.ndarray) -> list[Face]: ...
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _quiet_opencv() -> None:
+    # OpenCV 5's graph engine warns about DNN targets on every create(); it is noise here.
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+
+
+class YuNetDetector:
+    """YuNet through ``cv2.FaceDetectorYN``; large frames are detected on a downscaled copy."""
+
+    name = "yunet"
+
+    def __init__(
+        self,
+        model_path: Path | str,
+        score_threshold: float = 0.6,
+        nms_threshold: float = 0.3,
+        max_side: int = 640,
+    ) -> None:
+        _quiet_opencv()
+        self.model_path = Path(model_path)
+        self.max_side = max_side
+        try:
+            self._net = cv2.FaceDetectorYN.create(
+                str(self.model_path), "", (320, 320), score_threshold, nms_threshold, 5000
+            )
+        except cv2.error as exc:
+            raise DetectorError(
+                f"cannot load the YuNet detector from {self.model_path}: {exc.msg.strip()}; "
+                "delete it so facelens downloads a fresh copy, or pass another --detector file"
+            ) from exc
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        h, w = image.shape[:2]
+        factor = min(1.0, self.max_side / max(h, w))
+        small = (
+            image
+            if factor == 1.0
+            else cv2.resize(
+                image, (round(w * factor), round(h * factor)), interpolation=cv2.INTER_AREA
+            )
+        )
+        self._net.setInputSize((small.shape[1], small.shape[0]))
+        _, rows = self._net.detect(small)
+        if rows is None:
+            return []
+        return [
+            Face(
+                box=tuple(float(v) / factor for v in row[:4]),
+                score=float(row[14]),
+                landmarks=row[4:14].reshape(5, 2).astype(np.float32) / factor,
+            )
+            for row in rows
+        ]
+
+
+class HaarDetector:
+    """OpenCV's frontal-face Haar cascade: no landmarks, a crude confidence."""
+
+    name = "haar"
+
+    def __init__(self) -> None:
+        path = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
+        self._cascade = cv2.CascadeClassifier(str(path))
+        if self._cascade.empty():
+            raise DetectorError(f"cannot load the Haar cascade {path}; reinstall opencv-python")
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        min_side = max(24, min(gray.shape) // 20)
+        boxes, _, weights = self._cascade.detectMultiScale3(
+            gray,
+            scaleFactor=1.1,
+            minNeighbors=5,
+            minSize=(min_side, min_side),
+            outputRejectLevels=True,
+        )
+        # levelWeights are unbounded; squash them to (0, 1) so they rank like YuNet scores.
+        return [
+            Face(box=tuple(float(v) for v in box), score=float(1 - np.exp(-max(float(wt), 0.0))))
+            for box, wt in zip(boxes, np.ravel(weights), strict=True)
+        ]
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("FACELENS_CACHE", user_cache_dir("facelens")))
+
+
+def download_verified(url: str, dest: Path, sha256: str, timeout: float = 30.0) -> Path:
+    """Download ``url`` to ``dest`` atomically, refusing content whose sha256 differs."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            data = response.read()
+    except (urllib.error.URLError, OSError) as exc:
+        raise DetectorError(
+            f"cannot download {url} ({exc}); you may be offline: fetch the file by hand "
+            f"and pass its path, or put it at {dest}"
+        ) from exc
+    got = hashlib.sha256(data).hexdigest()
+    if got != sha256:
+        raise DetectorError(f"download of {url} has sha256 {got}, expected {sha256}; not saved")
+    with tempfile.NamedTemporaryFile(dir=dest.parent, delete=False) as tmp:
+        tmp.write(data)
+    os.replace(tmp.name, dest)
+    return dest
+
+
+def find_yunet(path: Path | str | None = None, download: bool = True, url: str = YUNET_URL) -> Path:
+    """Return a verified YuNet file: ``path``, ``$FACELENS_YUNET``, the cache, or a download."""
+    explicit = path or os.environ.get("FACELENS_YUNET")
+    if explicit:
+        explicit = Path(explicit)
+        if not explicit.is_file():
+            raise DetectorError(f"YuNet file {explicit} does not exist; check the path")
+        return explicit  # a user's own file is trusted as given (it may be another YuNet)
+    cached = default_cache_dir() / YUNET_FILE
+    if cached.is_file():
+        if sha256_file(cached) == YUNET_SHA256:
+            return cached
+        log.warning("cached %s has the wrong sha256; downloading it again", cached)
+    if not download:
+        raise DetectorError(f"no YuNet file at {cached} and downloads are off")
+    return download_verified(url, cached, YUNET_SHA256)
+
+
+def create_detector(path: Path | str | None = None, download: bool = True) -> FaceDetector:
+    """YuNet when it can be had, else the Haar cascade, with a warning saying why."""
+    try:
+        return YuNetDetector(find_yunet(path, download=download))
+    except DetectorError as exc:
+        if path:  # the user asked for this file: do not silently use something else
+            raise
+        log.warning("%s; falling back to the Haar cascade (no landmarks, lower accuracy)", exc)
+        return HaarDetector()
+
+
+def dominance(face: Face, image_shape: tuple[int, ...]) -> float:
+    """How much a face looks like *the* subject of a photo: large, central and confident."""
+    ih, iw = image_shape[:2]
+    x, y, w, h = face.box
+    area = (w * h) / float(iw * ih)
+    dx = (x + w / 2 - iw / 2) / iw
+    dy = (y + h / 2 - ih / 2) / ih
+    centrality = float(np.exp(-(dx * dx + dy * dy) / (2 * 0.25**2)))
+    return float(np.sqrt(area) * centrality * face.score)
+
+
+def dominant_face(
+    faces: list[Face], image_shape: tuple[int, ...], margin: float = 1.5
+) -> int | None:
+    """Index of the face that clearly dominates the photo, or ``None`` when none does.
+
+    A face dominates when its :func:`dominance` is at least ``margin`` times the
+    runner-up's; several alike faces (a group photo) give ``None``.
+    """
+    if not faces:
+        return None
+    ranked = sorted(range(len(faces)), key=lambda i: dominance(faces[i], image_shape), reverse=True)
+    if len(ranked) == 1:
+        return ranked[0]
+    best, second = (dominance(faces[i], image_shape) for i in ranked[:2])
+    return ranked[0] if best >= margin * second else None

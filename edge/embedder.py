@@ -1,0 +1,64 @@
+"""Face crops in, L2-normalised embeddings out, through one artifact of a bundle."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from edge.backends import Backend, load_backend
+from edge.bundle import DEFAULT_FORMAT, RUNTIME_FORMATS, Bundle
+from edge.errors import BundleError
+
+
+def l2_normalize(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
+    """Scale each row of ``x`` to unit length (rows of zeros stay zero)."""
+    x = np.asarray(x, np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), eps)
+
+
+class Embedder:
+    """Runs a bundle's artifact on face crops, with the bundle's own preprocessing."""
+
+    def __init__(
+        self,
+        bundle: Bundle,
+        fmt: str = DEFAULT_FORMAT,
+        runtime: str | None = None,
+        threads: int | None = None,
+        batch_size: int = 8,
+    ) -> None:
+        if fmt not in RUNTIME_FORMATS:
+            raise BundleError(
+                f"format {fmt!r} needs TensorFlow; "
+                f"the edge runtime runs {', '.join(RUNTIME_FORMATS)}"
+            )
+        self.bundle = bundle
+        self.format = fmt
+        self.spec = bundle.input_spec
+        self.batch_size = batch_size
+        self.backend: Backend = load_backend(bundle.artifact_path(fmt), runtime, threads)
+
+    @property
+    def dim(self) -> int:
+        return self.bundle.embedding_dim
+
+    def prepare(self, crops: Sequence[np.ndarray]) -> np.ndarray:
+        """BGR uint8 crops of any size -> the model's normalised (N, H, W, C) batch."""
+        return (
+            np.stack([self.spec.normalize(c) for c in crops])
+            if len(crops)
+            else np.zeros((0, self.spec.height, self.spec.width, self.spec.channels), np.float32)
+        )
+
+    def embed_batch(self, batch: np.ndarray) -> np.ndarray:
+        """A prepared (N, H, W, C) batch -> (N, D) unit-length embeddings."""
+        out = [
+            self.backend.run(batch[i : i + self.batch_size])
+            for i in range(0, len(batch), self.batch_size)
+        ]
+        return l2_normalize(np.concatenate(out)) if out else np.zeros((0, self.dim), np.float32)
+
+    def embed(self, crops: Sequence[np.ndarray]) -> np.ndarray:
+        """BGR face crops -> (N, D) unit-length embeddings."""
+        return self.embed_batch(self.prepare(crops))
