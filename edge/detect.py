@@ -122,6 +122,13 @@ class HaarDetector:
     name = "haar"
 
     def __init__(self) -> None:
+        # OpenCV 5 removed CascadeClassifier and no longer ships the cascade files.
+        if not hasattr(cv2, "CascadeClassifier"):
+            raise DetectorError(
+                f"OpenCV {cv2.__version__} has no Haar cascades (removed in OpenCV 5), so there "
+                "is no fallback detector: get the YuNet file (online once, or pass "
+                "--detector PATH), or run with --no-detect"
+            )
         path = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
         self._cascade = cv2.CascadeClassifier(str(path))
         if self._cascade.empty():
@@ -187,14 +194,18 @@ def find_yunet(path: Path | str | None = None, download: bool = True, url: str =
 
 
 def create_detector(path: Path | str | None = None, download: bool = True) -> FaceDetector:
-    """YuNet when it can be had, else the Haar cascade, with a warning saying why."""
+    """YuNet when it can be had, else the Haar cascade (OpenCV 4 only), saying why."""
     try:
         return YuNetDetector(find_yunet(path, download=download))
     except DetectorError as exc:
         if path:  # the user asked for this file: do not silently use something else
             raise
+        try:
+            haar = HaarDetector()
+        except DetectorError as no_haar:
+            raise DetectorError(f"{exc}. {no_haar}") from exc
         log.warning("%s; falling back to the Haar cascade (no landmarks, lower accuracy)", exc)
-        return HaarDetector()
+        return haar
 
 
 def dominance(face: Face, image_shape: tuple[int, ...]) -> float:
