@@ -1,0 +1,70 @@
+"""One face per photo, cut out exactly as a bundle's manifest says (DESIGN.md 'Which face')."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+from _common import SHARED_YUNET, progress
+
+from edge.detect import FaceDetector, create_detector, dominance, dominant_face
+from edge.errors import ImageError
+from edge.preprocess import InputSpec, cut_face
+
+
+def benchmark_detector(path: Path | None = None) -> FaceDetector:
+    """YuNet from ``path``, ``$FACELENS_YUNET``, ../shared's copy, or the edge default."""
+    if path is None and "FACELENS_YUNET" not in os.environ and SHARED_YUNET.is_file():
+        path = SHARED_YUNET
+    return create_detector(path)
+
+
+def read_image(path: Path) -> np.ndarray:
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ImageError(f"cannot read image {path}: check the path and that it is a JPEG/PNG")
+    return image
+
+
+def photo_crop(
+    image: np.ndarray, spec: InputSpec, detector: FaceDetector | None
+) -> tuple[np.ndarray, str]:
+    """The crop of the photo's dominant face, and how it was chosen.
+
+    ``dominant``: one face clearly dominates; ``ambiguous``: several alike faces, the
+    most dominant is taken anyway (a pair list needs one embedding per photo);
+    ``no-face``: nothing detected, the whole photo is used (and counted, so it shows).
+    """
+    if spec.crop.kind == "whole_image" or detector is None:
+        return image, "whole-image"
+    faces = detector.detect(image)
+    if not faces:
+        return image, "no-face"
+    index = dominant_face(faces, image.shape)
+    how = "dominant"
+    if index is None:
+        index = max(range(len(faces)), key=lambda i: dominance(faces[i], image.shape))
+        how = "ambiguous"
+    return cut_face(image, spec, faces[index]), how
+
+
+def prepare_photos(
+    paths: Sequence[Path], spec: InputSpec, detector: FaceDetector | None = None
+) -> tuple[np.ndarray, Counter]:
+    """Photos -> the model's normalised (N, H, W, C) batch, one dominant face each.
+
+    Returns the batch and a count of how each face was chosen.
+    """
+    if detector is None and spec.crop.kind != "whole_image":
+        detector = benchmark_detector()
+    batch = np.empty((len(paths), spec.height, spec.width, spec.channels), np.float32)
+    how = Counter()
+    for i, path in enumerate(progress(paths, "detect + crop")):
+        crop, chosen = photo_crop(read_image(path), spec, detector)
+        batch[i] = spec.normalize(crop)
+        how[chosen] += 1
+    return batch, how
