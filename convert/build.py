@@ -1,0 +1,260 @@
+"""Build a model bundle: float model -> every requested format, verified, written atomically."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import importlib.metadata
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from convert._quiet import progress_stream
+from convert.faces import FaceSet, calibration_and_eval
+from convert.fidelity import artifact_features, cosine_stats, keras_features
+from convert.formats import Calibration, Exporter
+from convert.models import Backbone, load_backbone
+from convert.report import UNTRAINED_BANNER, format_table
+from convert.threshold import choose_threshold
+from edge.bundle import ARTIFACT_FILES, FORMAT_VERSION, MANIFEST_NAME, Bundle, sha256_path
+from edge.errors import FacelensError
+from edge.preprocess import InputSpec
+
+ALL_FORMATS = tuple(ARTIFACT_FILES)
+RUNTIME_OF = {"savedmodel": "tensorflow", "keras": "keras"}
+TOOLS = ("tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime", "ai-edge-litert", "numpy")
+
+
+class ConversionFailed(FacelensError):
+    """Some formats failed or fell under the fidelity floor; nothing was written."""
+
+    def __init__(self, message: str, table: str) -> None:
+        super().__init__(message)
+        self.table = table
+
+
+def build_bundle(
+    out: Path | str,
+    *,
+    calibration: Path | str,
+    model: str | Path = "vgg16",
+    weights: str | None = None,
+    layer: str | None = None,
+    input_spec: Path | str | InputSpec | None = None,
+    formats: Sequence[str] = ALL_FORMATS,
+    calibration_count: int = 200,
+    eval_dir: Path | str | None = None,
+    eval_count: int = 100,
+    min_cosine: float = 0.98,
+    seed: int = 0,
+    name: str | None = None,
+    detector: Path | str | None = None,
+    force: bool = False,
+    allow_failures: bool = False,
+    progress: bool = True,
+) -> Bundle:
+    """Convert a float model into a verified bundle at ``out`` and return it loaded.
+
+    ``model``/``weights``/``layer``/``input_spec``/``seed``: see
+    :func:`convert.models.load_backbone`. Faces for INT8 calibration come from
+    ``calibration`` (searched recursively), held-out faces from ``eval_dir`` or a
+    disjoint slice of ``calibration``, cut exactly as ``edge`` does (``detector``: a
+    YuNet file, default edge's search). Every artifact is run in its runtime and
+    compared with the float model; a failed format or one whose cosine min is under
+    ``min_cosine`` raises :class:`ConversionFailed` (and nothing is written) unless
+    ``allow_failures``. ``out`` is replaced only if it is a bundle and ``force``.
+    """
+    out = Path(out)
+    formats = _check_formats(formats)
+    _check_out(out, force)
+    backbone = load_backbone(model, weights, layer, input_spec, seed)
+    cal, held = calibration_and_eval(
+        calibration,
+        backbone.input_spec,
+        calibration_count,
+        eval_dir,
+        eval_count,
+        seed,
+        progress,
+        detector,
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    tmp.chmod(0o755)  # mkdtemp's 0700 would make the published bundle private
+    try:
+        manifest, reference = _convert_all(
+            backbone,
+            formats,
+            Calibration(cal.batch, str(cal.root)),
+            held,
+            tmp,
+            min_cosine,
+            progress,
+        )
+        manifest["name"] = name or _default_name(backbone)
+        manifest["calibration"] = cal.describe()
+        manifest["eval"] = held.describe()
+        manifest["threshold"] = choose_threshold(reference, held.identities)
+        table = format_table(manifest["artifacts"], manifest["failed"], min_cosine)
+        problems = [*manifest["failed"]] + [
+            f for f, e in manifest["artifacts"].items() if not e["fidelity"]["passed"]
+        ]
+        if problems and not allow_failures:
+            raise ConversionFailed(
+                f"{', '.join(problems)} failed or fell under cosine min {min_cosine}; no bundle "
+                f"written to {out}: drop them with --formats, or keep the rest with "
+                "--allow-failures",
+                table,
+            )
+        (tmp / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n")
+        _publish(tmp, out)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        hint = "free some space" if exc.errno == errno.ENOSPC else "check permissions and space"
+        raise FacelensError(f"cannot write the bundle to {out} ({exc}); {hint} and retry") from exc
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return Bundle.load(out)
+
+
+def _check_formats(formats: Sequence[str]) -> list[str]:
+    unknown = [f for f in formats if f not in ARTIFACT_FILES]
+    if unknown or not formats:
+        raise FacelensError(
+            f"unknown format(s) {', '.join(unknown) or '(none given)'}: "
+            f"choose from {', '.join(ARTIFACT_FILES)}"
+        )
+    return list(dict.fromkeys(formats))
+
+
+def _check_out(out: Path, force: bool) -> None:
+    """Refuse early (before minutes of work) to clobber anything that is not a bundle."""
+    if out.is_file():
+        raise FacelensError(f"--out {out} is a file; choose a folder path for the bundle")
+    if out.is_dir() and any(out.iterdir()):
+        if not (out / MANIFEST_NAME).is_file():
+            raise FacelensError(
+                f"--out {out} exists and is not a model bundle; refusing to overwrite it: "
+                "choose another --out"
+            )
+        if not force:
+            raise FacelensError(f"a bundle already exists at {out}; pass --force to replace it")
+
+
+def _publish(tmp: Path, out: Path) -> None:
+    """Swap the finished folder into place: readers see the old bundle or the new one."""
+    old = None
+    if out.is_dir():
+        if any(out.iterdir()):
+            old = out.with_name(f".{out.name}.old-{os.getpid()}")
+            os.replace(out, old)
+        else:
+            out.rmdir()
+    os.replace(tmp, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _default_name(backbone: Backbone) -> str:
+    stem = Path(backbone.source["backbone"]).stem
+    name = f"{stem}-{backbone.source['output_layer']}"
+    return f"{name}-untrained" if backbone.untrained else name
+
+
+def _tools() -> dict[str, str]:
+    versions = {}
+    for dist in ("facelens", *TOOLS):
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            versions[dist] = importlib.metadata.version(dist)
+    import cv2
+
+    versions["opencv"] = cv2.__version__
+    return versions
+
+
+def _convert_all(
+    backbone: Backbone,
+    formats: list[str],
+    calibration: Calibration,
+    held: FaceSet,
+    tmp: Path,
+    min_cosine: float,
+    progress: bool,
+) -> tuple[dict[str, Any], np.ndarray]:
+    """Export, reload and compare every format; returns the manifest and float features."""
+    scratch = tmp / "_scratch"
+    scratch.mkdir()
+    exporter = Exporter(backbone, calibration, scratch)
+    reference = keras_features(backbone.model, held.batch)
+    artifacts: dict[str, Any] = {}
+    failed: dict[str, str] = {}
+    bar = tqdm(
+        formats,
+        desc="converting",
+        unit="format",
+        disable=None if progress else True,
+        file=progress_stream(),
+    )
+    for fmt in bar:
+        bar.set_postfix_str(fmt)
+        dest = tmp / ARTIFACT_FILES[fmt]
+        start = time.perf_counter()
+        try:
+            quantization = exporter.export(fmt, dest)
+            seconds = time.perf_counter() - start
+            stats = cosine_stats(reference, artifact_features(fmt, dest, held.batch))
+        except OSError:
+            raise  # a full disk or a permission problem: no point trying other formats
+        except Exception as exc:  # any converter or runtime failure is this format's alone
+            failed[fmt] = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:200]}"
+            shutil.rmtree(dest, ignore_errors=True) if dest.is_dir() else dest.unlink(True)
+            continue
+        artifacts[fmt] = {
+            "file": ARTIFACT_FILES[fmt],
+            "bytes": _size(dest),
+            "sha256": sha256_path(dest),
+            "seconds": round(seconds, 2),
+            "quantization": quantization,
+            "fidelity": {
+                **stats,
+                "passed": stats["cosine_min"] >= min_cosine,
+                "floor": min_cosine,
+                "runtime": RUNTIME_OF.get(
+                    fmt, "litert" if dest.suffix == ".tflite" else "onnxruntime"
+                ),
+                "eval_count": len(held),
+            },
+        }
+    bar.close()
+    shutil.rmtree(scratch)
+    manifest: dict[str, Any] = {
+        "format_version": FORMAT_VERSION,
+        "name": None,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "tools": _tools(),
+        "source": backbone.source,
+        "input": backbone.input_spec.to_dict(),
+        "embedding": {"dim": backbone.dim, "normalize": "l2"},
+        "model_id": backbone.model_id(),
+        "artifacts": artifacts,
+        "failed": failed,
+    }
+    if backbone.untrained:
+        manifest["warning"] = UNTRAINED_BANNER
+    return manifest, reference
+
+
+def _size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())

@@ -1,0 +1,117 @@
+"""``python -m convert``: build a model bundle from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from edge.bundle import ARTIFACT_FILES
+from edge.errors import FacelensError
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m convert",
+        description=(
+            "Build a facelens model bundle: the float model exported to SavedModel, .keras, "
+            "INT8/fp16/dynamic TFLite and float/INT8 ONNX, each checked against the float model."
+        ),
+    )
+    p.add_argument("--model", default="vgg16", help="`vgg16` (default) or a .keras file")
+    p.add_argument(
+        "--weights",
+        default=None,
+        help="VGG16 only: imagenet (default; downloads), none (seeded, untrained) or a "
+        ".h5/.keras weights file",
+    )
+    p.add_argument("--layer", default=None, help="output layer (VGG16 default: block5_pool)")
+    p.add_argument("--input-spec", type=Path, default=None, help="input_spec.json of --model")
+    p.add_argument("--seed", type=int, default=0, help="seed for untrained weights and sampling")
+    p.add_argument("--out", type=Path, required=True, help="bundle folder to write")
+    p.add_argument(
+        "--formats",
+        default=",".join(ARTIFACT_FILES),
+        help=f"comma-separated, default all: {','.join(ARTIFACT_FILES)}",
+    )
+    p.add_argument(
+        "--calibration", type=Path, required=True, help="folder of face photos (recursive)"
+    )
+    p.add_argument("--calibration-count", type=int, default=200)
+    p.add_argument(
+        "--eval",
+        type=Path,
+        default=None,
+        help="held-out face photos (default: a disjoint slice of --calibration)",
+    )
+    p.add_argument("--eval-count", type=int, default=100)
+    p.add_argument(
+        "--detector",
+        type=Path,
+        default=None,
+        help="YuNet .onnx file (default: $FACELENS_YUNET, the cache, else a download)",
+    )
+    p.add_argument("--min-cosine", type=float, default=0.98, help="fidelity floor on cosine min")
+    p.add_argument("--name", default=None, help="bundle name (default from model and layer)")
+    p.add_argument("--force", action="store_true", help="replace an existing bundle at --out")
+    p.add_argument(
+        "--allow-failures",
+        action="store_true",
+        help="keep the bundle when formats fail or fall under --min-cosine (exit 0)",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        # imported here so --help answers without loading TensorFlow
+        from convert.build import ConversionFailed, build_bundle
+        from convert.report import UNTRAINED_BANNER, format_table
+
+        if args.model == "vgg16" and args.weights == "none":
+            print(UNTRAINED_BANNER, file=sys.stderr)
+        try:
+            bundle = build_bundle(
+                args.out,
+                calibration=args.calibration,
+                model=args.model,
+                weights=args.weights,
+                layer=args.layer,
+                input_spec=args.input_spec,
+                formats=[f.strip() for f in args.formats.split(",") if f.strip()],
+                calibration_count=args.calibration_count,
+                eval_dir=args.eval,
+                eval_count=args.eval_count,
+                min_cosine=args.min_cosine,
+                seed=args.seed,
+                name=args.name,
+                detector=args.detector,
+                force=args.force,
+                allow_failures=args.allow_failures,
+                progress=not args.no_progress,
+            )
+        except ConversionFailed as exc:
+            print(exc.table)
+            raise
+    except FacelensError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("error: interrupted; nothing was written", file=sys.stderr)
+        return 130
+    m = bundle.manifest
+    print(format_table(m["artifacts"], m["failed"], args.min_cosine))
+    cal, held = m["calibration"], m["eval"]
+    print(
+        f"calibration: {cal['count']} faces from {cal['source']} (skipped {cal['skipped']}); "
+        f"held-out: {held['count']} faces (skipped {held['skipped']})"
+    )
+    print(f"threshold: cosine {m['threshold']['cosine']} ({m['threshold']['how']})")
+    print(
+        f"bundle: {bundle.path}  (model_id {m['model_id'][:12]}, fingerprint {bundle.fingerprint})"
+    )
+    if "warning" in m:
+        print(m["warning"])
+    return 0

@@ -1,0 +1,191 @@
+"""One exporter per bundle format: float model + calibration crops in, one artifact out.
+
+The SavedModel is the hub: TFLite and ONNX are converted from it, and INT8 ONNX from
+the float ONNX, so each is exported once into a scratch folder when a format needs
+it even if the user did not ask for it.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from convert._quiet import native_output_silenced
+from convert.models import Backbone
+from edge.bundle import ARTIFACT_FILES
+
+ONNX_OPSET = 17
+
+
+@dataclass
+class Calibration:
+    """The face crops INT8 ranges are measured on, and how the manifest describes them."""
+
+    batch: np.ndarray
+    source: str
+
+    def settings(self) -> dict[str, Any]:
+        return {"count": len(self.batch), "source": self.source}
+
+    def samples(self) -> Iterator[np.ndarray]:
+        for i in range(len(self.batch)):
+            yield self.batch[i : i + 1]
+
+
+class Exporter:
+    """Writes the artifacts of one backbone; shared intermediates live in ``scratch``."""
+
+    def __init__(self, backbone: Backbone, calibration: Calibration, scratch: Path) -> None:
+        self.backbone = backbone
+        self.calibration = calibration
+        self.scratch = scratch
+        self._saved_model: Path | None = None
+        self._onnx: Path | None = None
+
+    def export(self, fmt: str, dest: Path) -> dict[str, Any] | None:
+        """Write ``fmt`` to ``dest``; returns its quantization settings (``None`` if float)."""
+        return _EXPORTERS[fmt](self, dest)
+
+    def saved_model(self) -> Path:
+        if self._saved_model is None:
+            path = self.scratch / ARTIFACT_FILES["savedmodel"]
+            with native_output_silenced():
+                self.backbone.model.export(str(path), format="tf_saved_model", verbose=False)
+            self._saved_model = path
+        return self._saved_model
+
+    def onnx(self) -> Path:
+        if self._onnx is None:
+            path = self.scratch / ARTIFACT_FILES["onnx"]
+            _saved_model_to_onnx(self.saved_model(), path)
+            self._onnx = path
+        return self._onnx
+
+    # --- the formats -------------------------------------------------------------------
+
+    def _savedmodel(self, dest: Path) -> None:
+        shutil.copytree(self.saved_model(), dest)
+
+    def _keras(self, dest: Path) -> None:
+        self.backbone.model.save(dest)
+
+    def _tflite(self, dest: Path, mode: str) -> dict[str, Any]:
+        import tensorflow as tf
+
+        converter = tf.lite.TFLiteConverter.from_saved_model(str(self.saved_model()))
+        settings: dict[str, Any] = {"io": "float32"}
+        if mode == "int8":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.representative_dataset = lambda: ([x] for x in self.calibration.samples())
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            settings |= {
+                "scheme": "full-integer int8 (TFLITE_BUILTINS_INT8)",
+                "weights": "int8",
+                "activations": "int8",
+                "per_channel": True,  # TFLite's default for convolution weights
+                "calibration": self.calibration.settings(),
+            }
+        elif mode == "fp16":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.target_spec.supported_types = [tf.float16]
+            settings |= {"scheme": "float16 weights", "weights": "float16"}
+        else:
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            settings |= {
+                "scheme": "dynamic-range (int8 weights, float activations)",
+                "weights": "int8",
+                "activations": "float32",
+                "per_channel": True,
+            }
+        with native_output_silenced():
+            dest.write_bytes(converter.convert())
+        return settings
+
+    def _onnx_float(self, dest: Path) -> dict[str, Any] | None:
+        shutil.copyfile(self.onnx(), dest)
+        return None
+
+    def _onnx_int8(self, dest: Path) -> dict[str, Any]:
+        from onnxruntime.quantization import (
+            CalibrationDataReader,
+            CalibrationMethod,
+            QuantFormat,
+            QuantType,
+            quantize_static,
+        )
+        from onnxruntime.quantization.shape_inference import quant_pre_process
+
+        pre = self.scratch / "model_pre.onnx"
+        with native_output_silenced():
+            # folds leftover BatchNorm into the convolutions before ranges are measured
+            quant_pre_process(str(self.onnx()), str(pre), skip_symbolic_shape=True)
+        input_name = _onnx_input_name(pre)
+
+        class Reader(CalibrationDataReader):
+            def __init__(reader) -> None:
+                reader.samples = self.calibration.samples()
+
+            def get_next(reader) -> dict[str, np.ndarray] | None:
+                x = next(reader.samples, None)
+                return None if x is None else {input_name: x}
+
+        with native_output_silenced():
+            quantize_static(
+                str(pre),
+                str(dest),
+                Reader(),
+                quant_format=QuantFormat.QDQ,
+                per_channel=True,
+                activation_type=QuantType.QInt8,
+                weight_type=QuantType.QInt8,
+                calibrate_method=CalibrationMethod.MinMax,
+            )
+        return {
+            "scheme": "static QDQ (onnxruntime.quantization), quant_pre_process first",
+            "weights": "int8",
+            "activations": "int8",
+            "per_channel": True,
+            "calibrate_method": "MinMax",
+            "io": "float32",
+            "calibration": self.calibration.settings(),
+        }
+
+
+def _saved_model_to_onnx(saved_model: Path, dest: Path) -> None:
+    import tf2onnx
+    from tf2onnx import tf_loader
+
+    with native_output_silenced():
+        graph_def, inputs, outputs = tf_loader.from_saved_model(
+            str(saved_model), None, None, tag="serve", signatures=["serving_default"]
+        )
+        model_proto, _ = tf2onnx.convert.from_graph_def(
+            graph_def, input_names=inputs, output_names=outputs, opset=ONNX_OPSET
+        )
+    # tf2onnx names the free batch dimension "unk__N"; a clear name helps users of the file
+    for value in (*model_proto.graph.input, *model_proto.graph.output):
+        value.type.tensor_type.shape.dim[0].dim_param = "batch"
+    dest.write_bytes(model_proto.SerializeToString())
+
+
+def _onnx_input_name(path: Path) -> str:
+    import onnx
+
+    return onnx.load(str(path), load_external_data=False).graph.input[0].name
+
+
+_EXPORTERS: dict[str, Callable[[Exporter, Path], dict[str, Any] | None]] = {
+    "savedmodel": Exporter._savedmodel,
+    "keras": Exporter._keras,
+    "tflite-int8": lambda e, d: e._tflite(d, "int8"),
+    "tflite-fp16": lambda e, d: e._tflite(d, "fp16"),
+    "tflite-dynamic": lambda e, d: e._tflite(d, "dynamic"),
+    "onnx": Exporter._onnx_float,
+    "onnx-int8": Exporter._onnx_int8,
+}
+assert set(_EXPORTERS) == set(ARTIFACT_FILES)

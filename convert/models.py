@@ -1,0 +1,229 @@
+"""The float Keras models a bundle is built from: VGG16 cut at a layer, or a user's model.
+
+:func:`load_backbone` is the one builder: ``convert`` exports what it returns and
+``explain`` reuses it (with ``include_top=True`` for ImageNet-class Grad-CAM).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from edge.bundle import sha256_path
+from edge.errors import FacelensError
+from edge.preprocess import CropRule, InputSpec
+
+VGG16_LAYER = "block5_pool"
+VGG16_GRADCAM_LAYER = "block5_conv3"
+# Keras' VGG16 convention (caffe): BGR, ImageNet mean subtracted, no scaling. Faces are
+# the detector box widened by 20 % and made square, so the whole head reaches the net.
+VGG16_INPUT = InputSpec(crop=CropRule(kind="detector_box", margin_frac=0.2, square=True))
+VGG16_WEIGHT_FILES = {
+    False: "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5",
+    True: "vgg16_weights_tf_dim_ordering_tf_kernels.h5",
+}
+WEIGHT_CHOICES = ("imagenet", "none")
+
+
+class ModelError(FacelensError):
+    """A model, weights file, layer or input spec cannot be used."""
+
+
+@dataclass
+class Backbone:
+    """A float Keras feature extractor and everything a manifest says about it.
+
+    ``model`` maps a normalised NHWC batch to (N, dim) features (flattened);
+    ``source`` is the manifest's ``source`` block.
+    """
+
+    model: keras.Model
+    input_spec: InputSpec
+    source: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def dim(self) -> int:
+        return int(np.prod(self.model.output.shape[1:]))
+
+    @property
+    def untrained(self) -> bool:
+        return self.source.get("weights") == "untrained"
+
+    def model_id(self) -> str:
+        """sha256 over the float weights: the identity of the embedding space."""
+        digest = hashlib.sha256()
+        for w in self.model.get_weights():
+            digest.update(repr((w.dtype.str, w.shape)).encode())
+            digest.update(np.ascontiguousarray(w).tobytes())
+        return digest.hexdigest()
+
+
+def read_input_spec(path: Path | str) -> tuple[InputSpec, dict[str, Any]]:
+    """Read an ``input_spec.json``; returns the spec and the raw dict (for extra keys)."""
+    path = Path(path)
+    try:
+        raw = json.loads(path.read_text())
+    except OSError as exc:
+        raise ModelError(f"cannot read input spec {path} ({exc.strerror}); check the path") from exc
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelError(f"input spec {path} is not valid JSON ({exc}); fix the file") from exc
+    if not isinstance(raw, dict):
+        raise ModelError(f"input spec {path} must be a JSON object; see the faceres example")
+    return InputSpec.from_dict(raw), raw
+
+
+def vgg16(weights: str = "imagenet", include_top: bool = False, seed: int = 0) -> keras.Model:
+    """Keras' VGG16 with ``weights`` = ``imagenet``, ``none`` (seeded, untrained) or a file."""
+    keras.utils.set_random_seed(seed)  # also fixes the untrained initialisation
+    if weights == "none":
+        return keras.applications.VGG16(include_top=include_top, weights=None)
+    if weights == "imagenet":
+        try:
+            return keras.applications.VGG16(include_top=include_top, weights="imagenet")
+        except Exception as exc:  # Keras raises a bare Exception on a failed download
+            cache = Path("~/.keras/models") / VGG16_WEIGHT_FILES[include_top]
+            raise ModelError(
+                f"cannot get VGG16's ImageNet weights ({str(exc).split(':')[0]}); offline? "
+                f"put the file at {cache}, pass --weights PATH (a local .h5/.keras weights "
+                "file), or --weights none for seeded untrained weights"
+            ) from exc
+    path = Path(weights)
+    if not path.is_file():
+        raise ModelError(
+            f"weights file {path} does not exist: "
+            "use --weights imagenet, none or an .h5/.keras path"
+        )
+    model = keras.applications.VGG16(include_top=include_top, weights=None)
+    try:
+        model.load_weights(path)
+    except Exception as exc:  # h5py / Keras raise many kinds for a wrong file
+        raise ModelError(
+            f"cannot load VGG16 weights from {path} ({type(exc).__name__}: {exc}); it must be "
+            f"a VGG16 {'with' if include_top else 'without'} top .h5/.keras weights file"
+        ) from exc
+    return model
+
+
+def _load_user_model(path: Path) -> keras.Model:
+    if not path.is_file():
+        raise ModelError(f"model file {path} does not exist: pass a .keras file or `vgg16`")
+    if path.suffix != ".keras":
+        raise ModelError(
+            f"model file {path} is not a .keras file: save it with model.save(x.keras)"
+        )
+    try:
+        return keras.saving.load_model(path, compile=False)
+    except Exception as exc:  # a corrupt or foreign file fails in many ways
+        raise ModelError(
+            f"cannot load Keras model {path} ({type(exc).__name__}: {exc}); "
+            "check it loads with keras.saving.load_model"
+        ) from exc
+
+
+def _cut(model: keras.Model, layer: str | None) -> keras.Model:
+    """``model`` up to ``layer`` (default: its output), flattened to (N, dim)."""
+    if layer is not None:
+        try:
+            out = model.get_layer(layer).output
+        except ValueError:
+            names = [lyr.name for lyr in model.layers]
+            raise ModelError(
+                f"model {model.name!r} has no layer {layer!r}; valid names include: "
+                f"{', '.join(names[-8:])} (of {len(names)})"
+            ) from None
+    else:
+        out = model.output
+    if len(out.shape) > 2:
+        out = keras.layers.Flatten(name="embedding_flatten")(out)
+    return keras.Model(model.input, out, name=model.name)
+
+
+def _last_conv(model: keras.Model) -> str | None:
+    convs = [lyr.name for lyr in model.layers if isinstance(lyr, keras.layers.Conv2D)]
+    return convs[-1] if convs else None
+
+
+def load_backbone(
+    model: str | Path = "vgg16",
+    weights: str | None = None,
+    layer: str | None = None,
+    input_spec: Path | str | InputSpec | None = None,
+    seed: int = 0,
+    include_top: bool = False,
+) -> Backbone:
+    """Build the float model a bundle is made of.
+
+    ``model``: ``"vgg16"`` or a ``.keras`` file. ``weights`` (VGG16 only):
+    ``"imagenet"`` (default), ``"none"`` (seeded by ``seed``, untrained) or a weights
+    file. ``layer``: cut the model there and flatten (VGG16 default ``block5_pool``; a
+    user model's default is its own output). ``input_spec``: an ``input_spec.json``
+    path or an :class:`InputSpec` (required for a user model). ``include_top``
+    (VGG16 only): the whole ImageNet classifier, uncut, for class Grad-CAM.
+    """
+    raw: dict[str, Any] = {}
+    spec: InputSpec | None
+    if isinstance(input_spec, InputSpec) or input_spec is None:
+        spec = input_spec
+    else:
+        spec, raw = read_input_spec(input_spec)
+    if str(model) == "vgg16":
+        weights = weights or "imagenet"
+        keras_model = vgg16(weights, include_top=include_top, seed=seed)
+        out = keras_model if include_top else _cut(keras_model, layer or VGG16_LAYER)
+        spec = spec or VGG16_INPUT
+        if weights in WEIGHT_CHOICES:
+            weights_id = {"imagenet": "imagenet", "none": "untrained"}[weights]
+        else:
+            weights_id = "sha256:" + sha256_path(Path(weights))
+        source = {
+            "backbone": "vgg16",
+            "weights": weights_id,
+            "output_layer": "predictions" if include_top else layer or VGG16_LAYER,
+            "seed": seed if weights == "none" else None,
+            "gradcam_layer": raw.get("gradcam_layer", VGG16_GRADCAM_LAYER),
+        }
+    else:
+        if weights is not None:
+            raise ModelError(
+                f"--weights {weights} applies to --model vgg16 only; a .keras file has its own"
+            )
+        if include_top:
+            raise ModelError("include_top applies to VGG16 only")
+        if spec is None:
+            raise ModelError(
+                f"model {model} needs --input-spec FILE (size, color, mean, scale, crop); "
+                "see ../shared/models/faceres/input_spec.json for the schema"
+            )
+        path = Path(model)
+        user = _load_user_model(path)
+        out = _cut(user, layer)
+        source = {
+            "backbone": path.name,
+            "weights": "sha256:" + sha256_path(path),
+            "output_layer": layer or user.layers[-1].name,
+            "seed": None,
+            "gradcam_layer": raw.get("gradcam_layer") or _last_conv(user),
+        }
+    _check_fits(out, spec, source["gradcam_layer"])
+    return Backbone(model=out, input_spec=spec, source=source)
+
+
+def _check_fits(model: keras.Model, spec: InputSpec, gradcam_layer: str | None) -> None:
+    shape = tuple(model.input.shape[1:])
+    if shape != (spec.height, spec.width, spec.channels):
+        raise ModelError(
+            f"model {model.name!r} takes {shape} but the input spec says "
+            f"{(spec.height, spec.width, spec.channels)}; fix the input spec's size"
+        )
+    names = {lyr.name for lyr in model.layers}
+    if gradcam_layer is not None and gradcam_layer not in names:
+        raise ModelError(
+            f"gradcam_layer {gradcam_layer!r} is not a layer of model {model.name!r} "
+            "(up to its output layer); fix gradcam_layer in the input spec"
+        )
