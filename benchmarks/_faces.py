@@ -52,19 +52,29 @@ def photo_crop(
     return cut_face(image, spec, faces[index]), how
 
 
-def prepare_photos(
+def crop_photos(
     paths: Sequence[Path], spec: InputSpec, detector: FaceDetector | None = None
 ) -> tuple[np.ndarray, Counter]:
-    """Photos -> the model's normalised (N, H, W, C) batch, one dominant face each.
+    """Photos -> (N, H, W, 3) uint8 BGR crops at the model's size, one dominant face each.
 
-    Returns the batch and a count of how each face was chosen.
+    uint8 keeps thousands of photos in memory; :meth:`InputSpec.normalize` is applied
+    per batch later. Returns the crops and a count of how each face was chosen.
     """
     if detector is None and spec.crop.kind != "whole_image":
         detector = benchmark_detector()
-    batch = np.empty((len(paths), spec.height, spec.width, spec.channels), np.float32)
+    crops = np.empty((len(paths), spec.height, spec.width, spec.channels), np.uint8)
     how = Counter()
     for i, path in enumerate(progress(paths, "detect + crop")):
         crop, chosen = photo_crop(read_image(path), spec, detector)
-        batch[i] = spec.normalize(crop)
+        # the same resize normalize() does, so normalising these later changes nothing
+        crops[i] = cv2.resize(crop, (spec.width, spec.height), interpolation=cv2.INTER_LINEAR)
         how[chosen] += 1
-    return batch, how
+    return crops, how
+
+
+def prepare_photos(
+    paths: Sequence[Path], spec: InputSpec, detector: FaceDetector | None = None
+) -> tuple[np.ndarray, Counter]:
+    """Photos -> the model's normalised (N, H, W, C) float32 batch, one dominant face each."""
+    crops, how = crop_photos(paths, spec, detector)
+    return np.stack([spec.normalize(c) for c in crops]), how
