@@ -1,0 +1,42 @@
+"""The benchmark scripts live in benchmarks/ (not a package): import and run them from there."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+
+
+def run_script(name: str, *args: object, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run ``benchmarks/<name>.py`` as a user would, capturing its output."""
+    return subprocess.run(
+        [sys.executable, str(BENCHMARKS / f"{name}.py"), *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def read_report(folder: Path, name: str) -> dict:
+    return json.loads((folder / f"{name}.json").read_text())
+
+
+@pytest.fixture
+def assert_clean_error():
+    """A bad input ends as one ``error:`` line and exit 1, never a traceback."""
+
+    def check(proc: subprocess.CompletedProcess, *words: str) -> None:
+        assert proc.returncode == 1, proc.stderr
+        assert "Traceback" not in proc.stderr
+        last = proc.stderr.strip().splitlines()[-1]
+        assert last.startswith("error: ")
+        for word in words:
+            assert word in last
+
+    return check
