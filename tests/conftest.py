@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -53,3 +56,121 @@ def _offline_yunet(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.Tem
         monkeypatch.setenv("FACELENS_YUNET", str(YUNET))
     else:
         monkeypatch.delenv("FACELENS_YUNET", raising=False)
+
+
+# --- model bundles built by convert (session scope, shared by every area) -------------
+# Built bundles are cached under tests/.bundle-cache/ (gitignored), keyed by the
+# sources of convert/, edge/ and this file plus the build parameters, so a change to
+# any of them rebuilds. Treat the bundles as read-only: copy one before tampering.
+
+BUNDLE_CACHE = Path(os.environ.get("FACELENS_BUNDLE_CACHE", REPO / "tests" / ".bundle-cache"))
+TINY_SIZE = 64
+
+
+def _source_digest() -> str:
+    digest = hashlib.sha256()
+    for path in sorted([*(REPO / "convert").rglob("*.py"), *(REPO / "edge").rglob("*.py")]):
+        digest.update(path.relative_to(REPO).as_posix().encode())
+        digest.update(path.read_bytes())
+    digest.update(Path(__file__).read_bytes())
+    return digest.hexdigest()
+
+
+def _cached_bundle(name: str, **params):
+    """Build a bundle with ``convert.build_bundle(**params)`` once per source version."""
+    from convert import build_bundle
+    from edge.bundle import Bundle
+
+    key = hashlib.sha256(
+        (_source_digest() + json.dumps(params, sort_keys=True, default=str)).encode()
+    ).hexdigest()[:16]
+    out = BUNDLE_CACHE / f"{name}-{key}"
+    BUNDLE_CACHE.mkdir(parents=True, exist_ok=True)
+    with open(BUNDLE_CACHE / f"{name}-{key}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another pytest may be building the same bundle
+        if (out / "manifest.json").is_file():
+            return Bundle.load(out)
+        return build_bundle(out, progress=False, **params)
+
+
+def _tiny_model(folder: Path) -> tuple[Path, Path]:
+    """A seeded 64x64 CNN with named layers (``conv_last`` for Grad-CAM) and its input spec."""
+    import keras
+
+    folder.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((TINY_SIZE, TINY_SIZE, 3), name="image")
+    x = keras.layers.Conv2D(8, 3, activation="relu", name="conv1")(inp)
+    x = keras.layers.MaxPooling2D(name="pool1")(x)
+    x = keras.layers.Conv2D(16, 3, activation="relu", name="conv2")(x)
+    x = keras.layers.MaxPooling2D(name="pool2")(x)
+    x = keras.layers.Conv2D(32, 3, activation="relu", name="conv_last")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="embedding")(x)
+    model_path, spec_path = folder / "tiny.keras", folder / "tiny_input_spec.json"
+    keras.Model(inp, x, name="tiny").save(model_path)
+    spec = {
+        "size": [TINY_SIZE, TINY_SIZE],
+        "color": "BGR",
+        "mean": [127.5, 127.5, 127.5],
+        "scale": 1 / 127.5,
+        "crop": {"from": "detector_box", "margin_px": 10, "square": False, "align": False},
+        "gradcam_layer": "conv_last",
+    }
+    spec_path.write_text(json.dumps(spec))  # written last: its presence marks a finished model
+    return model_path, spec_path
+
+
+@pytest.fixture(scope="session")
+def tiny_model() -> tuple[Path, Path]:
+    """(tiny.keras, its input_spec.json): the tiny CNN behind ``tiny_bundle`` (read-only)."""
+    # a stable path, so the bundle cache key does not change from session to session
+    folder = BUNDLE_CACHE / f"tiny-model-{_source_digest()[:16]}"
+    BUNDLE_CACHE.mkdir(parents=True, exist_ok=True)
+    with open(f"{folder}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (folder / "tiny_input_spec.json").is_file():
+            return folder / "tiny.keras", folder / "tiny_input_spec.json"
+        return _tiny_model(folder)
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tiny_model, lfw_dir: Path, yunet_path: Path):
+    """All seven formats of a tiny seeded CNN (32-d), calibrated on 30 LFW faces: seconds."""
+    model, spec = tiny_model
+    return _cached_bundle(
+        "tiny",
+        model=model,
+        input_spec=spec,
+        calibration=lfw_dir / "images",
+        calibration_count=30,
+        eval_count=20,
+        detector=yunet_path,
+    )
+
+
+@pytest.fixture(scope="session")
+def faceres_bundle(faceres_dir: Path, lfw_dir: Path, yunet_path: Path):
+    """The face-trained faceres model (1024-d) in all seven formats, calibrated on LFW."""
+    return _cached_bundle(
+        "faceres",
+        model=faceres_dir / "faceres.keras",
+        input_spec=faceres_dir / "input_spec.json",
+        calibration=lfw_dir / "images",
+        calibration_count=100,
+        eval_count=60,
+        detector=yunet_path,
+    )
+
+
+@pytest.fixture(scope="session")
+def vgg16_bundle(lfw_dir: Path, yunet_path: Path):
+    """Full VGG16 block5_pool (25088-d), UNTRAINED seeded weights, all seven formats (slow)."""
+    return _cached_bundle(
+        "vgg16-untrained",
+        model="vgg16",
+        weights="none",
+        calibration=lfw_dir / "images",
+        calibration_count=100,
+        eval_count=40,
+        detector=yunet_path,
+    )
