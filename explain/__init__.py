@@ -1,1 +1,10 @@
-"""facelens explain."""
+"""facelens explain: Grad-CAM, occlusion and filter visualisation, and the float-vs-INT8 check.
+
+Every method takes BGR pixel images at the model's input size (float32, 0..255) and
+returns numpy arrays; figures live in :mod:`explain.figures`.
+"""
+
+import os
+
+# TensorFlow's C++ start-up chatter hides the tools' own output.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

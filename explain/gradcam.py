@@ -1,0 +1,77 @@
+"""Grad-CAM (Selvaraju et al. 2017) on a float Keras model, at any layer with spatial maps.
+
+One compiled ``tf.function`` per layer runs the forward and backward pass of a batch.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from edge.errors import FacelensError
+from edge.preprocess import InputSpec
+from explain.base import HeatmapMethod
+from explain.targets import Target
+
+
+def spatial_layers(model: keras.Model) -> list[str]:
+    """Names of the layers whose output is a (N, h, w, c) map: Grad-CAM's candidates."""
+    return [
+        layer.name
+        for layer in model.layers
+        if not isinstance(layer, keras.layers.InputLayer) and len(layer.output.shape) == 4
+    ]
+
+
+def check_layer(model: keras.Model, layer: str) -> None:
+    """Raise a :class:`FacelensError` naming the valid layers when ``layer`` is not one."""
+    valid = spatial_layers(model)
+    if layer not in valid:
+        raise FacelensError(
+            f"layer {layer!r} is not a spatial layer of model {model.name!r}; "
+            f"choose one of: {', '.join(valid)}"
+        )
+
+
+class GradCAM(HeatmapMethod):
+    """ReLU of the gradient-weighted sum of one layer's feature maps, upsampled to the input.
+
+    Maps are scaled so each image's maximum is 1; ``last_scores`` keeps the target scores.
+    """
+
+    name = "gradcam"
+
+    def __init__(self, model: keras.Model, layer: str, spec: InputSpec) -> None:
+        check_layer(model, layer)
+        self.layer = layer
+        self.spec = spec
+        self._model = keras.Model(model.inputs, [model.get_layer(layer).output, model.output])
+        self.last_scores: np.ndarray | None = None
+
+    @tf.function(reduce_retracing=True)
+    def _cams(self, x: tf.Tensor, weights: tf.Tensor, cosine: bool) -> tuple[tf.Tensor, tf.Tensor]:
+        with tf.GradientTape() as tape:
+            maps, out = self._model(x, training=False)
+            f = tf.reshape(out, (tf.shape(out)[0], -1))
+            w = tf.broadcast_to(weights, tf.shape(f))
+            if cosine:
+                score = tf.reduce_sum(tf.math.l2_normalize(f, 1) * tf.math.l2_normalize(w, 1), 1)
+            else:
+                score = tf.reduce_sum(f * w, 1)
+        grads = tape.gradient(score, maps)
+        alpha = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
+        cam = tf.nn.relu(tf.reduce_sum(alpha * maps, axis=-1, keepdims=True))
+        cam = tf.image.resize(cam, (self.spec.height, self.spec.width), method="bilinear")[..., 0]
+        peak = tf.reduce_max(cam, axis=(1, 2), keepdims=True)
+        return tf.math.divide_no_nan(cam, peak), score
+
+    def explain(self, pixels: np.ndarray, target: Target) -> np.ndarray:
+        x = np.stack([self.spec.normalize(p) for p in pixels])
+        weights = np.asarray(target.weights, np.float32)
+        cosine = target.kind == "cosine" and not target.self_reference
+        if target.self_reference:  # project onto the reference direction (see Target)
+            weights = weights / np.maximum(np.linalg.norm(weights, axis=-1, keepdims=True), 1e-12)
+        cams, scores = self._cams(tf.constant(x), tf.constant(weights), cosine)
+        self.last_scores = scores.numpy()
+        return cams.numpy()

@@ -1,0 +1,92 @@
+"""Grad-CAM and occlusion on models whose right answer is known by construction."""
+
+import numpy as np
+import pytest
+
+from edge.errors import FacelensError
+from explain.gradcam import GradCAM, spatial_layers
+from explain.models import ExplainModel
+from explain.occlusion import Occlusion, patch_starts
+from explain.targets import class_target, self_target, similarity_target, top1_target
+
+
+def features_of(model, spec):
+    return ExplainModel(model, spec, {}, model.name).features()
+
+
+def peak(heatmap):
+    return np.unravel_index(np.argmax(heatmap), heatmap.shape)
+
+
+def centre(heatmap):
+    """The heatmap's centre of mass (y, x): where it points, even on a flat-topped blob."""
+    ys, xs = np.mgrid[0 : heatmap.shape[0], 0 : heatmap.shape[1]]
+    w = np.clip(heatmap, 0, None)
+    return np.array([np.sum(ys * w), np.sum(xs * w)]) / np.sum(w)
+
+
+def test_gradcam_lights_up_the_evidence_for_the_chosen_output(toys):
+    model = toys.colour_detector()
+    image = toys.blobs(red_at=(12, 12), blue_at=(36, 36))
+    cam = GradCAM(model, "detect", toys.SPEC)
+    red = cam.explain(image[None], class_target(0, 2))[0]
+    blue = cam.explain(image[None], class_target(1, 2))[0]
+    assert red.max() == pytest.approx(1.0)
+    assert np.linalg.norm(centre(red) - (12, 12)) <= 1
+    assert np.linalg.norm(centre(blue) - (36, 36)) <= 1
+    # Each map ignores the other colour's disc.
+    assert red[36, 36] < 0.05 and blue[12, 12] < 0.05
+
+
+def test_gradcam_top1_follows_each_images_own_class(toys):
+    model = toys.colour_detector()
+    reddish = toys.blobs(red_at=(12, 12), blue_at=(36, 36), radius=3)
+    reddish[20:30, 5:15] = (0, 0, 255)  # more red than blue: class 0 wins
+    bluish = toys.blobs(red_at=(12, 12), blue_at=(36, 36), radius=3)
+    bluish[20:30, 30:40] = (255, 0, 0)
+    batch = np.stack([reddish, bluish])
+    target = top1_target(features_of(model, toys.SPEC)(batch))
+    maps = GradCAM(model, "detect", toys.SPEC).explain(batch, target)
+    assert maps[0][25, 10] > 0.5 and maps[0][25, 35] < 0.05
+    assert maps[1][25, 35] > 0.5 and maps[1][25, 10] < 0.05
+
+
+def test_unknown_layer_is_refused_with_the_valid_ones(toys):
+    model = toys.colour_detector()
+    assert spatial_layers(model) == ["detect"]
+    with pytest.raises(FacelensError, match="choose one of: detect"):
+        GradCAM(model, "block5_conv3", toys.SPEC)
+
+
+def test_occlusion_peaks_on_the_window_the_model_reads_and_is_zero_elsewhere(toys):
+    model = toys.window_model(8, 20, 24, 40)
+    features = features_of(model, toys.SPEC)
+    rng = np.random.default_rng(0)
+    image = rng.uniform(0, 255, (toys.SIZE, toys.SIZE, 3)).astype(np.float32)
+    target = self_target(features(image[None]))
+    occ = Occlusion(features, patch=8, stride=4)
+    heatmap = occ.explain(image[None], target)[0]
+    window = np.zeros(heatmap.shape, bool)
+    window[8:20, 24:40] = True
+    # Patches that do not touch the window change nothing: exactly zero drop there.
+    far = np.ones(heatmap.shape, bool)
+    far[8 - 8 : 20 + 8, 24 - 8 : 40 + 8] = False
+    assert np.abs(heatmap[far]).max() < 1e-5
+    assert heatmap[window].mean() > 10 * max(np.abs(heatmap[~window]).mean(), 1e-9)
+    assert window[peak(heatmap)]
+
+
+def test_occlusion_batches_give_the_same_map_as_one_at_a_time(toys):
+    model = toys.window_model(0, 24, 0, 24)
+    features = features_of(model, toys.SPEC)
+    image = toys.blobs((10, 10), (30, 30))
+    target = similarity_target(features(image[None])[0] + 0.1)
+    one = Occlusion(features, patch=10, stride=6, batch_size=1).explain(image[None], target)
+    many = Occlusion(features, patch=10, stride=6, batch_size=64).explain(image[None], target)
+    np.testing.assert_allclose(one, many, atol=1e-6)
+
+
+def test_patches_cover_the_whole_image():
+    assert patch_starts(224, 25, 14)[-1] == 199
+    assert len(patch_starts(224, 25, 14)) == 16
+    assert patch_starts(48, 8, 4) == list(range(0, 41, 4))
