@@ -13,8 +13,7 @@ BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 
 
-def run_script(name: str, *args: object, timeout: float = 600) -> subprocess.CompletedProcess:
-    """Run ``benchmarks/<name>.py`` as a user would, capturing its output."""
+def _run_script(name: str, *args: object, timeout: float = 600) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, str(BENCHMARKS / f"{name}.py"), *map(str, args)],
         capture_output=True,
@@ -23,8 +22,20 @@ def run_script(name: str, *args: object, timeout: float = 600) -> subprocess.Com
     )
 
 
-def read_report(folder: Path, name: str) -> dict:
+def _read_report(folder: Path, name: str) -> dict:
     return json.loads((folder / f"{name}.json").read_text())
+
+
+@pytest.fixture
+def run_script():
+    """Run ``benchmarks/<name>.py ARGS...`` as a user would, capturing its output."""
+    return _run_script
+
+
+@pytest.fixture
+def read_report():
+    """The ``<name>.json`` a benchmark wrote into a folder."""
+    return _read_report
 
 
 @pytest.fixture
