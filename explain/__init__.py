@@ -6,5 +6,6 @@ returns numpy arrays; figures live in :mod:`explain.figures`.
 
 import os
 
-# TensorFlow's C++ start-up chatter hides the tools' own output.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# TensorFlow's C++ start-up chatter hides the tools' own output (set before it loads).
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("GLOG_minloglevel", "3")

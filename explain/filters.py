@@ -16,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
+from edge.errors import FacelensError
 from edge.preprocess import InputSpec
 from explain.gradcam import check_layer
 
@@ -72,7 +73,9 @@ def maximize_filters(
     n_filters = int(out.shape[-1])
     bad = [f for f in filters if not 0 <= f < n_filters]
     if bad:
-        raise ValueError(f"layer {layer} has filters 0..{n_filters - 1}; got {bad}")
+        raise FacelensError(
+            f"layer {layer} has filters 0..{n_filters - 1}; got {bad}: pick from those"
+        )
     sub = keras.Model(model.inputs, out)
     onehot = tf.constant(np.eye(n_filters, dtype=np.float32)[list(filters)][:, None, None, :])
 

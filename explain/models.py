@@ -90,3 +90,9 @@ def vgg16_classifier(weights: str = "none", seed: int = 0) -> ExplainModel:
     """The full VGG16 with its ImageNet top (``weights``: imagenet, none or a file)."""
     backbone = load_backbone("vgg16", weights=weights, include_top=True, seed=seed)
     return ExplainModel(backbone.model, backbone.input_spec, backbone.source, "VGG16", True)
+
+
+def load_keras_model(path: Path | str, input_spec: Path | str | None) -> ExplainModel:
+    """A user's ``.keras`` embedding model with its ``input_spec.json``."""
+    backbone = load_backbone(path, input_spec=input_spec)
+    return ExplainModel(backbone.model, backbone.input_spec, backbone.source, Path(path).stem)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edge.errors import FacelensError
 from explain.base import FeatureFn, HeatmapMethod, run_batched
 from explain.targets import Target
 
@@ -18,7 +19,9 @@ from explain.targets import Target
 def patch_starts(size: int, patch: int, stride: int) -> list[int]:
     """Patch offsets along one axis; the last patch is moved in so the edge is covered."""
     if patch > size:
-        raise ValueError(f"patch of {patch} px does not fit a {size} px image")
+        raise FacelensError(
+            f"a {patch} px patch does not fit the {size} px input: use a smaller --patch"
+        )
     starts = list(range(0, size - patch + 1, stride))
     if starts[-1] != size - patch:
         starts.append(size - patch)

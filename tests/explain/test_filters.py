@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import pytest
 
+from edge.errors import FacelensError
 from explain.filters import maximize_filters, pattern_stats
 
 
@@ -33,9 +34,9 @@ def test_jitter_and_blur_still_ascend(small_cnn, toys):
 
 
 def test_bad_filter_index_and_layer_are_refused(small_cnn, toys):
-    with pytest.raises(ValueError, match=r"filters 0\.\.5"):
+    with pytest.raises(FacelensError, match=r"filters 0\.\.5"):
         maximize_filters(small_cnn, toys.SPEC, "conv2", [6])
-    with pytest.raises(Exception, match="choose one of: conv1, conv2"):
+    with pytest.raises(FacelensError, match="choose one of: conv1, conv2"):
         maximize_filters(small_cnn, toys.SPEC, "conv9", [0])
 
 
