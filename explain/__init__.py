@@ -4,8 +4,6 @@ Every method takes BGR pixel images at the model's input size (float32, 0..255) 
 returns numpy arrays; figures live in :mod:`explain.figures`.
 """
 
-import os
-
-# TensorFlow's C++ start-up chatter hides the tools' own output (set before it loads).
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ.setdefault("GLOG_minloglevel", "3")
+# convert loads TensorFlow with its native start-up banner silenced; importing it
+# first keeps that banner off explain's output too.
+import convert  # noqa: F401

@@ -39,7 +39,9 @@ def heatmap_row(
     path: Path, crop: FaceCrop, maps: dict[str, np.ndarray], title: str, label: str
 ) -> Path:
     """The face, then one overlay per map (e.g. Grad-CAM at three layers), side by side."""
-    fig, axes = plt.subplots(1, len(maps) + 1, figsize=(3.6 * (len(maps) + 1), 3.6), layout="constrained")
+    fig, axes = plt.subplots(
+        1, len(maps) + 1, figsize=(3.6 * (len(maps) + 1), 3.6), layout="constrained"
+    )
     axes[0].imshow(_rgb(crop.pixels))
     axes[0].set_title(Path(crop.source).name, fontsize=9)
     axes[0].axis("off")
