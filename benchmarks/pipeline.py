@@ -1,0 +1,347 @@
+"""End-to-end edge recognition on generated 640x480 clips, and gallery search at scale.
+
+Part 1 runs edge's own recognition loop (video decode -> detect -> align -> embed ->
+match, as ``edge recognize`` does) on three generated clips with 0, 1 and 4 faces per
+frame (LFW photos pasted on a background, the people enrolled from *other* photos of
+them into an encrypted gallery): FPS and per-stage latency.
+
+Part 2 times edge's brute-force matcher (one matrix product) against galleries of
+random unit embeddings (default 25,088 dims, VGG16 block5_pool): search time per face
+and memory, and the gallery size where brute force stops being enough. Sizes whose
+matrix exceeds --max-gallery-gb are extrapolated linearly and marked so.
+
+    uv run python benchmarks/pipeline.py --bundle /work/bundles/faceres
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from _common import (
+    LFW,
+    SHARED,
+    add_common_args,
+    machine_info,
+    machine_line,
+    markdown_table,
+    out_dir,
+    progress,
+    rss_mb,
+    run_cli,
+    summarize_ms,
+    time_ms,
+    write_csv,
+    write_json,
+)
+from _faces import benchmark_detector, read_image
+
+from edge.bundle import DEFAULT_FORMAT, Bundle
+from edge.embedder import Embedder, l2_normalize
+from edge.enroll import enroll
+from edge.errors import FacelensError
+from edge.gallery import Gallery
+from edge.matching import Matcher
+from edge.pipeline import STAGES, Pipeline, Recognizer, load_matcher
+from edge.run import run_to_end
+from edge.sources import VideoSource
+
+FRAME_W, FRAME_H = 640, 480
+FACE_COUNTS = (0, 1, 4)
+BACKGROUND = SHARED / "data" / "nonface" / "opencv_samples" / "building.jpg"
+
+
+# -- the clips ------------------------------------------------------------------------
+
+
+def people_pairs(count: int) -> list[tuple[str, Path, Path]]:
+    """``count`` LFW people, each with a photo to enrol and another to appear in the clip."""
+    pairs_file = LFW / "pairs_devtest.csv"
+    if not pairs_file.is_file():
+        raise FacelensError(
+            f"the clips paste LFW faces, and {pairs_file} is missing: put ../shared in place "
+            "or set FACELENS_SHARED to its folder"
+        )
+    people: dict[str, tuple[Path, Path]] = {}
+    with open(pairs_file, newline="") as f:
+        for row in csv.DictReader(f):
+            name = row["img_a"].split("/")[0]
+            if row["same"] == "1" and name not in people:
+                people[name] = (LFW / "images" / row["img_a"], LFW / "images" / row["img_b"])
+    spread = list(people.items())[:: max(1, len(people) // count)][:count]
+    return [(name, a, b) for name, (a, b) in spread]
+
+
+def background() -> np.ndarray:
+    """A face-free 640x480 background: an OpenCV sample photo, or a plain gradient."""
+    if BACKGROUND.is_file():
+        return cv2.resize(read_image(BACKGROUND), (FRAME_W, FRAME_H))
+    ramp = np.linspace(40, 200, FRAME_W, dtype=np.float32)
+    return np.repeat(np.tile(ramp, (FRAME_H, 1))[..., None], 3, axis=2).astype(np.uint8)
+
+
+def write_clip(path: Path, photos: list[np.ndarray], frames: int, base: np.ndarray) -> None:
+    """An MJPG clip whose frames hold ``photos`` (0, 1 or 4), drifting a little each frame."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25, (FRAME_W, FRAME_H))
+    if not writer.isOpened():
+        raise FacelensError(f"OpenCV cannot write an MJPG video to {path}")
+    side = 250 if len(photos) <= 1 else 200
+    tiles = [cv2.resize(p, (side, side)) for p in photos]
+    # one centred photo, or a 2x2 grid
+    anchors = (
+        [((FRAME_W - side) // 2, (FRAME_H - side) // 2)]
+        if len(tiles) == 1
+        else [(40 + 340 * (i % 2), 20 + 240 * (i // 2)) for i in range(len(tiles))]
+    )
+    for t in range(frames):
+        frame = base.copy()
+        dx, dy = int(12 * np.sin(t / 5)), int(8 * np.cos(t / 7))
+        for tile, (x, y) in zip(tiles, anchors, strict=True):
+            x0 = min(max(x + dx, 0), FRAME_W - side)
+            y0 = min(max(y + dy, 0), FRAME_H - side)
+            frame[y0 : y0 + side, x0 : x0 + side] = tile
+        writer.write(frame)
+    writer.release()
+
+
+def run_clips(args: argparse.Namespace, bundle: Bundle, tmp: Path) -> list[dict[str, Any]]:
+    """Enrol four people, then recognise each clip through edge's own loop."""
+    embedder = Embedder(bundle, args.format, threads=args.threads)
+    pipeline = Pipeline(bundle, embedder, benchmark_detector(args.detector))
+    people = people_pairs(max(FACE_COUNTS))
+    with Gallery(tmp / "gallery.db") as gallery:
+        for name, enrol_photo, _ in people:
+            enroll(pipeline, gallery, name, [enrol_photo])
+        matcher = load_matcher(bundle, gallery, bundle.threshold)
+    recognizer = Recognizer(pipeline, matcher)
+    base = background()
+    rows = []
+    for count in progress(FACE_COUNTS, "clips"):
+        clip = tmp / f"faces{count}.avi"
+        shown = people[:count]
+        write_clip(clip, [read_image(p) for _, _, p in shown], args.frames, base)
+        expected = {name for name, _, _ in shown}
+        named = right = 0
+
+        def tally(result, expected=expected) -> None:
+            nonlocal named, right
+            for face in result.faces:
+                named += face.name is not None
+                right += face.name in expected
+
+        with VideoSource(clip) as source:
+            recognizer(next(iter(source)))  # warm-up frame, untimed
+            stats = run_to_end(recognizer, source, on_result=tally).summary()
+        lat = stats["latency_ms"]
+        rows.append(
+            {
+                "faces_per_frame": count,
+                "frames": stats["frames"],
+                "faces_found_per_frame": stats["faces"] / max(stats["frames"], 1),
+                "fps": stats["fps"],
+                **{f"{s}_p50": lat[s].get("p50") for s in (*STAGES, "total")},
+                "total_p90": lat["total"].get("p90"),
+                "named_right_pct": 100 * right / stats["faces"] if stats["faces"] else None,
+                "named_wrong": named - right,
+            }
+        )
+    return rows
+
+
+# -- gallery search -------------------------------------------------------------------
+
+
+def gallery_search(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Search time per face and memory of brute-force matching at each gallery size."""
+    rng = np.random.default_rng(0)
+    rows, measured = [], []
+    for n in progress(args.gallery_sizes, "gallery sizes"):
+        matrix_gb = n * args.dim * 4 / 1e9
+        row: dict[str, Any] = {"embeddings": n, "dim": args.dim, "matrix_gb": matrix_gb}
+        if matrix_gb > args.max_gallery_gb:
+            if not measured:
+                row["how"] = "skipped (over --max-gallery-gb, nothing measured to scale from)"
+            else:  # brute force is linear in n: scale the largest measured size
+                n0, ms0 = measured[-1]
+                row.update(search_ms=ms0 * n / n0, how=f"extrapolated from {n0:,}")
+            rows.append(row)
+            continue
+        before = rss_mb()
+        matrix = rng.standard_normal((n, args.dim), dtype=np.float32)
+        query = l2_normalize(matrix[:1] + 0.1 * rng.standard_normal((1, args.dim), np.float32))
+        matcher = Matcher([f"p{i}" for i in range(n)], matrix, threshold=0.5)
+        del matrix  # the matcher keeps its own normalised copy
+        matcher.match(query)
+        runs = max(3, min(50, int(2e9 / (n * args.dim))))
+        stats = summarize_ms(time_ms(lambda q=query, m=matcher: m.match(q), runs))
+        row.update(search_ms=stats["median"], search_p95_ms=stats["p95"], how="measured")
+        row["rss_growth_mb"] = rss_mb() - before
+        measured.append((n, stats["median"]))
+        rows.append(row)
+        del matcher
+    return rows
+
+
+def brute_force_limit(rows: list[dict[str, Any]], budget_ms: float, dim: int) -> int | None:
+    """The gallery size whose search alone takes ``budget_ms`` (linear fit, largest measured)."""
+    measured = [r for r in rows if r.get("how") == "measured" and r["embeddings"] >= 1000]
+    if not measured:
+        return None
+    r = measured[-1]
+    return int(budget_ms / r["search_ms"] * r["embeddings"])
+
+
+# -- report ---------------------------------------------------------------------------
+
+CLIP_COLUMNS = [
+    ("faces_per_frame", "faces/frame", 0),
+    ("faces_found_per_frame", "found/frame", 2),
+    ("fps", "FPS", 1),
+    ("decode_p50", "decode ms", 2),
+    ("detect_p50", "detect ms", 2),
+    ("align_p50", "align ms", 2),
+    ("embed_p50", "embed ms", 2),
+    ("match_p50", "match ms", 3),
+    ("total_p50", "total p50 ms", 1),
+    ("total_p90", "total p90 ms", 1),
+    ("named_right_pct", "named right %", 1),
+    ("named_wrong", "named wrong", 0),
+]
+GALLERY_COLUMNS = [
+    ("embeddings", "embeddings", 0),
+    ("dim", "dims", 0),
+    ("matrix_gb", "matrix GB", 3),
+    ("rss_growth_mb", "RSS growth MB", 0),
+    ("search_ms", "search ms/face", 3),
+    ("search_p95_ms", "p95 ms", 3),
+    ("how", "how", 0),
+]
+
+
+def plot(clips: list[dict], gallery: list[dict], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
+    bottom = np.zeros(len(clips))
+    labels = [str(c["faces_per_frame"]) for c in clips]
+    for stage in STAGES:
+        values = np.array([c[f"{stage}_p50"] or 0.0 for c in clips])
+        left.bar(labels, values, bottom=bottom, label=stage)
+        bottom += values
+    left.set_xlabel("faces per 640x480 frame")
+    left.set_ylabel("median ms per frame (stacked stages)")
+    left.legend(fontsize=8)
+    left.set_title("per-stage latency", fontsize=9)
+    for how, marker, fill in (("measured", "o", "C0"), ("extrapolated", "o", "none")):
+        pts = [g for g in gallery if g.get("how", "").startswith(how) and g.get("search_ms")]
+        if pts:
+            right.plot(
+                [g["embeddings"] for g in pts],
+                [g["search_ms"] for g in pts],
+                marker,
+                mfc=fill,
+                color="C0",
+                ms=8,
+                label=how,
+            )
+    right.set_xscale("log")
+    right.set_yscale("log")
+    right.set_xlabel("enrolled embeddings")
+    right.set_ylabel("brute-force search ms per face")
+    right.set_title(f"gallery search, {gallery[0]['dim']} dims", fontsize=9)
+    right.grid(True, which="both", alpha=0.3)
+    right.legend(fontsize=8)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--bundle", required=True, type=Path, help="model bundle folder")
+    parser.add_argument(
+        "--format", default=DEFAULT_FORMAT, help=f"artifact (default {DEFAULT_FORMAT})"
+    )
+    parser.add_argument("--threads", type=int, help="inference threads (default: the runtime's)")
+    parser.add_argument("--frames", type=int, default=60, help="frames per clip (default 60)")
+    parser.add_argument(
+        "--gallery-sizes",
+        type=lambda s: [int(v) for v in s.split(",")],
+        default=[10, 1_000, 10_000, 100_000],
+        help="enrolled embeddings to search (default 10,1000,10000,100000)",
+    )
+    parser.add_argument("--dim", type=int, default=25_088, help="embedding dims (default 25088)")
+    parser.add_argument(
+        "--max-gallery-gb",
+        type=float,
+        default=1.5,
+        help="largest float32 matrix to really build; bigger sizes are extrapolated (default 1.5)",
+    )
+    parser.add_argument("--skip-clips", action="store_true", help="only the gallery search")
+    add_common_args(parser)
+    args = parser.parse_args(argv)
+    if args.frames < 2 or args.dim < 1 or min(args.gallery_sizes) < 1:
+        parser.error("--frames must be >= 2; --dim and gallery sizes >= 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    bundle = Bundle.load(args.bundle)
+    info = machine_info()
+    print(f"# pipeline: {bundle.name}, {args.format}\n\nmachine: {machine_line(info)}\n")
+    clips: list[dict[str, Any]] = []
+    if not args.skip_clips:
+        with tempfile.TemporaryDirectory(prefix="facelens-pipeline-") as tmp:
+            clips = run_clips(args, bundle, Path(tmp))
+        print(f"## {FRAME_W}x{FRAME_H} clips, {args.frames} frames each (median ms per frame)\n")
+        print(markdown_table(clips, CLIP_COLUMNS))
+    gallery = gallery_search(args)
+    print(f"\n## brute-force gallery search ({args.dim} dims, float32, one face per query)\n")
+    print(markdown_table(gallery, GALLERY_COLUMNS))
+    embed_ms = next((c["embed_p50"] for c in clips if c["faces_per_frame"] == 1), None)
+    limits = {"10 ms": brute_force_limit(gallery, 10.0, args.dim)}
+    if embed_ms:
+        limits[f"one face's embedding ({embed_ms:.1f} ms)"] = brute_force_limit(
+            gallery, embed_ms, args.dim
+        )
+    for what, n in limits.items():
+        if n:
+            print(
+                f"- search alone takes {what} at ~{n:,} embeddings "
+                f"({n * args.dim * 4 / 1e9:.1f} GB of float32): beyond that, compress the "
+                "embeddings (PCA / int8) or use an index (FAISS)"
+            )
+    dest = out_dir(args, "pipeline")
+    write_json(
+        dest / "pipeline.json",
+        {
+            "bundle": {"path": str(bundle.path), "name": bundle.name, "format": args.format},
+            "machine": info,
+            "settings": {k: str(v) for k, v in vars(args).items()},
+            "clips": clips,
+            "gallery": gallery,
+            "brute_force_limit": limits,
+        },
+    )
+    write_csv(dest / "pipeline_clips.csv", clips, [k for k, _, _ in CLIP_COLUMNS])
+    write_csv(dest / "pipeline_gallery.csv", gallery, [k for k, _, _ in GALLERY_COLUMNS])
+    if clips:
+        plot(clips, gallery, dest / "pipeline.png", f"{bundle.name} ({args.format}), {info['cpu']}")
+    print(f"\nwrote {dest / 'pipeline.json'}, CSVs, pipeline.png")
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)
