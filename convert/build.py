@@ -19,7 +19,7 @@ import numpy as np
 from tqdm import tqdm
 
 from convert._quiet import progress_stream
-from convert.faces import FaceSet, calibration_and_eval
+from convert.faces import FaceSet, calibration_and_eval, list_images
 from convert.fidelity import artifact_features, cosine_stats, keras_features
 from convert.formats import Calibration, Exporter
 from convert.models import Backbone, load_backbone
@@ -76,6 +76,9 @@ def build_bundle(
     out = Path(out)
     formats = _check_formats(formats)
     _check_out(out, force)
+    for folder in (calibration, eval_dir):  # cheap checks before minutes of model building
+        if folder is not None:
+            list_images(folder)
     backbone = load_backbone(model, weights, layer, input_spec, seed)
     cal, held = calibration_and_eval(
         calibration,

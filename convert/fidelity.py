@@ -20,7 +20,7 @@ def _batched(run, batch: np.ndarray) -> np.ndarray:
 
 def keras_features(model, batch: np.ndarray) -> np.ndarray:
     """The float reference: a Keras model's (N, D) outputs."""
-    return _batched(lambda x: model(x, training=False), batch)
+    return _batched(model.predict_on_batch, batch)
 
 
 def artifact_features(fmt: str, path: Path, batch: np.ndarray) -> np.ndarray:
@@ -30,7 +30,7 @@ def artifact_features(fmt: str, path: Path, batch: np.ndarray) -> np.ndarray:
 
         with native_output_silenced():
             loaded = tf.saved_model.load(str(path))
-        return _batched(lambda x: loaded.serve(tf.constant(x)), batch)
+        return _batched(lambda x: loaded.serve(tf.constant(x)).numpy(), batch)
     if fmt == "keras":
         import keras
 

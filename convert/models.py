@@ -81,15 +81,19 @@ def read_input_spec(path: Path | str) -> tuple[InputSpec, dict[str, Any]]:
 def vgg16(weights: str = "imagenet", include_top: bool = False, seed: int = 0) -> keras.Model:
     """Keras' VGG16 with ``weights`` = ``imagenet``, ``none`` (seeded, untrained) or a file."""
     keras.utils.set_random_seed(seed)  # also fixes the untrained initialisation
+    shape = (VGG16_INPUT.height, VGG16_INPUT.width, 3)  # fixed, so the exports are too
     if weights == "none":
-        return keras.applications.VGG16(include_top=include_top, weights=None)
+        return keras.applications.VGG16(include_top=include_top, weights=None, input_shape=shape)
     if weights == "imagenet":
         try:
-            return keras.applications.VGG16(include_top=include_top, weights="imagenet")
+            return keras.applications.VGG16(
+                include_top=include_top, weights="imagenet", input_shape=shape
+            )
         except Exception as exc:  # Keras raises a bare Exception on a failed download
             cache = Path("~/.keras/models") / VGG16_WEIGHT_FILES[include_top]
+            reason = str(exc).rsplit("-- ", 1)[-1][:120]  # Keras' message repeats the URL
             raise ModelError(
-                f"cannot get VGG16's ImageNet weights ({str(exc).split(':')[0]}); offline? "
+                f"cannot download VGG16's ImageNet weights ({reason}); offline? "
                 f"put the file at {cache}, pass --weights PATH (a local .h5/.keras weights "
                 "file), or --weights none for seeded untrained weights"
             ) from exc
@@ -99,7 +103,7 @@ def vgg16(weights: str = "imagenet", include_top: bool = False, seed: int = 0) -
             f"weights file {path} does not exist: "
             "use --weights imagenet, none or an .h5/.keras path"
         )
-    model = keras.applications.VGG16(include_top=include_top, weights=None)
+    model = keras.applications.VGG16(include_top=include_top, weights=None, input_shape=shape)
     try:
         model.load_weights(path)
     except Exception as exc:  # h5py / Keras raise many kinds for a wrong file
