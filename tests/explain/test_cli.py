@@ -1,0 +1,94 @@
+"""``python -m explain`` end to end on real bundles, runtimes and photos."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from explain.cli import main
+
+PHOTOS = ("Aaron_Peirsol/Aaron_Peirsol_0001.jpg", "Abdullah_Gul/Abdullah_Gul_0001.jpg")
+
+
+@pytest.fixture(scope="module")
+def photos(lfw_dir):
+    return [str(lfw_dir / "images" / p) for p in PHOTOS]
+
+
+def test_compare_reports_agreement_and_gates_ci_on_the_floor(tiny_bundle, photos, tmp_path):
+    out = tmp_path / "cmp"
+    args = ["compare", *photos, "--bundle", str(tiny_bundle.path), "--out", str(out)]
+    args += ["--patch", "16", "--stride", "8", "--formats", "onnx", "tflite-int8"]
+    assert main([*args, "--min-spearman", "-1"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    summary = report["summary"]
+    assert summary["images"] == 2 and set(summary["formats"]) == {"onnx", "tflite-int8"}
+    # The float ONNX artifact is the same model in another runtime: the same map.
+    assert summary["formats"]["onnx"]["spearman"]["worst"] > 0.99
+    assert summary["formats"]["onnx"]["top10_iou"]["worst"] > 0.9
+    assert summary["formats"]["onnx"]["embedding_cosine"]["worst"] > 0.9999
+    int8 = summary["formats"]["tflite-int8"]
+    assert -1 <= int8["spearman"]["worst"] <= int8["spearman"]["mean"] <= 1
+    first = report["results"][0]
+    assert set(first["faithfulness"]) == {"float", "float_gradcam", "onnx", "tflite-int8"}
+    assert (out / "report.md").read_text().count("| tflite-int8 |") >= 4
+    assert all((out / r["figure"].split("/")[-1]).is_file() for r in report["results"])
+    # A floor above any possible Spearman must fail the run: that is the CI switch.
+    assert main([*args, "--min-spearman", "1.01"]) == 1
+
+
+def test_gradcam_occlusion_regions_filters_write_figures_and_numbers(tiny_bundle, photos, tmp_path):
+    common = ["--bundle", str(tiny_bundle.path), "--out", str(tmp_path)]
+    assert main(["gradcam", photos[0], *common]) == 0
+    cam = json.loads((tmp_path / "gradcam.json").read_text())["results"][0]
+    assert set(cam["layers"]) == {"conv_last"}
+    assert set(cam["layers"]["conv_last"]["regions"]) >= {"eyes", "mouth", "below_chin"}
+    occ = [*common, "--patch", "16", "--stride", "8"]
+    assert main(["occlusion", photos[0], *occ, "--format", "tflite-int8"]) == 0
+    assert json.loads((tmp_path / "occlusion.json").read_text())["format"] == "tflite-int8"
+    assert main(["regions", photos[1], *occ]) == 0
+    assert main(["filters", *common, "--filters", "3", "--steps", "5"]) == 0
+    filters = json.loads((tmp_path / "filters.json").read_text())["layers"]
+    assert len(filters) == 3
+    for layer in filters.values():
+        assert all(
+            b > a for a, b in zip(layer["start_activation"], layer["final_activation"], strict=True)
+        )
+    pngs = {p.name.split("_")[0] for p in tmp_path.glob("*.png")}
+    assert pngs >= {"gradcam", "occlusion", "regions", "filters.png"}
+
+
+def test_user_errors_are_one_line_and_name_the_fix(
+    tiny_bundle, photos, nonface_dir, tmp_path, capsys
+):
+    bundle = ["--bundle", str(tiny_bundle.path), "--out", str(tmp_path)]
+    assert main(["gradcam", photos[0], *bundle, "--layers", "block5_conv3"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: layer 'block5_conv3'") and "conv_last" in err
+    assert main(["gradcam", str(nonface_dir / "skimage" / "coffee.png"), *bundle]) == 2
+    assert "error: no face found in" in capsys.readouterr().err
+    assert main(["gradcam", str(tmp_path / "missing.jpg"), *bundle]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    # A bundle without the float Keras model cannot be explained.
+    no_float = tmp_path / "no-float"
+    shutil.copytree(tiny_bundle.path, no_float)
+    manifest = json.loads((no_float / "manifest.json").read_text())
+    del manifest["artifacts"]["keras"]
+    (no_float / "manifest.json").write_text(json.dumps(manifest))
+    (no_float / "model_float.keras").unlink()
+    assert main(["compare", photos[0], "--bundle", str(no_float)]) == 2
+    err = capsys.readouterr().err
+    assert "no float Keras model" in err and err.count("\n") == 1
+
+
+def test_the_command_line_exits_nonzero_without_a_traceback(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "explain", "compare", "x.jpg", "--bundle", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: no model bundle at")
