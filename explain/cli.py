@@ -31,7 +31,14 @@ from explain.gradcam import GradCAM, spatial_layers
 from explain.models import ExplainModel, from_bundle, load_keras_model, vgg16_classifier
 from explain.occlusion import Occlusion
 from explain.regions import region_masks, region_scores
-from explain.targets import Target, class_target, self_target, similarity_target, top1_target
+from explain.targets import (
+    Target,
+    class_target,
+    person_target,
+    self_target,
+    similarity_target,
+    top1_target,
+)
 
 log = logging.getLogger("explain")
 VGG16_FILTER_LAYERS = ("block1_conv2", "block3_conv3", "block5_conv3")
@@ -85,9 +92,14 @@ def each_face(loader: FaceLoader, paths: list[Path], skipped: list) -> Iterator[
 
 
 def make_target(
-    name: str | None, model: ExplainModel, fn: FeatureFn, crop: FaceCrop, loader: FaceLoader
+    name: str | None,
+    model: ExplainModel,
+    fn: FeatureFn,
+    crop: FaceCrop,
+    loader: FaceLoader,
+    gallery: Path | None = None,
 ) -> Target:
-    """``self`` (embeddings), ``top1`` / ``class:N`` (classifiers), or a reference image."""
+    """``self`` or ``person:NAME`` or a reference photo (embeddings); ``top1`` / ``class:N``."""
     name = name or ("top1" if model.classifier else "self")
     outputs = fn(crop.pixels[None])
     if name in ("top1",) or name.startswith("class:"):
@@ -107,6 +119,10 @@ def make_target(
         return class_target(index, outputs.shape[1])
     if name == "self":
         return self_target(outputs)
+    if name.startswith("person:"):
+        if model.bundle is None or gallery is None:
+            raise FacelensError(f"--target {name} needs --bundle DIR and --gallery FILE")
+        return person_target(gallery, model.bundle, name.split(":", 1)[1])
     reference = loader.load(name)
     return similarity_target(fn(reference.pixels[None])[0], Path(name).name)
 
@@ -150,7 +166,7 @@ def cmd_gradcam(args: argparse.Namespace) -> int:
     cams = {layer: GradCAM(model.model, layer, model.spec) for layer in layers}
     loader, fn, skipped, results = loader_for(model, args), model.features(), [], []
     for i, crop in enumerate(each_face(loader, image_paths(args.images, args.limit), skipped)):
-        target = make_target(args.target, model, fn, crop, loader)
+        target = make_target(args.target, model, fn, crop, loader, args.gallery)
         maps, rows = {}, {}
         for layer, cam in cams.items():
             maps[f"Grad-CAM {layer}"] = heatmap = cam.explain(crop.pixels[None], target)[0]
@@ -177,7 +193,7 @@ def cmd_occlusion(args: argparse.Namespace) -> int:
     occ = Occlusion(fn, args.patch, args.stride, args.fill, args.batch_size, progress="occlusion")
     loader, skipped, results = loader_for(model, args), [], []
     for i, crop in enumerate(each_face(loader, image_paths(args.images, args.limit), skipped)):
-        target = make_target(args.target, model, fn, crop, loader)
+        target = make_target(args.target, model, fn, crop, loader, args.gallery)
         heatmap = occ.explain(crop.pixels[None], target)[0]
         label = "drop in " + ("probability" if target.kind == "dot" else "cosine")
         title = model.title(
@@ -210,7 +226,7 @@ def cmd_regions(args: argparse.Namespace) -> int:
     fn = feature_fn(model, args.format, args.threads)
     loader, skipped, results = loader_for(model, args), [], []
     for i, crop in enumerate(each_face(loader, image_paths(args.images, args.limit), skipped)):
-        target = make_target(args.target, model, fn, crop, loader)
+        target = make_target(args.target, model, fn, crop, loader, args.gallery)
         if args.method == "gradcam":
             layer = (args.layers or list(model.gradcam_layers))[-1]
             heatmap, label = (
@@ -262,7 +278,7 @@ def cmd_filters(args: argparse.Namespace) -> int:
             seed=args.seed,
             progress=f"filters {layer}",
         )
-        stats = pattern_stats(result.patterns)
+        stats = pattern_stats(result.inputs)
         shown[layer] = (result.patterns, result.filters, stats)
         numbers[layer] = {
             "stats": stats,
@@ -403,10 +419,11 @@ def _image_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, help="use only the first N images")
     p.add_argument("--no-detect", action="store_true", help="the whole photo (the notebook's mode)")
     p.add_argument("--detector", type=Path, help="a YuNet .onnx file")
+    p.add_argument("--gallery", type=Path, help="an edge gallery, for --target person:NAME")
     p.add_argument(
         "--target",
-        help="self (default for embeddings), top1 (default for "
-        "classifiers), class:N, or a reference photo",
+        help="self (default for embeddings), person:NAME (with --gallery), a reference "
+        "photo, or for classifiers top1 (default) or class:N",
     )
 
 

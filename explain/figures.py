@@ -97,25 +97,23 @@ def regions_figure(
 
 
 def filters_figure(path: Path, layers: dict[str, tuple[np.ndarray, list[int], dict]], title: str):
-    """Rows = layers, columns = filters; each row titled with its statistics."""
-    rows = len(layers)
+    """Rows = layers, columns = filters; each row titled with its layer's statistics."""
     cols = max(len(f) for _, f, _ in layers.values())
-    fig, axes = plt.subplots(rows, cols, figsize=(1.7 * cols, 2.0 * rows), squeeze=False)
-    for r, (layer, (patterns, filters, stats)) in enumerate(layers.items()):
-        for c in range(cols):
-            ax = axes[r, c]
+    fig = plt.figure(figsize=(1.6 * cols, 2.1 * len(layers)), layout="constrained")
+    for sub, (layer, (patterns, filters, stats)) in zip(
+        np.atleast_1d(fig.subfigures(len(layers), 1)), layers.items(), strict=True
+    ):
+        sub.suptitle(
+            f"{layer}: entropy {stats['entropy']:.2f} bits, mean |r| "
+            f"{stats['mean_abs_correlation']:.2f}, "
+            f"spatial variance {stats['spatial_variance']:.3g} px²",
+            fontsize=9,
+        )
+        for c, ax in enumerate(np.atleast_1d(sub.subplots(1, cols))):
             ax.axis("off")
             if c < len(filters):
                 ax.imshow(_rgb(patterns[c].astype(np.float32)))
-                ax.set_title(f"{layer}:{filters[c]}", fontsize=7)
-        axes[r, 0].text(
-            0,
-            -0.35,
-            f"entropy {stats['entropy']:.2f} bits, mean |r| "
-            f"{stats['mean_abs_correlation']:.2f}, spatial var {stats['spatial_variance']:.4f}",
-            transform=axes[r, 0].transAxes,
-            fontsize=7,
-        )
+                ax.set_title(f"filter {filters[c]}", fontsize=7)
     return _save(fig, path, title)
 
 

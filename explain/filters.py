@@ -27,9 +27,14 @@ class FilterPatterns:
 
     layer: str
     filters: list[int]
-    patterns: np.ndarray  # (F, H, W, 3) uint8 BGR, contrast-stretched for display
+    inputs: np.ndarray  # (F, H, W, 3) float32: the optimised inputs, in pixel units
     start_activation: np.ndarray  # (F,) mean activation of each filter on its start image
     final_activation: np.ndarray  # (F,) ... on its optimised pattern
+
+    @property
+    def patterns(self) -> np.ndarray:
+        """(F, H, W, 3) uint8 BGR, contrast-stretched for display."""
+        return to_display(self.inputs)
 
 
 def _blur(x: tf.Tensor, sigma: float) -> tf.Tensor:
@@ -66,7 +71,8 @@ def maximize_filters(
 ) -> FilterPatterns:
     """Optimise one input per filter so that filter's mean activation grows.
 
-    ``step`` and the start noise (20) are in pixel units, converted with ``spec.scale``.
+    ``step`` and the start noise (std 2) are in pixel units, converted with ``spec.scale``;
+    faint noise leaves what the optimisation drew, not the start, on the pattern.
     """
     check_layer(model, layer)
     out = model.get_layer(layer).output
@@ -91,7 +97,7 @@ def maximize_filters(
     rng = np.random.default_rng(seed)
     shape = (len(filters), *model.input.shape[1:])
     pixel = float(np.mean(spec.scale))  # one pixel unit in the model's input space
-    x = tf.Variable(rng.normal(0.0, 20.0 * pixel, shape).astype(np.float32))
+    x = tf.Variable(rng.normal(0.0, 2.0 * pixel, shape).astype(np.float32))
     start, _ = activation_and_grad(x)
     bar = tqdm(range(steps), desc=progress, leave=False, disable=True if progress is None else None)
     for i in bar:
@@ -106,24 +112,28 @@ def maximize_filters(
     return FilterPatterns(
         layer,
         [int(f) for f in filters],
-        to_display(x.numpy()),
+        x.numpy() / np.asarray(spec.scale, np.float32),
         start.numpy(),
         final.numpy(),
     )
 
 
-def pattern_stats(patterns: np.ndarray) -> dict[str, float]:
-    """The notebook's per-layer statistics of a layer's filter patterns (F, H, W, 3) uint8.
+def pattern_stats(inputs: np.ndarray) -> dict[str, float]:
+    """The notebook's per-layer statistics over a layer's optimised inputs (F, H, W, 3).
 
-    ``entropy``: mean Shannon entropy (bits) of each pattern's grey-level histogram
-    (texture richness). ``mean_abs_correlation``: mean |Pearson r| between the
-    patterns of different filters (how redundant they are). ``spatial_variance``:
-    mean variance over positions of each pattern's grey levels scaled to 0..1.
+    ``entropy``: mean Shannon entropy (bits, 64 bins over each pattern's own range) of
+    the grey levels: how rich the texture is. ``mean_abs_correlation``: mean |Pearson
+    r| between different filters' patterns: how redundant the filters are.
+    ``spatial_variance``: mean variance of each pattern's grey level over positions,
+    in pixel units squared: how strongly the filter wants the image to vary.
     """
-    grey = patterns.astype(np.float64).mean(axis=-1).reshape(len(patterns), -1)
+    grey = np.asarray(inputs, np.float64).mean(axis=-1).reshape(len(inputs), -1)
     entropies = []
     for g in grey:
-        counts = np.bincount(g.astype(np.uint8), minlength=256)
+        if np.ptp(g) == 0:
+            entropies.append(0.0)
+            continue
+        counts, _ = np.histogram(g, bins=64)
         p = counts[counts > 0] / counts.sum()
         entropies.append(float(-np.sum(p * np.log2(p))))
     with np.errstate(invalid="ignore", divide="ignore"):  # a flat pattern has no r
@@ -132,5 +142,5 @@ def pattern_stats(patterns: np.ndarray) -> dict[str, float]:
     return {
         "entropy": float(np.mean(entropies)),
         "mean_abs_correlation": float(np.mean(np.abs(np.nan_to_num(off)))) if off.size else 0.0,
-        "spatial_variance": float(np.mean(np.var(grey / 255.0, axis=1))),
+        "spatial_variance": float(np.mean(np.var(grey, axis=1))),
     }

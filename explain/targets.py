@@ -9,8 +9,13 @@ image, an enrolled person, or the image itself).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+
+from edge.bundle import Bundle
+from edge.errors import GalleryError
+from edge.gallery import Gallery
 
 
 @dataclass(frozen=True)
@@ -73,3 +78,18 @@ def self_target(features: np.ndarray) -> Target:
     return Target(
         "cosine", np.asarray(features, np.float32), "cosine to itself", self_reference=True
     )
+
+
+def person_target(gallery: Path | str, bundle: Bundle, person: str) -> Target:
+    """Cosine to an enrolled person: the mean of their embeddings in an ``edge`` gallery."""
+    enrolled = Gallery(gallery).load(bundle.fingerprint, bundle.name)
+    rows = [i for i, name in enumerate(enrolled.names) if name == person]
+    if not rows:
+        people = sorted(set(enrolled.names)) or ["nobody yet"]
+        raise GalleryError(
+            f"{person!r} is not enrolled in {gallery} (enrolled: {', '.join(people)}); "
+            "enrol them with `edge enroll` or pick another person"
+        )
+    vectors = enrolled.matrix[rows]
+    vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    return similarity_target(vectors.mean(axis=0), f"enrolled {person}")

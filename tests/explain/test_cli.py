@@ -92,3 +92,22 @@ def test_the_command_line_exits_nonzero_without_a_traceback(tmp_path):
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith("error: no model bundle at")
+
+
+def test_gradcam_explains_the_match_with_an_enrolled_person(tiny_bundle, photos, tmp_path, capsys):
+    from edge.embedder import Embedder
+    from edge.gallery import Gallery
+    from explain.faces import FaceLoader, read_image
+
+    crop = FaceLoader(tiny_bundle.input_spec).load(photos[1])
+    embedding = Embedder(tiny_bundle).embed([crop.pixels.astype("uint8")])
+    gallery = tmp_path / "people.db"
+    with Gallery(gallery) as g:
+        g.add("abdullah", embedding, tiny_bundle.fingerprint, tiny_bundle.name)
+    assert read_image(photos[0]) is not None
+    args = ["gradcam", photos[0], "--bundle", str(tiny_bundle.path), "--out", str(tmp_path)]
+    assert main([*args, "--gallery", str(gallery), "--target", "person:abdullah"]) == 0
+    result = json.loads((tmp_path / "gradcam.json").read_text())["results"][0]
+    assert result["target"] == "cosine to enrolled abdullah"
+    assert main([*args, "--gallery", str(gallery), "--target", "person:nobody"]) == 2
+    assert "'nobody' is not enrolled" in capsys.readouterr().err
