@@ -24,11 +24,18 @@ from tqdm import tqdm
 
 from edge.errors import FacelensError
 
-REPO = Path(__file__).resolve().parents[1]
+HERE = Path(__file__).resolve().parent
+# Scripts here are run as ``python benchmarks/NAME.py``, which puts this folder first on
+# sys.path; benchmarks/explain.py would then shadow the explain package. Look here last.
+if str(HERE) in sys.path:
+    sys.path.remove(str(HERE))
+    sys.path.append(str(HERE))
+
+REPO = HERE.parent
 SHARED = Path(os.environ.get("FACELENS_SHARED", REPO.parent / "shared"))
 LFW = SHARED / "data" / "lfw"
 SHARED_YUNET = SHARED / "models" / "yunet" / "face_detection_yunet_2023mar.onnx"
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = HERE / "results"
 
 NOISE_NOTE = (
     "this machine may be shared with other work: medians and ratios come from one run, "

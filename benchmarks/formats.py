@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 from _common import (
+    HERE,
     LFW,
     add_common_args,
     machine_info,
@@ -40,7 +41,6 @@ from _runners import REFERENCE_FORMATS, runtimes_for
 from edge.bundle import Bundle
 from edge.errors import FacelensError
 
-HERE = Path(__file__).resolve().parent
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
 COLUMNS = [

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
-sys.path.insert(0, str(BENCHMARKS))
+# appended, not prepended: benchmarks/explain.py must not shadow the explain package
+sys.path.append(str(BENCHMARKS))
 
 
 def _run_script(name: str, *args: object, timeout: float = 600) -> subprocess.CompletedProcess:

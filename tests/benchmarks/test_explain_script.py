@@ -1,0 +1,68 @@
+"""explain.py end to end on the tiny bundle: explain's methods vs the notebook's, one process."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+
+def test_every_method_is_timed_against_the_notebook(tiny_bundle, tmp_path, run_script, read_report):
+    proc = run_script(
+        "explain",
+        "--bundle",
+        tiny_bundle.path,
+        "--runs",
+        "2",
+        "--patch",
+        "16",
+        "--stride",
+        "16",
+        "--baseline-patches",
+        "5",
+        "--filters",
+        "2",
+        "--steps",
+        "3",
+        "--baseline-filters",
+        "1",
+        "--threads",
+        "1",
+        "--out",
+        tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    rows = read_report(tmp_path, "explain")["rows"]
+    tasks = {}
+    for row in rows:
+        assert row["seconds"] > 0, row
+        tasks.setdefault(row["task"].split(" (")[0], []).append(row)
+    assert set(tasks) == {"Grad-CAM", "occlusion map", "filters"}
+    for task_rows in tasks.values():
+        baseline, *ours = task_rows
+        assert baseline["method"].startswith("notebook") and baseline["speedup"] == 1.0
+        assert ours and all(r["method"].startswith("explain") for r in ours)
+        for r in ours:
+            assert r["speedup"] == baseline["seconds"] / r["seconds"]
+    occlusion = {r["method"] for r in tasks["occlusion map"]}
+    assert {m.split(": ")[1].split(" (")[0] for m in occlusion} >= {
+        "float TF",
+        "tflite-int8",
+        "onnx-int8",
+    }
+    # 64 px / 16 px stride = 16 patches; 5 were run one predict at a time and scaled
+    assert tasks["occlusion map"][0]["note"] == "16 patches, 5 run and scaled"
+    assert tasks["filters"][0]["note"] == "1 of 2 per layer run and scaled"
+    assert "| speed-up vs notebook |" in proc.stdout and "machine: " in proc.stdout
+    assert (tmp_path / "explain.png").stat().st_size > 10_000
+
+
+def test_a_bundle_without_the_float_model_is_a_clean_error(
+    tiny_bundle, tmp_path, run_script, assert_clean_error
+):
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle.path, bundle)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    del manifest["artifacts"]["keras"]
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    proc = run_script("explain", "--bundle", bundle, "--out", tmp_path)
+    assert_clean_error(proc, "model_float.keras")
