@@ -159,15 +159,11 @@ def cmd_recognize(args: argparse.Namespace) -> int:
     with _gallery(args) as gallery:
         threshold = resolve_threshold(bundle, gallery, args.threshold)
         matcher = load_matcher(bundle, gallery, threshold.value)
-    log.info(
-        "bundle %s (%s via %s), detector %s, threshold %.3f (%s), %d people",
-        bundle.path,
-        pipeline.embedder.format,
-        pipeline.embedder.backend.runtime,
-        pipeline.detector_name,
-        threshold.value,
-        threshold.origin,
-        len(matcher),
+    print(
+        f"bundle {bundle.path} ({pipeline.embedder.format} via "
+        f"{pipeline.embedder.backend.runtime}), detector {pipeline.detector_name}, "
+        f"threshold {threshold.value:.3f} ({threshold.origin}), {len(matcher)} people",
+        file=sys.stderr,
     )
     if not len(matcher):
         log.warning("no one is enrolled in the gallery: every face is unknown (`edge enroll`)")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -211,3 +213,64 @@ def test_recognize_a_video_names_the_enrolled_person(faceres_bundle, photos, tmp
     assert len(set(named)) >= 18, faces
     assert {f["name"] for f in faces} <= {"Serena", None}
     assert cv2.VideoCapture(str(out)).get(cv2.CAP_PROP_FRAME_COUNT) == 24
+
+
+def test_calibrate_stores_a_threshold_that_recognize_uses(
+    enrolled_home: Path, tiny_bundle, lfw_dir: Path, tmp_path: Path, photos
+):
+    home = enrolled_home
+    lines = (lfw_dir / "pairs_devtrain.csv").read_text().splitlines()
+    same = [x for x in lines[1:] if x.endswith(",1")][:30]
+    other = [x for x in lines[1:] if x.endswith(",0")][:30]
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text("\n".join([lines[0], *same, *other]) + "\n")
+    args = ("--pairs", pairs, "--images", lfw_dir / "images", "--far", "0.05")
+    run = edge("calibrate", *args, "--bundle", tiny_bundle.path, home=home)
+    assert run.returncode == 0, run.stderr
+    t = float(re.search(r"threshold (\S+) \(FAR <= 0.05 on 30 impostor pairs", run.stdout)[1])
+    assert "stored in" in run.stdout and tiny_bundle.fingerprint in run.stdout
+
+    photo = photos["Tony_Blair"][0]
+    base = ("recognize", photo, "--bundle", tiny_bundle.path, "--json")
+    calibrated = edge(*base, home=home)
+    assert f"threshold {t:.3f} (calibrated" in calibrated.stderr
+    overridden = edge(*base, "--threshold", "1.5", home=home)
+    assert "threshold 1.500 (--threshold)" in overridden.stderr
+    faces = [json.loads(x) for x in overridden.stdout.splitlines()[:-1]]
+    assert faces and all(f["name"] is None for f in faces)  # nothing reaches cosine 1.5
+
+
+def test_no_detect_uses_the_whole_image(enrolled_home: Path, tiny_bundle, photos):
+    run = edge(
+        "recognize", photos["Colin_Powell"][0], "--no-detect", "--json",
+        "--bundle", tiny_bundle.path, home=enrolled_home,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    (face,) = [json.loads(x) for x in run.stdout.splitlines()[:-1]]
+    assert face["box"] == [0.0, 0.0, 250.0, 250.0]
+
+
+def test_ctrl_c_stops_cleanly_with_a_summary(enrolled_home: Path, tiny_bundle, photos, tmp_path):
+    clip = face_clip(tmp_path / "long.avi", photos["Tony_Blair"], frames=400)
+    env = {**os.environ, "FACELENS_HOME": str(enrolled_home)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "edge.cli", "recognize", str(clip), "--json",
+         "--bundle", str(tiny_bundle.path)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    first = proc.stdout.readline()
+    assert json.loads(first)["frame"] == 0
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "Traceback" not in err
+    summary = json.loads(out.splitlines()[-1])["summary"]
+    assert 0 < summary["frames"] < 400
+
+
+def test_show_without_a_gui_is_a_clear_error(enrolled_home: Path, tiny_bundle, photos):
+    run = edge(
+        "recognize", photos["Tony_Blair"][0], "--show", "--bundle", tiny_bundle.path,
+        home=enrolled_home, env={"DISPLAY": ""},
+    )  # fmt: skip
+    assert_clean_error(run, "--show needs a display")
