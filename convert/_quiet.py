@@ -20,6 +20,7 @@ os.environ.setdefault("GLOG_minloglevel", "3")  # TF 2.21's absl logging honours
 warnings.filterwarnings("ignore", module=r"tensorflow\..*")
 warnings.filterwarnings("ignore", module=r"tf2onnx\..*")
 warnings.filterwarnings("ignore", message=r".*Statistics for quantized inputs.*")
+warnings.filterwarnings("ignore", message=r"__array__ implementation doesn't accept a copy")
 for _name in ("tensorflow", "absl", "tf2onnx", "onnxruntime", "root"):
     logging.getLogger(_name).setLevel(logging.ERROR)
 
@@ -41,6 +42,8 @@ def progress_stream() -> TextIO:
 def native_output_silenced() -> Iterator[None]:
     """Send what native code prints to fds 1/2 into a file; show its tail only on failure.
 
+    Deprecation warnings raised inside are dropped too.
+
     The TFLite converter and tf2onnx print from C++ and through ``print``; Python-level
     log filters cannot reach that.
     """
@@ -48,7 +51,9 @@ def native_output_silenced() -> Iterator[None]:
     sys.stdout.flush()
     sys.stderr.flush()
     saved = [os.dup(1), os.dup(2)]
-    with tempfile.TemporaryFile(mode="w+b") as sink:
+    with tempfile.TemporaryFile(mode="w+b") as sink, warnings.catch_warnings():
+        # Keras/TF deprecation chatter about their own internals (pytest re-enables it)
+        warnings.simplefilter("ignore", DeprecationWarning)
         os.dup2(sink.fileno(), 1)
         os.dup2(sink.fileno(), 2)
         try:

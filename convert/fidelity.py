@@ -34,7 +34,9 @@ def artifact_features(fmt: str, path: Path, batch: np.ndarray) -> np.ndarray:
     if fmt == "keras":
         import keras
 
-        return keras_features(keras.saving.load_model(path, compile=False), batch)
+        with native_output_silenced():
+            model = keras.saving.load_model(path, compile=False)
+            return keras_features(model, batch)
     with native_output_silenced():  # LiteRT announces its XNNPACK delegate on stderr
         backend = load_backend(path, threads=2)
     return _batched(backend.run, batch)

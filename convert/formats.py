@@ -72,7 +72,8 @@ class Exporter:
         shutil.copytree(self.saved_model(), dest)
 
     def _keras(self, dest: Path) -> None:
-        self.backbone.model.save(dest)
+        with native_output_silenced():
+            self.backbone.model.save(dest)
 
     def _tflite(self, dest: Path, mode: str) -> dict[str, Any]:
         import tensorflow as tf

@@ -20,7 +20,6 @@ from edge.errors import FacelensError
 from edge.preprocess import CropRule, InputSpec
 
 VGG16_LAYER = "block5_pool"
-VGG16_GRADCAM_LAYER = "block5_conv3"
 # Keras' VGG16 convention (caffe): BGR, ImageNet mean subtracted, no scaling. Faces are
 # the detector box widened by 20 % and made square, so the whole head reaches the net.
 VGG16_INPUT = InputSpec(crop=CropRule(kind="detector_box", margin_frac=0.2, square=True))
@@ -190,7 +189,7 @@ def load_backbone(
             "weights": weights_id,
             "output_layer": "predictions" if include_top else layer or VGG16_LAYER,
             "seed": seed if weights == "none" else None,
-            "gradcam_layer": raw.get("gradcam_layer", VGG16_GRADCAM_LAYER),
+            "gradcam_layer": raw.get("gradcam_layer") or _last_conv(out),  # block5_conv3
         }
     else:
         if weights is not None:
@@ -212,7 +211,7 @@ def load_backbone(
             "weights": "sha256:" + sha256_path(path),
             "output_layer": layer or user.layers[-1].name,
             "seed": None,
-            "gradcam_layer": raw.get("gradcam_layer") or _last_conv(user),
+            "gradcam_layer": raw.get("gradcam_layer") or _last_conv(out),
         }
     _check_fits(out, spec, source["gradcam_layer"])
     return Backbone(model=out, input_spec=spec, source=source)
