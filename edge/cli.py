@@ -30,8 +30,8 @@ def _default_threads() -> int:
 
 
 def _add_bundle(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--bundle", type=Path, help="model bundle folder (default: %(default)s)")
-    p.add_argument("--gallery", type=Path, help="gallery file (default: in the data folder)")
+    p.add_argument("--bundle", type=Path, help="model bundle folder (default: <data>/bundle)")
+    p.add_argument("--gallery", type=Path, help="gallery file (default: <data>/gallery.sqlite)")
 
 
 def _add_engine(p: argparse.ArgumentParser) -> None:
@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="edge",
         description="Recognise enrolled people on a CPU with a facelens model bundle. "
-        f"Defaults live in {paths.home()} ($FACELENS_HOME overrides); the gallery key comes "
+        f"<data> is {paths.home()} ($FACELENS_HOME overrides); the gallery key comes "
         "from $FACELENS_KEY (64 hex chars or base64) or a 0600 key file beside the gallery.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="say more on stderr")
@@ -78,12 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
     _add_engine(p)
 
-    p = sub.add_parser("people", help="list who is enrolled")
-    p.add_argument("--gallery", type=Path)
+    p = sub.add_parser("people", help="list who is enrolled (no key needed)")
+    p.add_argument("--gallery", type=Path, help="gallery file (default: <data>/gallery.sqlite)")
 
     p = sub.add_parser("forget", help="erase a person from the gallery for good")
     p.add_argument("name")
-    p.add_argument("--gallery", type=Path)
+    p.add_argument("--gallery", type=Path, help="gallery file (default: <data>/gallery.sqlite)")
 
     p = sub.add_parser("calibrate", help="choose the threshold on labelled pairs")
     p.add_argument("--pairs", type=Path, required=True, help="CSV with img_a,img_b,same")
