@@ -331,7 +331,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         args.patch, args.stride, args.fill, threads=args.threads, batch_size=args.batch_size
     )
     comparer = Comparer(model, args.formats, settings)
-    loader, skipped, results = loader_for(model, args), [], []
+    loader, skipped, results, float_maps = loader_for(model, args), [], [], []
     paths = image_paths(args.images, args.limit)
     for i, crop in enumerate(
         tqdm(list(each_face(loader, paths, skipped)), desc="compare", leave=False, disable=None)
@@ -346,9 +346,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
             )
         )
         results.append(result)
+        float_maps.append(maps["float occlusion"])
     if not results:
         raise ImageError("no image had a usable face; nothing to compare")
-    summary = aggregate(results, comparer.formats)
+    summary = aggregate(results, comparer.formats, float_maps)
     failed = failures(summary, args.min_spearman)
     summary["min_spearman"] = args.min_spearman
     summary["failed"] = failed

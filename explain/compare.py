@@ -132,9 +132,26 @@ class Comparer:
         )
 
 
-def aggregate(results: list[dict[str, Any]], formats: list[str]) -> dict[str, Any]:
-    """Mean and worst (lowest) of each agreement number per format, mean faithfulness."""
+def different_faces_baseline(float_maps: list[np.ndarray]) -> dict[str, float] | None:
+    """Agreement between float maps of *different* faces (each with the next): what
+    "unrelated maps" score on these metrics, to read the float-vs-quantized numbers against."""
+    if len(float_maps) < 2:
+        return None
+    pairs = list(zip(float_maps, float_maps[1:] + float_maps[:1], strict=True))
+    return {
+        "spearman": float(np.mean([spearman(a, b) for a, b in pairs])),
+        "ssim": float(np.mean([ssim(a, b) for a, b in pairs])),
+        "top10_iou": float(np.mean([top_iou(a, b, 0.1) for a, b in pairs])),
+    }
+
+
+def aggregate(
+    results: list[dict[str, Any]], formats: list[str], float_maps: list[np.ndarray] | None = None
+) -> dict[str, Any]:
+    """Mean and worst (lowest) of each agreement number per format, mean faithfulness, and
+    the different-faces baseline when the float maps are given."""
     summary: dict[str, Any] = {"images": len(results), "formats": {}}
+    summary["baseline_different_faces"] = different_faces_baseline(float_maps or [])
     for f in formats:
         rows = [r["formats"][f] for r in results]
         entry: dict[str, Any] = {}
