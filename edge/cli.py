@@ -94,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="the whole loop on generated images: no camera, no network")
     p.add_argument("--bundle", type=Path, help="bundle to use (default: built if missing)")
     p.add_argument("--out", type=Path, help="output folder (default: <data folder>/demo)")
-    p.add_argument("--threads", type=int, default=_default_threads())
+    p.add_argument("--threads", type=int, default=_default_threads(), help="inference threads")
     return parser
 
 
@@ -131,23 +131,6 @@ def cmd_enroll(args: argparse.Namespace) -> int:
             f" ({total} embedding(s) in all)"
         )
     return 0
-
-
-def _face_json(result: FrameResult) -> list[str]:
-    ms = {k: round(v, 2) for k, v in result.ms.items()}
-    return [
-        json.dumps(
-            {
-                "source": result.frame.name,
-                "frame": result.frame.index,
-                "box": [round(v, 1) for v in face.box],
-                "name": face.name,
-                "score": round(face.score, 4),
-                "ms": ms,
-            }
-        )
-        for face in result.faces
-    ]
 
 
 def cmd_recognize(args: argparse.Namespace) -> int:

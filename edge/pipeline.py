@@ -16,7 +16,7 @@ import numpy as np
 from edge.bundle import DEFAULT_FORMAT, Bundle
 from edge.detect import Face, FaceDetector, create_detector, dominance, dominant_face
 from edge.embedder import Embedder
-from edge.errors import GalleryError, ImageError
+from edge.errors import DetectorError, GalleryError, ImageError
 from edge.gallery import Gallery
 from edge.matching import Matcher
 from edge.preprocess import cut_face
@@ -47,7 +47,7 @@ class Pipeline:
         detector: Path | str | None = None,
         detect: bool = True,
     ) -> Pipeline:
-        """Load a bundle's artifact and a face detector (YuNet, else Haar with a warning)."""
+        """Load a bundle's artifact and a face detector (see :func:`create_detector`)."""
         bundle = bundle if isinstance(bundle, Bundle) else Bundle.load(bundle)
         embedder = Embedder(bundle, fmt, runtime=runtime, threads=threads)
         use_detector = detect and bundle.input_spec.crop.kind != "whole_image"
@@ -72,7 +72,9 @@ class Pipeline:
         for face in faces:
             try:
                 crops.append(cut_face(image, self.bundle.input_spec, face))
-            except ValueError:
+            except ValueError as exc:
+                if face.landmarks is None and self.bundle.input_spec.crop.kind == "landmarks":
+                    raise DetectorError(str(exc)) from None  # no face could ever be cut
                 continue
             kept.append(face)
         return kept, crops
