@@ -120,6 +120,10 @@ class Gallery:
             try:
                 conn = sqlite3.connect(self.path, isolation_level=None, timeout=30)
                 conn.execute("PRAGMA secure_delete = ON")
+                tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+                if tables and "embeddings" not in tables:  # someone else's database
+                    conn.close()
+                    raise sqlite3.DatabaseError(f"it holds other tables: {sorted(tables)[:5]}")
                 conn.executescript(_SCHEMA)
                 version = conn.execute(
                     "SELECT value FROM meta WHERE key = 'schema_version'"

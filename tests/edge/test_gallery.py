@@ -133,6 +133,13 @@ def test_not_a_gallery_file(tmp_path: Path):
     path.write_bytes(os.urandom(4096))
     with pytest.raises(GalleryError, match="not a facelens gallery"):
         Gallery(path)
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE invoices (id INTEGER)")
+    before = other.read_bytes()
+    with pytest.raises(GalleryError, match="other tables"):
+        Gallery(other)
+    assert other.read_bytes() == before  # nothing was added to someone else's database
 
 
 def test_thresholds_belong_to_one_bundle(tmp_path: Path):
