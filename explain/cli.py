@@ -50,12 +50,20 @@ VGG16_FILTER_LAYERS = ("block1_conv2", "block3_conv3", "block5_conv3")
 def load_model(args: argparse.Namespace) -> ExplainModel:
     """``--bundle DIR``, or ``--model vgg16 [--weights]``, or ``--model X.keras --input-spec``."""
     if args.bundle:
-        return from_bundle(args.bundle)
-    if args.model == "vgg16":
-        return vgg16_classifier(args.weights or "imagenet", args.seed)
-    if args.model:
-        return load_keras_model(args.model, args.input_spec)
-    raise FacelensError("say which model to explain: --bundle DIR, or --model vgg16 / X.keras")
+        model = from_bundle(args.bundle)
+    elif args.model == "vgg16":
+        model = vgg16_classifier(args.weights or "imagenet", args.seed)
+    elif args.model:
+        model = load_keras_model(args.model, args.input_spec)
+    else:
+        raise FacelensError("say which model to explain: --bundle DIR, or --model vgg16 / X.keras")
+    if model.untrained:
+        print(
+            f"warning: {model.name} has UNTRAINED (seeded random) weights: its explanations "
+            "show the architecture, not anything learned",
+            file=sys.stderr,
+        )
+    return model
 
 
 def image_paths(items: list[str], limit: int | None) -> list[Path]:
@@ -144,6 +152,10 @@ def regions_of(crop: FaceCrop, heatmap: np.ndarray) -> dict[str, float | None] |
     return region_scores(heatmap, region_masks(crop.landmarks, heatmap.shape))
 
 
+def drop_label(target: Target) -> str:
+    return "drop in " + ("probability" if target.kind == "dot" else "cosine")
+
+
 def feature_fn(model: ExplainModel, fmt: str, threads: int | None) -> FeatureFn:
     """The float Keras model (``keras``) or an edge artifact of the bundle."""
     if fmt == "keras":
@@ -195,7 +207,7 @@ def cmd_occlusion(args: argparse.Namespace) -> int:
     for i, crop in enumerate(each_face(loader, image_paths(args.images, args.limit), skipped)):
         target = make_target(args.target, model, fn, crop, loader, args.gallery)
         heatmap = occ.explain(crop.pixels[None], target)[0]
-        label = "drop in " + ("probability" if target.kind == "dot" else "cosine")
+        label = drop_label(target)
         title = model.title(
             f"Occlusion {args.patch}px/{args.stride}, {args.format}, target: {target.label}"
         )
@@ -237,7 +249,7 @@ def cmd_regions(args: argparse.Namespace) -> int:
             heatmap = Occlusion(fn, args.patch, args.stride, args.fill, args.batch_size).explain(
                 crop.pixels[None], target
             )[0]
-            label = "drop in score"
+            label = drop_label(target)
         if crop.landmarks is None:
             raise ImageError(f"{crop.source}: the detector gave no landmarks; regions need YuNet")
         masks = region_masks(crop.landmarks, heatmap.shape)
