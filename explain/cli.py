@@ -23,8 +23,15 @@ from edge.embedder import Embedder
 from edge.errors import FacelensError, ImageError
 from explain import figures
 from explain.anonymize import IMAGE_SUFFIXES, MASKS, pick_people, prepare_probes, study
-from explain.base import FeatureFn, embedder_features
-from explain.compare import Comparer, CompareSettings, aggregate, failures, report_markdown
+from explain.base import FeatureFn, HeatmapMethod, embedder_features
+from explain.compare import (
+    QUANTIZED_DEFAULT,
+    Comparer,
+    CompareSettings,
+    aggregate,
+    failures,
+    report_markdown,
+)
 from explain.faces import FaceCrop, FaceLoader
 from explain.filters import maximize_filters, pattern_stats
 from explain.gradcam import GradCAM, spatial_layers
@@ -236,22 +243,21 @@ def cmd_regions(args: argparse.Namespace) -> int:
         raise FacelensError("regions are placed from detected landmarks: drop --no-detect")
     model = load_model(args)
     fn = feature_fn(model, args.format, args.threads)
+    method: HeatmapMethod
+    if args.method == "gradcam":
+        layers = args.layers or list(model.gradcam_layers)
+        if not layers:
+            raise FacelensError("no default Grad-CAM layer: pass --layers")
+        method = GradCAM(model.model, layers[-1], model.spec)
+    else:
+        method = Occlusion(fn, args.patch, args.stride, args.fill, args.batch_size)
     loader, skipped, results = loader_for(model, args), [], []
     for i, crop in enumerate(each_face(loader, image_paths(args.images, args.limit), skipped)):
-        target = make_target(args.target, model, fn, crop, loader, args.gallery)
-        if args.method == "gradcam":
-            layer = (args.layers or list(model.gradcam_layers))[-1]
-            heatmap, label = (
-                GradCAM(model.model, layer, model.spec).explain(crop.pixels[None], target)[0],
-                "Grad-CAM (max = 1)",
-            )
-        else:
-            heatmap = Occlusion(fn, args.patch, args.stride, args.fill, args.batch_size).explain(
-                crop.pixels[None], target
-            )[0]
-            label = drop_label(target)
         if crop.landmarks is None:
             raise ImageError(f"{crop.source}: the detector gave no landmarks; regions need YuNet")
+        target = make_target(args.target, model, fn, crop, loader, args.gallery)
+        heatmap = method.explain(crop.pixels[None], target)[0]
+        label = "Grad-CAM (max = 1)" if args.method == "gradcam" else drop_label(target)
         masks = region_masks(crop.landmarks, heatmap.shape)
         scores = region_scores(heatmap, masks)
         title = model.title(f"Region scores ({args.method}, target: {target.label})")
@@ -385,7 +391,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def _default_quantized(model: ExplainModel) -> list[str]:
     if model.bundle is None:
         return []
-    return [f for f in ("tflite-int8", "onnx-int8") if f in model.bundle.formats]
+    return [f for f in QUANTIZED_DEFAULT if f in model.bundle.formats]
 
 
 def _units(fn: FeatureFn, a: FaceCrop, b: FaceCrop) -> np.ndarray:

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from edge.bundle import RUNTIME_FORMATS
+from edge.bundle import RUNTIME_FORMATS, Bundle
 from edge.embedder import Embedder
 from edge.errors import BundleError
 from explain.base import FeatureFn, embedder_features
@@ -25,7 +25,7 @@ from explain.gradcam import GradCAM
 from explain.metrics import cosine, deletion_insertion, spearman, ssim, top_iou
 from explain.models import ExplainModel
 from explain.occlusion import Occlusion
-from explain.targets import self_target
+from explain.targets import Target, self_target
 
 QUANTIZED_DEFAULT = ("tflite-int8", "onnx-int8")
 AGREEMENT = ("spearman", "ssim", "top10_iou", "embedding_cosine")
@@ -43,15 +43,13 @@ class CompareSettings:
     batch_size: int = 32
 
 
-def quantized_formats(model: ExplainModel, formats: list[str] | None) -> list[str]:
+def quantized_formats(bundle: Bundle, formats: list[str] | None) -> list[str]:
     """The artifacts to check: the INT8 ones by default, or the user's list (validated)."""
-    assert model.bundle is not None
-    have = model.bundle.formats
     if formats is None:
-        chosen = [f for f in QUANTIZED_DEFAULT if f in have]
+        chosen = [f for f in QUANTIZED_DEFAULT if f in bundle.formats]
         if not chosen:
             raise BundleError(
-                f"bundle {model.bundle.path} has no INT8 artifact ({', '.join(QUANTIZED_DEFAULT)});"
+                f"bundle {bundle.path} has no INT8 artifact ({', '.join(QUANTIZED_DEFAULT)});"
                 " pass --formats with one it has"
             )
         return chosen
@@ -60,7 +58,7 @@ def quantized_formats(model: ExplainModel, formats: list[str] | None) -> list[st
             raise BundleError(
                 f"format {f!r} is not an edge format: use {', '.join(RUNTIME_FORMATS)}"
             )
-        model.bundle.artifact(f)  # raises with the list of formats the bundle has
+        bundle.artifact(f)  # raises with the list of formats the bundle has
     return list(formats)
 
 
@@ -77,7 +75,7 @@ class Comparer:
             raise BundleError("compare needs a bundle (--bundle DIR) with quantized artifacts")
         self.model = model
         self.settings = settings or CompareSettings()
-        self.formats = quantized_formats(model, formats)
+        self.formats = quantized_formats(model.bundle, formats)
         layer = model.gradcam_layers[-1] if model.gradcam_layers else None
         self.gradcam = GradCAM(model.model, layer, model.spec) if layer else None
         self.features: dict[str, FeatureFn] = {"float": model.features()}
@@ -85,7 +83,8 @@ class Comparer:
             embedder = Embedder(model.bundle, f, threads=self.settings.threads)
             self.features[f] = embedder_features(embedder)
 
-    def _occlusion(self, fmt: str, crop: FaceCrop) -> tuple[np.ndarray, Any, float, np.ndarray]:
+    def _occlusion(self, fmt: str, crop: FaceCrop) -> tuple[np.ndarray, Target, float, np.ndarray]:
+        """(map, target, milliseconds, clean embedding) of one model on one face."""
         s = self.settings
         fn = self.features[fmt]
         clean = fn(crop.pixels[None])
@@ -125,7 +124,9 @@ class Comparer:
         result["settings"] = {"patch": s.patch, "stride": s.stride, "fill": s.fill}
         return maps, result
 
-    def _faithfulness(self, crop: FaceCrop, heatmap: np.ndarray, fmt: str, target) -> dict:
+    def _faithfulness(
+        self, crop: FaceCrop, heatmap: np.ndarray, fmt: str, target: Target
+    ) -> dict[str, float]:
         s = self.settings
         return deletion_insertion(
             crop.pixels, heatmap, self.features[fmt], target, s.deletion_steps, s.fill

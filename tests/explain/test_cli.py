@@ -51,6 +51,11 @@ def test_gradcam_occlusion_regions_filters_write_figures_and_numbers(tiny_bundle
     assert main(["occlusion", photos[0], *occ, "--format", "tflite-int8"]) == 0
     assert json.loads((tmp_path / "occlusion.json").read_text())["format"] == "tflite-int8"
     assert main(["regions", photos[1], *occ]) == 0
+    assert main(["regions", photos[1], *common, "--method", "gradcam"]) == 0
+    assert json.loads((tmp_path / "regions.json").read_text())["results"][0]["method"] == "gradcam"
+    # The notebook's mode: the whole photo, no detection, so no landmarks and no regions.
+    assert main(["occlusion", photos[0], *occ, "--no-detect"]) == 0
+    assert json.loads((tmp_path / "occlusion.json").read_text())["results"][0]["regions"] is None
     assert main(["filters", *common, "--filters", "3", "--steps", "5"]) == 0
     filters = json.loads((tmp_path / "filters.json").read_text())["layers"]
     assert len(filters) == 3
