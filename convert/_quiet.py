@@ -21,7 +21,7 @@ warnings.filterwarnings("ignore", module=r"tensorflow\..*")
 warnings.filterwarnings("ignore", module=r"tf2onnx\..*")
 warnings.filterwarnings("ignore", message=r".*Statistics for quantized inputs.*")
 warnings.filterwarnings("ignore", message=r"__array__ implementation doesn't accept a copy")
-for _name in ("tensorflow", "absl", "tf2onnx", "onnxruntime", "root"):
+for _name in ("tensorflow", "absl", "tf2onnx", "onnxruntime"):
     logging.getLogger(_name).setLevel(logging.ERROR)
 
 _progress_stream: TextIO | None = None

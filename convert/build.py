@@ -6,6 +6,7 @@ import contextlib
 import errno
 import importlib.metadata
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -29,6 +30,7 @@ from edge.bundle import ARTIFACT_FILES, FORMAT_VERSION, MANIFEST_NAME, Bundle, s
 from edge.errors import FacelensError
 from edge.preprocess import InputSpec
 
+log = logging.getLogger(__name__)
 ALL_FORMATS = tuple(ARTIFACT_FILES)
 RUNTIME_OF = {"savedmodel": "tensorflow", "keras": "keras"}
 TOOLS = ("tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime", "ai-edge-litert", "numpy")
@@ -80,6 +82,8 @@ def build_bundle(
         if folder is not None:
             list_images(folder)
     backbone = load_backbone(model, weights, layer, input_spec, seed)
+    if backbone.untrained:
+        log.warning(UNTRAINED_BANNER)
     cal, held = calibration_and_eval(
         calibration,
         backbone.input_spec,

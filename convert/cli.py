@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from convert.build import ConversionFailed, build_bundle
+from convert.report import format_table
 from edge.bundle import ARTIFACT_FILES
 from edge.errors import FacelensError
 
@@ -66,36 +68,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        # imported here so --help answers without loading TensorFlow
-        from convert.build import ConversionFailed, build_bundle
-        from convert.report import UNTRAINED_BANNER, format_table
-
-        if args.model == "vgg16" and args.weights == "none":
-            print(UNTRAINED_BANNER, file=sys.stderr)
-        try:
-            bundle = build_bundle(
-                args.out,
-                calibration=args.calibration,
-                model=args.model,
-                weights=args.weights,
-                layer=args.layer,
-                input_spec=args.input_spec,
-                formats=[f.strip() for f in args.formats.split(",") if f.strip()],
-                calibration_count=args.calibration_count,
-                eval_dir=args.eval,
-                eval_count=args.eval_count,
-                min_cosine=args.min_cosine,
-                seed=args.seed,
-                name=args.name,
-                detector=args.detector,
-                force=args.force,
-                allow_failures=args.allow_failures,
-                progress=not args.no_progress,
-            )
-        except ConversionFailed as exc:
-            print(exc.table)
-            raise
+        bundle = build_bundle(
+            args.out,
+            calibration=args.calibration,
+            model=args.model,
+            weights=args.weights,
+            layer=args.layer,
+            input_spec=args.input_spec,
+            formats=[f.strip() for f in args.formats.split(",") if f.strip()],
+            calibration_count=args.calibration_count,
+            eval_dir=args.eval,
+            eval_count=args.eval_count,
+            min_cosine=args.min_cosine,
+            seed=args.seed,
+            name=args.name,
+            detector=args.detector,
+            force=args.force,
+            allow_failures=args.allow_failures,
+            progress=not args.no_progress,
+        )
     except FacelensError as exc:
+        if isinstance(exc, ConversionFailed):
+            print(exc.table)  # what did convert, and how well, before the error line
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -104,7 +105,9 @@ def vgg16(weights: str = "imagenet", include_top: bool = False, seed: int = 0) -
         )
     model = keras.applications.VGG16(include_top=include_top, weights=None, input_shape=shape)
     try:
-        model.load_weights(path)
+        with warnings.catch_warnings():  # Keras' h5 reader trips numpy 2 deprecations
+            warnings.simplefilter("ignore", DeprecationWarning)
+            model.load_weights(path)
     except Exception as exc:  # h5py / Keras raise many kinds for a wrong file
         raise ModelError(
             f"cannot load VGG16 weights from {path} ({type(exc).__name__}: {exc}); it must be "

@@ -35,3 +35,19 @@ def test_vgg16_builds_seeded_cut_and_with_top():
     top = load_backbone("vgg16", weights="none", include_top=True)
     assert top.dim == 1000 and top.source["output_layer"] == "predictions"
     assert top.model.get_layer("block5_conv3") is not None
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning:keras")  # Keras' own h5 internals
+def test_vgg16_loads_a_local_weights_file(tmp_path):
+    from convert.models import vgg16
+
+    path = tmp_path / "vgg16_notop.weights.h5"
+    vgg16("none", seed=5).save_weights(path)
+    local = load_backbone("vgg16", weights=str(path))
+    assert local.model_id() == load_backbone("vgg16", weights="none", seed=5).model_id()
+    assert local.source["weights"].startswith("sha256:") and local.source["seed"] is None
+    (tmp_path / "junk.h5").write_bytes(b"not hdf5")
+    with pytest.raises(ModelError, match=r"cannot load VGG16 weights from .*junk\.h5"):
+        load_backbone("vgg16", weights=str(tmp_path / "junk.h5"))
+    with pytest.raises(ModelError, match="does not exist: use --weights imagenet, none"):
+        load_backbone("vgg16", weights=str(tmp_path / "missing.h5"))
