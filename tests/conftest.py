@@ -6,6 +6,9 @@ import fcntl
 import hashlib
 import json
 import os
+import re
+import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -90,7 +93,16 @@ def _cached_bundle(name: str, **params):
         fcntl.flock(lock, fcntl.LOCK_EX)  # another pytest may be building the same bundle
         if (out / "manifest.json").is_file():
             return Bundle.load(out)
+        _prune_stale(name)
         return build_bundle(out, progress=False, **params)
+
+
+def _prune_stale(name: str, max_age_s: float = 3600) -> None:
+    """Drop this bundle's builds for older sources (an hour old: no session still uses them)."""
+    pattern = re.compile(rf"{re.escape(name)}-[0-9a-f]{{16}}(\.lock)?")
+    for path in BUNDLE_CACHE.iterdir():
+        if pattern.fullmatch(path.name) and time.time() - path.stat().st_mtime > max_age_s:
+            shutil.rmtree(path, True) if path.is_dir() else path.unlink(missing_ok=True)
 
 
 def _tiny_model(folder: Path) -> tuple[Path, Path]:
@@ -130,6 +142,7 @@ def tiny_model() -> tuple[Path, Path]:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if (folder / "tiny_input_spec.json").is_file():
             return folder / "tiny.keras", folder / "tiny_input_spec.json"
+        _prune_stale("tiny-model")
         return _tiny_model(folder)
 
 
