@@ -368,9 +368,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if not results:
         raise ImageError("no image had a usable face; nothing to compare")
     summary = aggregate(results, comparer.formats, float_maps)
-    failed = failures(summary, args.min_spearman)
-    summary["min_spearman"] = args.min_spearman
-    summary["failed"] = failed
+    summary["floors"] = {"spearman": args.min_spearman, "top10_iou": args.min_iou}
+    summary["failed"] = failed = failures(summary, summary["floors"])
     report = {
         "model": model.source,
         "bundle": str(model.bundle.path),
@@ -512,6 +511,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--min-spearman", type=float, help="exit 1 when any image's Spearman is below this"
+    )
+    p.add_argument(
+        "--min-iou", type=float, help="exit 1 when any image's top-10%% IoU is below this"
     )
     p.set_defaults(func=cmd_compare)
     return parser

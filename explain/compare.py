@@ -175,14 +175,17 @@ def aggregate(
     return summary
 
 
-def failures(summary: dict[str, Any], min_spearman: float | None) -> list[str]:
-    """Formats whose worst per-image Spearman is below the floor (empty = pass)."""
-    if min_spearman is None:
-        return []
+def failures(summary: dict[str, Any], floors: dict[str, float | None]) -> list[str]:
+    """Formats whose worst per-image value of a metric is below its floor (empty = pass).
+
+    ``floors`` maps an agreement metric (``spearman``, ``top10_iou``, ...) to its floor;
+    a ``None`` floor is not checked.
+    """
     return [
-        f"{f}: worst Spearman {entry['spearman']['worst']:.3f} < {min_spearman}"
+        f"{f}: worst {metric} {entry[metric]['worst']:.3f} < {floor}"
         for f, entry in summary["formats"].items()
-        if entry["spearman"]["worst"] < min_spearman
+        for metric, floor in floors.items()
+        if floor is not None and entry[metric]["worst"] < floor
     ]
 
 
@@ -198,6 +201,14 @@ def report_markdown(summary: dict[str, Any], results: list[dict], title: str) ->
         lines.append(
             f"| float (Keras) | occlusion map ms | {summary['float_occlusion_ms']:.0f} | |"
         )
+    base = summary.get("baseline_different_faces")
+    if base:
+        lines += [
+            "",
+            "Baseline, float maps of *different* faces (each with the next): "
+            f"Spearman {base['spearman']:.3f}, SSIM {base['ssim']:.3f}, "
+            f"top-10% IoU {base['top10_iou']:.3f}.",
+        ]
     lines += ["", "Faithfulness on each map's own model (deletion: lower is better; insertion:"]
     lines += ["higher is better):", "", "| map | deletion AUC | insertion AUC |", "|---|---|---|"]
     for k, v in summary["faithfulness"].items():

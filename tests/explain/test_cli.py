@@ -35,10 +35,14 @@ def test_compare_reports_agreement_and_gates_ci_on_the_floor(tiny_bundle, photos
     assert -1 <= int8["spearman"]["worst"] <= int8["spearman"]["mean"] <= 1
     first = report["results"][0]
     assert set(first["faithfulness"]) == {"float", "float_gradcam", "onnx", "tflite-int8"}
-    assert (out / "report.md").read_text().count("| tflite-int8 |") >= 4
+    md = (out / "report.md").read_text()
+    assert md.count("| tflite-int8 |") >= 4 and "Baseline, float maps of *different* faces" in md
     assert all((out / r["figure"].split("/")[-1]).is_file() for r in report["results"])
     # A floor above any possible Spearman must fail the run: that is the CI switch.
     assert main([*args, "--min-spearman", "1.01"]) == 1
+    assert main([*args, "--min-iou", "1.01"]) == 1
+    failed = json.loads((out / "report.json").read_text())["summary"]["failed"]
+    assert failed and all("worst top10_iou" in line for line in failed)
 
 
 def test_gradcam_occlusion_regions_filters_write_figures_and_numbers(tiny_bundle, photos, tmp_path):
