@@ -47,8 +47,3 @@ def embedder_features(embedder: Embedder) -> FeatureFn:
 
     return features
 
-
-def unit_max(heatmap: np.ndarray) -> np.ndarray:
-    """Scale a map so its maximum is 1 (negatives kept); an all-zero map stays zero."""
-    peak = float(np.max(heatmap))
-    return heatmap / peak if peak > 0 else np.zeros_like(heatmap)
