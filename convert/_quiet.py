@@ -39,6 +39,14 @@ def progress_stream() -> TextIO:
 
 
 @contextlib.contextmanager
+def deprecations_silenced() -> Iterator[None]:
+    """Drop Keras/TF deprecation chatter about their own internals (pytest re-enables it)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        yield
+
+
+@contextlib.contextmanager
 def native_output_silenced() -> Iterator[None]:
     """Send what native code prints to fds 1/2 into a file; show its tail only on failure.
 
@@ -51,9 +59,7 @@ def native_output_silenced() -> Iterator[None]:
     sys.stdout.flush()
     sys.stderr.flush()
     saved = [os.dup(1), os.dup(2)]
-    with tempfile.TemporaryFile(mode="w+b") as sink, warnings.catch_warnings():
-        # Keras/TF deprecation chatter about their own internals (pytest re-enables it)
-        warnings.simplefilter("ignore", DeprecationWarning)
+    with tempfile.TemporaryFile(mode="w+b") as sink, deprecations_silenced():
         os.dup2(sink.fileno(), 1)
         os.dup2(sink.fileno(), 2)
         try:

@@ -101,7 +101,7 @@ def build_bundle(
         manifest, reference = _convert_all(
             backbone,
             formats,
-            Calibration(cal.batch, str(cal.root)),
+            Calibration(cal.batch, str(cal.root), progress),
             held,
             tmp,
             min_cosine,

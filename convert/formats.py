@@ -14,8 +14,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from onnxruntime.quantization import (
+    CalibrationDataReader,
+    CalibrationMethod,
+    QuantFormat,
+    QuantType,
+    quantize_static,
+)
+from onnxruntime.quantization.shape_inference import quant_pre_process
+from tqdm import tqdm
 
-from convert._quiet import native_output_silenced
+from convert._quiet import native_output_silenced, progress_stream
 from convert.models import Backbone
 from edge.bundle import ARTIFACT_FILES
 
@@ -28,13 +37,37 @@ class Calibration:
 
     batch: np.ndarray
     source: str
+    progress: bool = True
 
     def settings(self) -> dict[str, Any]:
         return {"count": len(self.batch), "source": self.source}
 
-    def samples(self) -> Iterator[np.ndarray]:
-        for i in range(len(self.batch)):
-            yield self.batch[i : i + 1]
+    def samples(self, desc: str) -> Iterator[np.ndarray]:
+        """One-image batches, with a progress bar (calibration is most of an INT8 export)."""
+        bar = tqdm(
+            total=len(self.batch),
+            desc=desc,
+            unit="face",
+            leave=False,
+            disable=None if self.progress else True,
+            file=progress_stream(),
+        )
+        with bar:
+            for i in range(len(self.batch)):
+                yield self.batch[i : i + 1]
+                bar.update()
+
+
+class _CalibrationReader(CalibrationDataReader):
+    """Feeds the calibration crops to ``onnxruntime.quantization.quantize_static``."""
+
+    def __init__(self, calibration: Calibration, input_name: str) -> None:
+        self._samples = calibration.samples("calibrating onnx-int8")
+        self._input_name = input_name
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        x = next(self._samples, None)
+        return None if x is None else {self._input_name: x}
 
 
 class Exporter:
@@ -82,7 +115,9 @@ class Exporter:
         settings: dict[str, Any] = {"io": "float32"}
         if mode == "int8":
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            converter.representative_dataset = lambda: ([x] for x in self.calibration.samples())
+            converter.representative_dataset = lambda: (
+                [x] for x in self.calibration.samples("calibrating tflite-int8")
+            )
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
             settings |= {
                 "scheme": "full-integer int8 (TFLITE_BUILTINS_INT8)",
@@ -112,34 +147,16 @@ class Exporter:
         return None
 
     def _onnx_int8(self, dest: Path) -> dict[str, Any]:
-        from onnxruntime.quantization import (
-            CalibrationDataReader,
-            CalibrationMethod,
-            QuantFormat,
-            QuantType,
-            quantize_static,
-        )
-        from onnxruntime.quantization.shape_inference import quant_pre_process
-
         pre = self.scratch / "model_pre.onnx"
         with native_output_silenced():
             # folds leftover BatchNorm into the convolutions before ranges are measured
             quant_pre_process(str(self.onnx()), str(pre), skip_symbolic_shape=True)
-        input_name = _onnx_input_name(pre)
-
-        class Reader(CalibrationDataReader):
-            def __init__(reader) -> None:
-                reader.samples = self.calibration.samples()
-
-            def get_next(reader) -> dict[str, np.ndarray] | None:
-                x = next(reader.samples, None)
-                return None if x is None else {input_name: x}
-
+        reader = _CalibrationReader(self.calibration, _onnx_input_name(pre))
         with native_output_silenced():
             quantize_static(
                 str(pre),
                 str(dest),
-                Reader(),
+                reader,
                 quant_format=QuantFormat.QDQ,
                 per_channel=True,
                 activation_type=QuantType.QInt8,

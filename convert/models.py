@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from convert._quiet import deprecations_silenced
 from edge.bundle import sha256_path
 from edge.errors import FacelensError
 from edge.preprocess import CropRule, InputSpec
@@ -58,7 +58,9 @@ class Backbone:
     def model_id(self) -> str:
         """sha256 over the float weights: the identity of the embedding space."""
         digest = hashlib.sha256()
-        for w in self.model.get_weights():
+        with deprecations_silenced():
+            weights = self.model.get_weights()
+        for w in weights:
             digest.update(repr((w.dtype.str, w.shape)).encode())
             digest.update(np.ascontiguousarray(w).tobytes())
         return digest.hexdigest()
@@ -105,8 +107,7 @@ def vgg16(weights: str = "imagenet", include_top: bool = False, seed: int = 0) -
         )
     model = keras.applications.VGG16(include_top=include_top, weights=None, input_shape=shape)
     try:
-        with warnings.catch_warnings():  # Keras' h5 reader trips numpy 2 deprecations
-            warnings.simplefilter("ignore", DeprecationWarning)
+        with deprecations_silenced():
             model.load_weights(path)
     except Exception as exc:  # h5py / Keras raise many kinds for a wrong file
         raise ModelError(
@@ -124,7 +125,8 @@ def _load_user_model(path: Path) -> keras.Model:
             f"model file {path} is not a .keras file: save it with model.save(x.keras)"
         )
     try:
-        return keras.saving.load_model(path, compile=False)
+        with deprecations_silenced():
+            return keras.saving.load_model(path, compile=False)
     except Exception as exc:  # a corrupt or foreign file fails in many ways
         raise ModelError(
             f"cannot load Keras model {path} ({type(exc).__name__}: {exc}); "

@@ -177,6 +177,29 @@ def test_cli_reports_bad_input_in_one_line(capsys, tmp_path):
     assert "unknown format(s) tflite" in capsys.readouterr().err
 
 
+def test_cli_builds_a_bundle_and_prints_its_table(
+    capsys, tiny_model, lfw_dir, yunet_path, tmp_path
+):
+    out = tmp_path / "cli-bundle"
+    args = [
+        "--model", str(tiny_model[0]), "--input-spec", str(tiny_model[1]),
+        "--calibration", str(lfw_dir / "images"), "--calibration-count", "8",
+        "--eval-count", "6", "--detector", str(yunet_path), "--formats", "tflite-int8,onnx-int8",
+        "--out", str(out), "--no-progress",
+    ]  # fmt: skip
+    assert main(args) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["format", "MB", "cos", "mean", "cos", "min", "seconds", "status"]
+    rows = {line.split()[0]: line.split() for line in lines[1:3]}
+    assert set(rows) == {"tflite-int8", "onnx-int8"} and all(r[-1] == "ok" for r in rows.values())
+    bundle = Bundle.load(out)
+    assert float(rows["onnx-int8"][3]) == round(
+        bundle.artifact("onnx-int8")["fidelity"]["cosine_min"], 4
+    )
+    assert lines[-1].startswith(f"bundle: {out}")
+    assert bundle.manifest["calibration"]["count"] == 8 and bundle.manifest["eval"]["count"] == 6
+
+
 def _limit_file_size() -> None:
     # a disk that fills up: writes past 20 kB fail with EFBIG instead of killing the process
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
