@@ -33,7 +33,7 @@ from edge.preprocess import InputSpec
 log = logging.getLogger(__name__)
 ALL_FORMATS = tuple(ARTIFACT_FILES)
 RUNTIME_OF = {"savedmodel": "tensorflow", "keras": "keras"}
-TOOLS = ("tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime", "ai-edge-litert", "numpy")
+TOOLS = ("keras", "tf2onnx", "onnx", "onnxruntime", "ai-edge-litert", "numpy")
 
 
 class ConversionFailed(FacelensError):
@@ -108,7 +108,7 @@ def build_bundle(
             progress,
         )
         manifest["name"] = name or _default_name(backbone)
-        manifest["calibration"] = cal.describe()
+        manifest["calibration"] = cal.describe() | {"shuffle_seed": seed}
         manifest["eval"] = held.describe()
         manifest["threshold"] = choose_threshold(reference, held.identities)
         table = format_table(manifest["artifacts"], manifest["failed"], min_cosine)
@@ -184,7 +184,9 @@ def _tools() -> dict[str, str]:
         with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             versions[dist] = importlib.metadata.version(dist)
     import cv2
+    import tensorflow as tf  # its distribution may be tensorflow or tensorflow-cpu
 
+    versions["tensorflow"] = tf.__version__
     versions["opencv"] = cv2.__version__
     return versions
 
