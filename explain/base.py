@@ -46,4 +46,3 @@ def embedder_features(embedder: Embedder) -> FeatureFn:
         return embedder.embed_batch(np.stack([embedder.spec.normalize(p) for p in pixels]))
 
     return features
-
