@@ -12,6 +12,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from convert.report import UNTRAINED_BANNER, format_table
 from convert.threshold import choose_threshold
 from edge.bundle import ARTIFACT_FILES, FORMAT_VERSION, MANIFEST_NAME, Bundle, sha256_path
 from edge.errors import FacelensError
-from edge.preprocess import InputSpec
+from edge.preprocess import CropRule, InputSpec
 
 log = logging.getLogger(__name__)
 ALL_FORMATS = tuple(ARTIFACT_FILES)
@@ -60,6 +61,7 @@ def build_bundle(
     seed: int = 0,
     name: str | None = None,
     detector: Path | str | None = None,
+    no_detect: bool = False,
     force: bool = False,
     allow_failures: bool = False,
     progress: bool = True,
@@ -70,10 +72,11 @@ def build_bundle(
     :func:`convert.models.load_backbone`. Faces for INT8 calibration come from
     ``calibration`` (searched recursively), held-out faces from ``eval_dir`` or a
     disjoint slice of ``calibration``, cut exactly as ``edge`` does (``detector``: a
-    YuNet file, default edge's search). Every artifact is run in its runtime and
-    compared with the float model; a failed format or one whose cosine min is under
-    ``min_cosine`` raises :class:`ConversionFailed` (and nothing is written) unless
-    ``allow_failures``. ``out`` is replaced only if it is a bundle and ``force``.
+    YuNet file, default edge's search; ``no_detect``: the notebook's whole-photo mode,
+    for comparison only: the crop rule becomes ``whole_image``). Every artifact is run
+    in its runtime and compared with the float model; a failed format or one whose
+    cosine min is under ``min_cosine`` raises :class:`ConversionFailed` (and nothing is
+    written) unless ``allow_failures``. ``out`` is replaced only if it is a bundle and ``force``.
     """
     out = Path(out)
     formats = _check_formats(formats)
@@ -82,6 +85,8 @@ def build_bundle(
         if folder is not None:
             list_images(folder)
     backbone = load_backbone(model, weights, layer, input_spec, seed)
+    if no_detect:
+        backbone.input_spec = replace(backbone.input_spec, crop=CropRule(kind="whole_image"))
     if backbone.untrained:
         log.warning(UNTRAINED_BANNER)
     cal, held = calibration_and_eval(

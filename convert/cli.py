@@ -54,6 +54,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="YuNet .onnx file (default: $FACELENS_YUNET, the cache, else a download)",
     )
     p.add_argument("--min-cosine", type=float, default=0.98, help="fidelity floor on cosine min")
+    p.add_argument(
+        "--no-detect",
+        action="store_true",
+        help="the notebook's mode: whole photos resized, no face detection (comparison only)",
+    )
     p.add_argument("--name", default=None, help="bundle name (default from model and layer)")
     p.add_argument("--force", action="store_true", help="replace an existing bundle at --out")
     p.add_argument(
@@ -83,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed,
             name=args.name,
             detector=args.detector,
+            no_detect=args.no_detect,
             force=args.force,
             allow_failures=args.allow_failures,
             progress=not args.no_progress,

@@ -222,3 +222,24 @@ def test_a_full_disk_leaves_no_bundle_and_no_traceback(tiny_model, lfw_dir, yune
     assert run.stderr.strip().splitlines()[-1].startswith("error: cannot write the bundle")
     assert "Traceback" not in run.stderr
     assert not out.exists() and _leftovers(tmp_path) == []
+
+
+def test_no_detect_uses_whole_photos_and_a_default_threshold(tiny_model, nonface_dir, tmp_path):
+    # the notebook's mode: no detector at all, so even photos without faces calibrate;
+    # a flat folder carries no identities, so the threshold is the documented default
+    bundle = build_bundle(
+        tmp_path / "b",
+        calibration=nonface_dir / "skimage",
+        model=tiny_model[0],
+        input_spec=tiny_model[1],
+        formats=["tflite-int8"],
+        calibration_count=6,
+        eval_count=4,
+        no_detect=True,
+        progress=False,
+    )
+    m = bundle.manifest
+    assert bundle.input_spec.crop.kind == "whole_image"
+    assert m["calibration"]["count"] == 6 and m["calibration"]["detector"].startswith("none")
+    assert m["eval"]["count"] == 4
+    assert m["threshold"]["cosine"] == 0.5 and "edge calibrate" in m["threshold"]["how"]
