@@ -34,7 +34,7 @@ from explain.compare import (
 )
 from explain.faces import FaceCrop, FaceLoader
 from explain.filters import maximize_filters, pattern_stats
-from explain.gradcam import GradCAM, spatial_layers
+from explain.gradcam import GradCAM, conv_layers, spatial_layers
 from explain.models import ExplainModel, from_bundle, load_keras_model, vgg16_classifier
 from explain.occlusion import Occlusion
 from explain.regions import region_masks, region_scores
@@ -279,9 +279,9 @@ def cmd_filters(args: argparse.Namespace) -> int:
         layers = args.layers
     elif model.source.get("backbone") == "vgg16":
         layers = list(VGG16_FILTER_LAYERS)
-    else:  # three layers spread over the network's depth
-        valid = spatial_layers(model.model)
-        layers = [valid[round(k * (len(valid) - 1) / 2)] for k in range(3)]
+    else:  # three convolutions spread over the network's depth
+        convs = conv_layers(model.model) or spatial_layers(model.model)
+        layers = list(dict.fromkeys(convs[round(k * (len(convs) - 1) / 2)] for k in range(3)))
     shown, numbers = {}, {}
     for layer in layers:
         result = maximize_filters(

@@ -24,6 +24,12 @@ def spatial_layers(model: keras.Model) -> list[str]:
     ]
 
 
+def conv_layers(model: keras.Model) -> list[str]:
+    """Names of the convolution layers (plain, depthwise, separable), in order."""
+    kinds = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.SeparableConv2D)
+    return [layer.name for layer in model.layers if isinstance(layer, kinds)]
+
+
 def check_layer(model: keras.Model, layer: str) -> None:
     """Raise a :class:`FacelensError` naming the valid layers when ``layer`` is not one."""
     valid = spatial_layers(model)
