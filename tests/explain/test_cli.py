@@ -122,3 +122,16 @@ def test_gradcam_explains_the_match_with_an_enrolled_person(tiny_bundle, photos,
     assert result["target"] == "cosine to enrolled abdullah"
     assert main([*args, "--gallery", str(gallery), "--target", "person:nobody"]) == 2
     assert "'nobody' is not enrolled" in capsys.readouterr().err
+
+
+def test_anonymize_reports_every_mask_for_float_and_int8(tiny_bundle, lfw_dir, tmp_path):
+    args = ["anonymize", "--bundle", str(tiny_bundle.path), "--out", str(tmp_path)]
+    assert main([*args, "--lfw", str(lfw_dir / "images"), "--people", "4"]) == 0
+    result = json.loads((tmp_path / "anonymize.json").read_text())
+    assert result["people"] + len(result["skipped"]) == 4
+    assert set(result["models"]) == {"float", "tflite-int8", "onnx-int8"}
+    for per_mask in result["models"].values():
+        assert list(per_mask) == ["none", "eyes", "eyes_nose", "full_face", "blur"]
+        assert per_mask["none"]["similarity_drop_mean"] == 0.0
+        assert per_mask["none"]["detected_rate"] == 1.0
+    assert (tmp_path / "masks.png").is_file()

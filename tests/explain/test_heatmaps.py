@@ -90,3 +90,21 @@ def test_patches_cover_the_whole_image():
     assert patch_starts(224, 25, 14)[-1] == 199
     assert len(patch_starts(224, 25, 14)) == 16
     assert patch_starts(48, 8, 4) == list(range(0, 41, 4))
+
+
+def test_gradcam_similarity_targets_point_at_what_makes_the_match(toys):
+    model = toys.colour_detector()
+    image = toys.blobs(red_at=(12, 12), blue_at=(36, 36))
+    cam = GradCAM(model, "detect", toys.SPEC)
+    # Cosine to a "red" reference: red raises it, blue lowers it.
+    to_red = cam.explain(image[None], similarity_target(np.array([1.0, 0.0])))[0]
+    assert np.linalg.norm(centre(to_red) - (12, 12)) <= 1
+    assert to_red[36, 36] < 0.05
+    # Against itself (projection onto its own embedding): an only-red image shows red.
+    red_only = np.full((toys.SIZE, toys.SIZE, 3), 100.0, np.float32)
+    ys, xs = np.mgrid[0 : toys.SIZE, 0 : toys.SIZE]
+    red_only[(ys - 30) ** 2 + (xs - 20) ** 2 <= 36] = (0, 0, 255)
+    own = self_target(features_of(model, toys.SPEC)(red_only[None]))
+    itself = cam.explain(red_only[None], own)[0]
+    assert itself.max() == pytest.approx(1.0)
+    assert np.linalg.norm(centre(itself) - (30, 20)) <= 1.5
