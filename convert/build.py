@@ -128,6 +128,7 @@ def build_bundle(
                 table,
             )
         (tmp / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n")
+        _check_out(out, force)  # again: something may have appeared there meanwhile
         _publish(tmp, out)
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)

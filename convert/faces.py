@@ -3,7 +3,8 @@
 Images are found recursively, shuffled with a seed, and walked until enough faces
 are found: the calibration set first, then a disjoint evaluation set from the
 images left over (or from ``--eval DIR``). Each image goes through edge's run-time
-path: ``create_detector`` -> ``dominant_face`` -> ``cut_face`` -> ``InputSpec.normalize``.
+path: ``read_image`` -> ``create_detector`` -> ``dominant_face`` -> ``cut_face`` ->
+``InputSpec.normalize``.
 """
 
 from __future__ import annotations
@@ -14,16 +15,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
 from convert._quiet import progress_stream
 from edge.detect import FaceDetector, create_detector, dominant_face
 from edge.errors import ImageError
+from edge.images import IMAGE_SUFFIXES, read_image
 from edge.preprocess import InputSpec, cut_face
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm"}
 
 
 @dataclass
@@ -107,8 +106,9 @@ def collect_faces(
     )
     n = 0
     for n, path in enumerate(paths, 1):  # noqa: B007  (n is read after the loop)
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if image is None:
+        try:
+            image = read_image(path)
+        except ImageError:  # empty, corrupt or huge: counted, the rest still calibrate
             skipped["unreadable"] += 1
             continue
         face = None
