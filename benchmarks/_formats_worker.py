@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 import traceback
@@ -26,7 +27,8 @@ def measure(args: argparse.Namespace) -> dict:
     bundle = Bundle.load(args.bundle)
     bundle.artifact_path(args.format)  # sha256 check outside the timed load
     faces = np.load(args.faces)
-    out: dict = {"base_rss_mb": rss_mb()}
+    # the machine may be shared: the load when this row ran says how far to trust it
+    out: dict = {"base_rss_mb": rss_mb(), "load1": os.getloadavg()[0]}
 
     t0 = time.perf_counter()
     model = load_runner(bundle, args.format, args.runtime, args.threads)

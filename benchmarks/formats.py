@@ -58,6 +58,7 @@ COLUMNS = [
     ("peak_rss_mb", "peak RSS MB", 0),
     ("cos_mean", "cos mean", 4),
     ("cos_min", "cos min", 4),
+    ("load1", "load", 1),
     ("error", "error", 0),
 ]
 # The ratios the README quotes: (name, faster combination, slower combination).
@@ -135,6 +136,7 @@ def flatten(combo: dict[str, Any], result: dict[str, Any]) -> dict[str, Any]:
         ips_b1=tput.get("1"),
         ips_b8=tput.get("8"),
         base_rss_mb=result.get("base_rss_mb"),
+        load1=result.get("load1"),
         peak_rss_mb=result.get("peak_rss_mb"),
         error=result.get("error", ""),
         notes="; ".join(result.get("notes", [])),
@@ -291,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
         f"\ncosine: to {reference or 'no float reference (none ran)'} on {len(photos)} held-out "
         f"faces ({', '.join(f'{k} {v}' for k, v in how.items())}); latency per image at batch 1, "
         f"{args.runs} runs after {args.warmup} warm-up; peak RSS of a process running only that "
-        "combination."
+        f"combination; load = the 1-minute load average when it started ({info['cores']} cores)."
     )
     for r in speedups:
         s = r["speedup"]

@@ -47,6 +47,7 @@ def test_every_format_and_runtime_gets_sane_numbers(tiny_bundle, tmp_path, run_s
         assert r["ips_b8"] > 0, (key, r["notes"])
         assert r["peak_rss_mb"] > r["base_rss_mb"] > 10
         assert r["cos_min"] <= r["cos_mean"] <= 1 + 1e-5
+        assert r["load1"] >= 0
     # float formats agree with the float reference; quantized ones are close, not identical
     for fmt in ("savedmodel", "keras", "tflite-fp16"):
         assert rows[(fmt, "tensorflow" if fmt != "tflite-fp16" else "litert")]["cos_min"] > 0.999
