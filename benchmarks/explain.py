@@ -353,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
     plot(
         rows,
         dest / "explain.png",
-        model.title(f"explain wall time, {info['cpu']}, {info['cores']} cores"),
+        f"{model.title('explain wall time')}\n{info['cpu']}, {info['cores']} cores",
     )
     print(f"\nwrote {dest / 'explain.json'}, explain.csv, explain.png")
     return 0
