@@ -57,7 +57,11 @@ def _occlusion_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m explain", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m explain",
+        description="Explain a facelens model: Grad-CAM, occlusion, filter visualisation, "
+        "landmark regions, anonymisation masks, and the float-vs-INT8 check.",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     formats = ("keras", *RUNTIME_FORMATS)
 
