@@ -13,7 +13,6 @@ each and shown in other photos, and two never enrolled.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -25,7 +24,7 @@ import numpy as np
 
 from edge import paths
 from edge.bundle import DEFAULT_FORMAT, MANIFEST_NAME, Bundle
-from edge.detect import find_yunet
+from edge.detect import find_yunet, shared_dir
 from edge.display import Display
 from edge.draw import annotate, contact_sheet
 from edge.enroll import enroll
@@ -38,10 +37,6 @@ from edge.sources import open_source
 FRAME_W, FRAME_H, FPS = 640, 480, 8
 LFW_KNOWN = ("Serena_Williams", "Tony_Blair")
 LFW_STRANGERS = ("Colin_Powell", "Jennifer_Aniston")
-
-
-def _shared() -> Path:
-    return Path(os.environ.get("FACELENS_SHARED") or Path(__file__).resolve().parents[2] / "shared")
 
 
 def _bgr(image: np.ndarray) -> np.ndarray:
@@ -78,13 +73,10 @@ def lfw_people(lfw: Path) -> dict[str, list[Path]]:
 
 
 def find_detector() -> Path:
-    """YuNet from ``$FACELENS_YUNET``, the cache or a download, else ``../shared``'s copy."""
+    """YuNet as :func:`edge.detect.find_yunet` finds it, with the demo's own advice."""
     try:
         return find_yunet()
     except DetectorError as exc:
-        shared = _shared() / "models" / "yunet" / "face_detection_yunet_2023mar.onnx"
-        if shared.is_file():
-            return shared
         raise DetectorError(
             f"edge demo needs the YuNet face detector: {exc}; or set FACELENS_YUNET"
         ) from None
@@ -290,7 +282,7 @@ def run_demo(bundle_dir: Path | None, out: Path | None, threads: int | None) -> 
     gallery_path = out / "gallery.sqlite"
     for stale in (gallery_path, gallery_path.with_name(gallery_path.name + ".key")):
         stale.unlink(missing_ok=True)  # a fresh demo gallery every run; never the user's
-    lfw_dir = _shared() / "data" / "lfw"
+    lfw_dir = shared_dir() / "data" / "lfw"
     # An untrained model cannot tell real people apart: show them only with a face model.
     lfw = lfw_people(lfw_dir) if lfw_dir.is_dir() and not _untrained(bundle) else {}
     cv2.imwrite(str(out / "astronaut.png"), samples["astronaut"])

@@ -175,8 +175,18 @@ def download_verified(url: str, dest: Path, sha256: str, timeout: float = 30.0) 
     return dest
 
 
+def shared_dir() -> Path:
+    """The project's shared data and models folder beside a checkout (``$FACELENS_SHARED``)."""
+    return Path(os.environ.get("FACELENS_SHARED") or Path(__file__).resolve().parents[2] / "shared")
+
+
 def find_yunet(path: Path | str | None = None, download: bool = True, url: str = YUNET_URL) -> Path:
-    """Return a verified YuNet file: ``path``, ``$FACELENS_YUNET``, the cache, or a download."""
+    """Return a verified YuNet file.
+
+    In order: ``path``, ``$FACELENS_YUNET``, the user cache, a copy in the shared models
+    folder beside a checkout (so an offline clone works), else a download into the cache.
+    Files found by search must have the pinned sha256.
+    """
     explicit = path or os.environ.get("FACELENS_YUNET")
     if explicit:
         explicit = Path(explicit)
@@ -188,6 +198,9 @@ def find_yunet(path: Path | str | None = None, download: bool = True, url: str =
         if sha256_file(cached) == YUNET_SHA256:
             return cached
         log.warning("cached %s has the wrong sha256; downloading it again", cached)
+    local = shared_dir() / "models" / "yunet" / YUNET_FILE
+    if local.is_file() and sha256_file(local) == YUNET_SHA256:
+        return local
     if not download:
         raise DetectorError(f"no YuNet file at {cached} and downloads are off")
     return download_verified(url, cached, YUNET_SHA256)

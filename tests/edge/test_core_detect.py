@@ -100,8 +100,25 @@ def test_download_is_pinned_by_sha256(tmp_path, yunet_path):
     assert not (tmp_path / "cache" / "bad.onnx").exists()
 
 
-def test_offline_download_fails_clearly_and_the_detector_falls_back(monkeypatch, caplog):
+def test_a_verified_shared_copy_is_found_offline(monkeypatch, yunet_path):
     monkeypatch.delenv("FACELENS_YUNET", raising=False)
+    monkeypatch.setenv("FACELENS_SHARED", str(yunet_path.parents[2]))
+    assert find_yunet(url="http://127.0.0.1:9/yunet.onnx") == yunet_path
+
+
+def test_a_shared_copy_with_another_hash_is_not_trusted(monkeypatch, tmp_path):
+    monkeypatch.delenv("FACELENS_YUNET", raising=False)
+    fake = tmp_path / "models" / "yunet" / "face_detection_yunet_2023mar.onnx"
+    fake.parent.mkdir(parents=True)
+    fake.write_bytes(b"not the pinned file")
+    monkeypatch.setenv("FACELENS_SHARED", str(tmp_path))
+    with pytest.raises(DetectorError, match="downloads are off"):
+        find_yunet(download=False)
+
+
+def test_offline_download_fails_clearly_and_the_detector_falls_back(monkeypatch, caplog, tmp_path):
+    monkeypatch.delenv("FACELENS_YUNET", raising=False)
+    monkeypatch.setenv("FACELENS_SHARED", str(tmp_path))  # no local copy either
     with pytest.raises(DetectorError, match="offline"):
         find_yunet(url="http://127.0.0.1:9/yunet.onnx")
     if not HAS_HAAR:
