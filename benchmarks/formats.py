@@ -182,6 +182,7 @@ def ratios(rows: list[dict[str, Any]], threads: list[int]) -> list[dict[str, Any
 
 def plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -214,6 +215,10 @@ def plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
                     )
     ax.set_xscale("log")
     ax.set_yscale("log")
+    for axis in (ax.xaxis, ax.yaxis):  # ticks at 1-2-5 steps, as plain numbers
+        axis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+        axis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("artifact size (MB, log)")
     ax.set_ylabel("median latency per image, batch 1 (ms, log)")
     ax.set_title(title, fontsize=9)
