@@ -11,8 +11,9 @@ import cv2
 import numpy as np
 from _common import SHARED_YUNET, progress
 
-from edge.detect import FaceDetector, create_detector, dominance, dominant_face
-from edge.errors import ImageError
+from edge.detect import FaceDetector, create_detector, dominant_face
+from edge.images import read_image
+from edge.pipeline import rank_faces
 from edge.preprocess import InputSpec, cut_face
 
 
@@ -23,33 +24,25 @@ def benchmark_detector(path: Path | None = None) -> FaceDetector:
     return create_detector(path)
 
 
-def read_image(path: Path) -> np.ndarray:
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise ImageError(f"cannot read image {path}: check the path and that it is a JPEG/PNG")
-    return image
-
-
 def photo_crop(
     image: np.ndarray, spec: InputSpec, detector: FaceDetector | None
 ) -> tuple[np.ndarray, str]:
-    """The crop of the photo's dominant face, and how it was chosen.
+    """The crop of the photo's most dominant face, and how it was chosen.
 
     ``dominant``: one face clearly dominates; ``ambiguous``: several alike faces, the
     most dominant is taken anyway (a pair list needs one embedding per photo);
-    ``no-face``: nothing detected, the whole photo is used (and counted, so it shows).
+    ``no-face``: nothing usable detected, the whole photo is used (and counted).
     """
     if spec.crop.kind == "whole_image" or detector is None:
         return image, "whole-image"
     faces = detector.detect(image)
     if not faces:
         return image, "no-face"
-    index = dominant_face(faces, image.shape)
-    how = "dominant"
-    if index is None:
-        index = max(range(len(faces)), key=lambda i: dominance(faces[i], image.shape))
-        how = "ambiguous"
-    return cut_face(image, spec, faces[index]), how
+    how = "dominant" if dominant_face(faces, image.shape) is not None else "ambiguous"
+    try:
+        return cut_face(image, spec, rank_faces(faces, image.shape)[0]), how
+    except ValueError:  # a box wholly outside the image
+        return image, "no-face"
 
 
 def crop_photos(

@@ -40,8 +40,7 @@ from _runners import REFERENCE_FORMATS, runtimes_for
 
 from edge.bundle import Bundle
 from edge.errors import FacelensError
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+from edge.images import IMAGE_SUFFIXES
 
 COLUMNS = [
     ("format", "format", 0),

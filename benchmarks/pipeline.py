@@ -39,13 +39,14 @@ from _common import (
     write_csv,
     write_json,
 )
-from _faces import benchmark_detector, read_image
+from _faces import benchmark_detector
 
 from edge.bundle import DEFAULT_FORMAT, Bundle
 from edge.embedder import Embedder, l2_normalize
 from edge.enroll import enroll
 from edge.errors import FacelensError
 from edge.gallery import Gallery
+from edge.images import read_image
 from edge.matching import Matcher
 from edge.pipeline import STAGES, Pipeline, Recognizer, load_matcher
 from edge.run import run_to_end
