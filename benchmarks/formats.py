@@ -250,6 +250,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.runs < 1 or args.warmup < 0 or args.num_faces < 1:
         parser.error("--runs and --num-faces must be >= 1, --warmup >= 0")
+    sizes = args.batches.split(",")
+    if not all(b.isdigit() and int(b) > 0 for b in sizes) or "1" not in sizes:
+        parser.error("--batches takes positive batch sizes including 1, e.g. 1,8")
     return args
 
 
