@@ -39,10 +39,9 @@ from _faces import benchmark_detector
 from edge.embedder import Embedder
 from edge.errors import FacelensError
 from explain.base import embedder_features
-from explain.commands import VGG16_FILTER_LAYERS
 from explain.faces import FaceLoader
-from explain.filters import maximize_filters
-from explain.gradcam import GradCAM, conv_layers, spatial_layers
+from explain.filters import default_filter_layers, maximize_filters
+from explain.gradcam import GradCAM, spatial_layers
 from explain.models import ExplainModel, from_bundle
 from explain.occlusion import Occlusion, patch_starts
 from explain.targets import Target, self_target
@@ -196,18 +195,8 @@ def bench_occlusion(
     return rows
 
 
-def filter_layers(model: ExplainModel, requested: list[str] | None) -> list[str]:
-    if requested:
-        return requested
-    if model.source.get("backbone") == "vgg16":
-        return list(VGG16_FILTER_LAYERS)
-    # three convolutions spread over the depth, as `explain filters` picks them
-    convs = conv_layers(model.model) or spatial_layers(model.model)
-    return list(dict.fromkeys(convs[round(k * (len(convs) - 1) / 2)] for k in range(3)))
-
-
 def bench_filters(args: argparse.Namespace, model: ExplainModel) -> list[dict]:
-    layers = filter_layers(model, args.filter_layers)
+    layers = args.filter_layers or default_filter_layers(model.model, model.source.get("backbone"))
     filters = list(range(args.filters))
     t0 = time.perf_counter()
     for layer in progress(layers, "explain filters"):

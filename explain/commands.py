@@ -22,8 +22,8 @@ from explain.compare import (
     report_markdown,
 )
 from explain.faces import FaceCrop
-from explain.filters import maximize_filters, pattern_stats
-from explain.gradcam import GradCAM, conv_layers, spatial_layers
+from explain.filters import default_filter_layers, maximize_filters, pattern_stats
+from explain.gradcam import GradCAM, spatial_layers
 from explain.inputs import (
     drop_label,
     each_face,
@@ -39,8 +39,6 @@ from explain.inputs import (
 from explain.models import ExplainModel
 from explain.occlusion import Occlusion
 from explain.regions import region_masks, region_scores
-
-VGG16_FILTER_LAYERS = ("block1_conv2", "block3_conv3", "block5_conv3")
 
 
 def cmd_gradcam(args: argparse.Namespace) -> int:
@@ -147,13 +145,7 @@ def cmd_regions(args: argparse.Namespace) -> int:
 def cmd_filters(args: argparse.Namespace) -> int:
     """Activation maximisation of the first filters of three layers: filters.png/json."""
     model = load_model(args)
-    if args.layers:
-        layers = args.layers
-    elif model.source.get("backbone") == "vgg16":
-        layers = list(VGG16_FILTER_LAYERS)
-    else:  # three convolutions spread over the network's depth
-        convs = conv_layers(model.model) or spatial_layers(model.model)
-        layers = list(dict.fromkeys(convs[round(k * (len(convs) - 1) / 2)] for k in range(3)))
+    layers = args.layers or default_filter_layers(model.model, model.source.get("backbone"))
     shown, numbers = {}, {}
     for layer in layers:
         result = maximize_filters(

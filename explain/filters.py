@@ -18,7 +18,18 @@ from tqdm import tqdm
 
 from edge.errors import FacelensError
 from edge.preprocess import InputSpec
-from explain.gradcam import check_layer
+from explain.gradcam import check_layer, conv_layers, spatial_layers
+
+# The notebook's layers: early, middle and late in VGG16.
+VGG16_FILTER_LAYERS = ("block1_conv2", "block3_conv3", "block5_conv3")
+
+
+def default_filter_layers(model: keras.Model, backbone: str | None = None) -> list[str]:
+    """The notebook's three VGG16 layers, else three convolutions spread over the depth."""
+    if backbone == "vgg16":
+        return list(VGG16_FILTER_LAYERS)
+    convs = conv_layers(model) or spatial_layers(model)
+    return list(dict.fromkeys(convs[round(k * (len(convs) - 1) / 2)] for k in range(3)))
 
 
 @dataclass
