@@ -11,7 +11,11 @@ ai-edge-litert.
 
 from __future__ import annotations
 
+import os
+import sys
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import cv2
@@ -56,6 +60,23 @@ def _litert_interpreter():
     return Interpreter
 
 
+@contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """Hide what native code writes to fd 2 (LiteRT's one-line XNNPACK banner).
+
+    Failures still surface: LiteRT raises them as Python exceptions with the message.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 class LiteRTBackend(Backend):
     """A ``.tflite`` file through LiteRT; int8/uint8 model inputs are quantized here."""
 
@@ -66,7 +87,8 @@ class LiteRTBackend(Backend):
         interpreter_class = _litert_interpreter()
         try:
             self._interp = interpreter_class(model_path=str(self.path), num_threads=threads)
-            self._interp.allocate_tensors()
+            with _native_stderr_silenced():
+                self._interp.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise self._load_error(exc) from exc
         self._input = self._interp.get_input_details()[0]
