@@ -234,7 +234,14 @@ def out_dir(args: argparse.Namespace, name: str) -> Path:
     return path
 
 
-def add_common_args(parser: argparse.ArgumentParser) -> None:
+def new_parser(
+    doc: str | None, bundle_help: str = "model bundle folder"
+) -> argparse.ArgumentParser:
+    """A benchmark's parser: its docstring as help, ``--bundle``, ``--out``, ``--detector``."""
+    parser = argparse.ArgumentParser(
+        description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--bundle", required=True, type=Path, help=bundle_help)
     parser.add_argument(
         "--out", help="folder for the JSON, CSV and PNG files (default: benchmarks/results/NAME)"
     )
@@ -243,6 +250,23 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
         type=Path,
         help="YuNet .onnx file (default: $FACELENS_YUNET, ../shared's copy, the cache, a download)",
     )
+    return parser
+
+
+def pyplot() -> Any:
+    """matplotlib's pyplot on the file-only Agg backend, imported when a figure is drawn."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig: Any, path: Path) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    pyplot().close(fig)
 
 
 def run_cli(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> None:

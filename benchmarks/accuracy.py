@@ -18,14 +18,16 @@ from typing import Any
 import numpy as np
 from _common import (
     LFW,
-    add_common_args,
     machine_info,
     machine_line,
     markdown_table,
+    new_parser,
     one_line,
     out_dir,
     progress,
+    pyplot,
     run_cli,
+    save_figure,
     write_csv,
     write_json,
 )
@@ -93,10 +95,7 @@ def evaluate(pairs: Pairs, train: Pairs | None, emb: dict[Path, np.ndarray], arg
 
 
 def plot_roc(curves: dict[str, dict], path: Path, title: str, far_target: float) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(6.5, 5))
     for label, r in curves.items():
@@ -111,16 +110,11 @@ def plot_roc(curves: dict[str, dict], path: Path, title: str, far_target: float)
     ax.set_title(title, fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--bundle", required=True, type=Path, help="model bundle folder")
+    parser = new_parser(__doc__)
     parser.add_argument(
         "--pairs",
         type=Path,
@@ -145,7 +139,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--far", type=float, default=1e-3, help="FAR for the TAR (default 1e-3)")
     parser.add_argument("--threads", type=int, help="inference threads (default: the runtime's)")
     parser.add_argument("--batch", type=int, default=8, help="faces per inference (default 8)")
-    add_common_args(parser)
     args = parser.parse_args(argv)
     if args.folds < 2 or args.batch < 1 or not 0 < args.far < 1:
         parser.error("--folds must be >= 2, --batch >= 1 and 0 < --far < 1")

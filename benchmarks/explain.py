@@ -23,14 +23,16 @@ import numpy as np
 import tensorflow as tf
 from _common import (
     LFW,
-    add_common_args,
     machine_info,
     machine_line,
     markdown_table,
+    new_parser,
     one_line,
     out_dir,
     progress,
+    pyplot,
     run_cli,
+    save_figure,
     write_csv,
     write_json,
 )
@@ -234,10 +236,7 @@ def bench_filters(args: argparse.Namespace, model: ExplainModel) -> list[dict]:
 
 
 def plot(rows: list[dict], path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     shown = [r for r in rows if r.get("seconds")]
     fig, ax = plt.subplots(figsize=(9, 0.45 * len(shown) + 1.5))
@@ -258,9 +257,7 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
                 fontsize=7,
             )
     ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def default_image() -> Path:
@@ -271,12 +268,7 @@ def default_image() -> Path:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--bundle", required=True, type=Path, help="model bundle folder (needs model_float.keras)"
-    )
+    parser = new_parser(__doc__, "model bundle folder (needs model_float.keras)")
     parser.add_argument(
         "--image", type=Path, help="face photo (default: the first LFW devtest photo)"
     )
@@ -301,7 +293,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--skip", nargs="+", default=[], choices=["gradcam", "occlusion", "filters"]
     )
-    add_common_args(parser)
     args = parser.parse_args(argv)
     if args.runs < 1 or args.filters < 1 or args.steps < 1:
         parser.error("--runs, --filters and --steps must be >= 1")

@@ -23,14 +23,16 @@ import numpy as np
 from _common import (
     HERE,
     LFW,
-    add_common_args,
     machine_info,
     machine_line,
     markdown_table,
+    new_parser,
     out_dir,
     parse_threads,
     progress,
+    pyplot,
     run_cli,
+    save_figure,
     write_csv,
     write_json,
 )
@@ -180,11 +182,9 @@ def ratios(rows: list[dict[str, Any]], threads: list[int]) -> list[dict[str, Any
 
 
 def plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
-    import matplotlib
     import matplotlib.ticker
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     markers = {"litert": "o", "onnxruntime": "s", "opencv": "^", "tensorflow": "D"}
     fig, ax = plt.subplots(figsize=(8, 5.5))
@@ -223,16 +223,11 @@ def plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
     ax.set_title(title, fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--bundle", required=True, type=Path, help="model bundle folder")
+    parser = new_parser(__doc__)
     parser.add_argument("--formats", help="comma-separated formats (default: all in the bundle)")
     parser.add_argument(
         "--runtimes", help="comma-separated: litert,onnxruntime,opencv,tensorflow (default: all)"
@@ -246,7 +241,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--num-faces", type=int, default=16, help="held-out faces (default 16)")
     parser.add_argument("--timeout", type=float, default=900, help="seconds per combination")
-    add_common_args(parser)
     args = parser.parse_args(argv)
     if args.runs < 1 or args.warmup < 0 or args.num_faces < 1:
         parser.error("--runs and --num-faces must be >= 1, --warmup >= 0")

@@ -26,14 +26,16 @@ import numpy as np
 from _common import (
     LFW,
     SHARED,
-    add_common_args,
     machine_info,
     machine_line,
     markdown_table,
+    new_parser,
     out_dir,
     progress,
+    pyplot,
     rss_mb,
     run_cli,
+    save_figure,
     summarize_ms,
     time_ms,
     write_csv,
@@ -225,10 +227,7 @@ GALLERY_COLUMNS = [
 
 
 def plot(clips: list[dict], gallery: list[dict], path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
     bottom = np.zeros(len(clips))
@@ -261,16 +260,11 @@ def plot(clips: list[dict], gallery: list[dict], path: Path, title: str) -> None
     right.grid(True, which="both", alpha=0.3)
     right.legend(fontsize=8)
     fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--bundle", required=True, type=Path, help="model bundle folder")
+    parser = new_parser(__doc__)
     parser.add_argument(
         "--format", default=DEFAULT_FORMAT, help=f"artifact (default {DEFAULT_FORMAT})"
     )
@@ -290,7 +284,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="largest float32 matrix to really build; bigger sizes are extrapolated (default 1.5)",
     )
     parser.add_argument("--skip-clips", action="store_true", help="only the gallery search")
-    add_common_args(parser)
     args = parser.parse_args(argv)
     if args.frames < 2 or args.dim < 1 or min(args.gallery_sizes) < 1:
         parser.error("--frames must be >= 2; --dim and gallery sizes >= 1")
