@@ -53,7 +53,8 @@ def faceres_dir() -> Path:
     try:
         keras.saving.load_model(folder / "faceres.keras", compile=False)
     except (TypeError, ValueError) as exc:
-        pytest.skip(f"Keras {keras.__version__} cannot read faceres.keras ({exc})")
+        last_line = str(exc).strip().splitlines()[-1]
+        pytest.skip(f"Keras {keras.__version__} cannot read faceres.keras: {last_line}")
     return folder
 
 
