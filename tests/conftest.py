@@ -42,20 +42,26 @@ def nonface_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def faceres_dir() -> Path:
-    """``../shared/models/faceres``: a face-trained Keras model and its input_spec.json.
+    """``../shared/models/faceres``: a face-trained Keras model and its input_spec.json."""
+    return _need(FACERES, "the face-trained faceres model")
+
+
+@pytest.fixture(scope="session")
+def faceres_model(faceres_dir: Path) -> Path:
+    """``faceres.keras``, once this Keras has shown it can read it.
 
     The file was saved by Keras 3.15; the Keras that Python 3.10 gets (3.12) cannot
-    read it, so there the tests that need it skip, saying so, after a real attempt.
+    read it, so there the tests that need the model skip, saying so.
     """
-    folder = _need(FACERES, "the face-trained faceres model")
     import keras
 
+    path = faceres_dir / "faceres.keras"
     try:
-        keras.saving.load_model(folder / "faceres.keras", compile=False)
+        keras.saving.load_model(path, compile=False)
     except (TypeError, ValueError) as exc:
         last_line = str(exc).strip().splitlines()[-1]
         pytest.skip(f"Keras {keras.__version__} cannot read faceres.keras: {last_line}")
-    return folder
+    return path
 
 
 @pytest.fixture(scope="session")
@@ -174,11 +180,11 @@ def tiny_bundle(tiny_model, lfw_dir: Path, yunet_path: Path):
 
 
 @pytest.fixture(scope="session")
-def faceres_bundle(faceres_dir: Path, lfw_dir: Path, yunet_path: Path):
+def faceres_bundle(faceres_dir: Path, faceres_model: Path, lfw_dir: Path, yunet_path: Path):
     """The face-trained faceres model (1024-d) in all seven formats, calibrated on LFW."""
     return _cached_bundle(
         "faceres",
-        model=faceres_dir / "faceres.keras",
+        model=faceres_model,
         input_spec=faceres_dir / "input_spec.json",
         calibration=lfw_dir / "images",
         calibration_count=100,

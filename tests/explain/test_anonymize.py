@@ -10,8 +10,8 @@ from explain.models import load_keras_model
 
 
 @pytest.fixture(scope="module")
-def faceres(faceres_dir):
-    return load_keras_model(faceres_dir / "faceres.keras", faceres_dir / "input_spec.json")
+def faceres(faceres_dir, faceres_model):
+    return load_keras_model(faceres_model, faceres_dir / "input_spec.json")
 
 
 def test_masks_cover_what_they_say_and_nothing_far_away(lfw_dir, yunet_path):
