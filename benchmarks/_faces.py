@@ -11,9 +11,8 @@ import cv2
 import numpy as np
 from _common import SHARED_YUNET, progress
 
-from edge.detect import FaceDetector, create_detector, dominant_face
+from edge.detect import FaceDetector, create_detector, dominant_face, rank_faces
 from edge.images import read_image
-from edge.pipeline import rank_faces
 from edge.preprocess import InputSpec, cut_face
 
 

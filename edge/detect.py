@@ -232,6 +232,11 @@ def dominance(face: Face, image_shape: tuple[int, ...]) -> float:
     return float(np.sqrt(area) * centrality * face.score)
 
 
+def rank_faces(faces: list[Face], image_shape: tuple[int, ...]) -> list[Face]:
+    """Faces from most to least dominant (see :func:`dominance`): what ``--face N`` counts."""
+    return sorted(faces, key=lambda f: dominance(f, image_shape), reverse=True)
+
+
 def dominant_face(
     faces: list[Face], image_shape: tuple[int, ...], margin: float = 1.5
 ) -> int | None:
@@ -240,10 +245,11 @@ def dominant_face(
     A face dominates when its :func:`dominance` is at least ``margin`` times the
     runner-up's; several alike faces (a group photo) give ``None``.
     """
-    if not faces:
+    ranked = rank_faces(faces, image_shape)
+    if not ranked:
         return None
-    ranked = sorted(range(len(faces)), key=lambda i: dominance(faces[i], image_shape), reverse=True)
-    if len(ranked) == 1:
-        return ranked[0]
-    best, second = (dominance(faces[i], image_shape) for i in ranked[:2])
-    return ranked[0] if best >= margin * second else None
+    if len(ranked) > 1:
+        best, second = (dominance(f, image_shape) for f in ranked[:2])
+        if best < margin * second:
+            return None
+    return next(i for i, f in enumerate(faces) if f is ranked[0])

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.bundle import DEFAULT_FORMAT, Bundle
-from edge.detect import Face, FaceDetector, create_detector, dominance, dominant_face
+from edge.detect import Face, FaceDetector, create_detector, dominant_face, rank_faces
 from edge.embedder import Embedder
 from edge.errors import DetectorError, GalleryError, ImageError
 from edge.gallery import Gallery
@@ -98,11 +98,6 @@ def describe_faces(faces: list[Face]) -> str:
         f"#{i} box=({', '.join(str(round(v)) for v in f.box)}) score={f.score:.2f}"
         for i, f in enumerate(faces)
     )
-
-
-def rank_faces(faces: list[Face], shape: tuple[int, ...]) -> list[Face]:
-    """Faces from most to least dominant: the order ``--face N`` refers to."""
-    return sorted(faces, key=lambda f: dominance(f, shape), reverse=True)
 
 
 def choose_face(

@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.detect import Face, FaceDetector, create_detector, dominance, dominant_face
+from edge.detect import Face, FaceDetector, create_detector, dominant_face, rank_faces
 from edge.errors import ImageError
 from edge.preprocess import CropRule, InputSpec, cut_face
 
@@ -83,11 +83,9 @@ class FaceLoader:
                 f"no face found in {source}: pass a photo with a clear face, "
                 "or --no-detect to explain the whole image"
             )
-        best = dominant_face(faces, image.shape)
-        if best is None:
-            best = max(range(len(faces)), key=lambda i: dominance(faces[i], image.shape))
+        if dominant_face(faces, image.shape) is None:
             log.warning("%s: %d similar faces, explaining the most central one", source, len(faces))
-        return faces[best]
+        return rank_faces(faces, image.shape)[0]
 
     def crop(self, image: np.ndarray, face: Face | None, source: str) -> FaceCrop:
         """Cut ``face`` (found in this or another copy of the photo) out of ``image``."""
