@@ -20,8 +20,9 @@ import numpy as np
 from tqdm import tqdm
 
 from edge.errors import FacelensError, ImageError
+from edge.images import read_image
 from explain.base import FeatureFn
-from explain.faces import FaceCrop, FaceLoader, read_image
+from explain.faces import FaceCrop, FaceLoader
 from explain.regions import FaceFrame, anonymisation_masks
 
 MASKS = ("none", "eyes", "eyes_nose", "full_face", "blur")

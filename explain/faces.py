@@ -15,6 +15,7 @@ import numpy as np
 
 from edge.detect import Face, FaceDetector, create_detector, dominant_face, rank_faces
 from edge.errors import ImageError
+from edge.images import read_image
 from edge.preprocess import CropRule, InputSpec, cut_face
 
 log = logging.getLogger(__name__)
@@ -29,14 +30,6 @@ class FaceCrop:
     landmarks: np.ndarray | None  # (5, 2) in crop pixels, or None (no detection)
     face: Face | None
     image: np.ndarray  # the whole BGR photo
-
-
-def read_image(path: Path | str) -> np.ndarray:
-    """A BGR uint8 photo, or an :class:`ImageError` that names the file."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise ImageError(f"cannot read image {path}: it is missing or not an image file")
-    return image
 
 
 def landmarks_in_crop(
