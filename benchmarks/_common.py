@@ -34,7 +34,6 @@ if str(HERE) in sys.path:
 REPO = HERE.parent
 SHARED = Path(os.environ.get("FACELENS_SHARED", REPO.parent / "shared"))
 LFW = SHARED / "data" / "lfw"
-SHARED_YUNET = SHARED / "models" / "yunet" / "face_detection_yunet_2023mar.onnx"
 RESULTS = HERE / "results"
 
 NOISE_NOTE = (

@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
 import numpy as np
-from _common import SHARED_YUNET, progress
+from _common import progress
 
 from edge.detect import FaceDetector, create_detector, dominant_face, rank_faces
 from edge.images import read_image
 from edge.preprocess import InputSpec, cut_face
-
-
-def benchmark_detector(path: Path | None = None) -> FaceDetector:
-    """YuNet from ``path``, ``$FACELENS_YUNET``, ../shared's copy, or the edge default."""
-    if path is None and "FACELENS_YUNET" not in os.environ and SHARED_YUNET.is_file():
-        path = SHARED_YUNET
-    return create_detector(path)
 
 
 def photo_crop(
@@ -53,7 +45,7 @@ def crop_photos(
     per batch later. Returns the crops and a count of how each face was chosen.
     """
     if detector is None and spec.crop.kind != "whole_image":
-        detector = benchmark_detector()
+        detector = create_detector()
     crops = np.empty((len(paths), spec.height, spec.width, spec.channels), np.uint8)
     how = Counter()
     for i, path in enumerate(progress(paths, "detect + crop")):

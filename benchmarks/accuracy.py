@@ -31,11 +31,12 @@ from _common import (
     write_csv,
     write_json,
 )
-from _faces import benchmark_detector, crop_photos
+from _faces import crop_photos
 from _runners import REFERENCE_FORMATS, load_runner, runtimes_for
 from _verification import Pairs, auc, kfold, read_pairs, roc, tar_at_far
 
 from edge.bundle import Bundle
+from edge.detect import create_detector
 from edge.embedder import l2_normalize
 from edge.errors import FacelensError
 from edge.preprocess import InputSpec
@@ -160,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# accuracy: {bundle.name} on {args.pairs}\n\nmachine: {machine_line(info)}\n")
 
     photos = sorted(set(pairs.photos) | set(train.photos if train else []))
-    crops, how = crop_photos(photos, bundle.input_spec, benchmark_detector(args.detector))
+    crops, how = crop_photos(photos, bundle.input_spec, create_detector(args.detector))
     rows, results, reference = [], {}, None
     for fmt in formats:
         runtime = runtimes_for(fmt)[0]

@@ -36,8 +36,8 @@ from _common import (
     write_csv,
     write_json,
 )
-from _faces import benchmark_detector
 
+from edge.detect import create_detector
 from edge.embedder import Embedder
 from edge.errors import FacelensError
 from explain.base import embedder_features
@@ -305,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     info = machine_info()
     print(f"# explain: {model.title('wall time')}\n\nmachine: {machine_line(info)}\n")
     image = args.image or default_image()
-    pixels = FaceLoader(model.spec, detector=benchmark_detector(args.detector)).load(image).pixels
+    pixels = FaceLoader(model.spec, detector=create_detector(args.detector)).load(image).pixels
     layer = args.layer or (model.gradcam_layers or (spatial_layers(model.model)[-1],))[-1]
     rows: list[dict] = []
     if "gradcam" not in args.skip:

@@ -36,11 +36,12 @@ from _common import (
     write_csv,
     write_json,
 )
-from _faces import benchmark_detector, prepare_photos
+from _faces import prepare_photos
 from _formats_worker import RESULT_PREFIX
 from _runners import REFERENCE_FORMATS, runtimes_for
 
 from edge.bundle import Bundle
+from edge.detect import create_detector
 from edge.errors import FacelensError
 from edge.images import IMAGE_SUFFIXES
 
@@ -277,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     photos = held_out_photos(args.faces, args.num_faces)
-    faces, how = prepare_photos(photos, bundle.input_spec, benchmark_detector(args.detector))
+    faces, how = prepare_photos(photos, bundle.input_spec, create_detector(args.detector))
     rows, embeddings = [], {}
     with tempfile.TemporaryDirectory(prefix="facelens-formats-") as tmp:
         faces_file = Path(tmp) / "faces.npy"

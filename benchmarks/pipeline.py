@@ -41,9 +41,9 @@ from _common import (
     write_csv,
     write_json,
 )
-from _faces import benchmark_detector
 
 from edge.bundle import DEFAULT_FORMAT, Bundle
+from edge.detect import create_detector
 from edge.embedder import Embedder, l2_normalize
 from edge.enroll import enroll
 from edge.errors import FacelensError
@@ -115,7 +115,7 @@ def write_clip(path: Path, photos: list[np.ndarray], frames: int, base: np.ndarr
 def run_clips(args: argparse.Namespace, bundle: Bundle, tmp: Path) -> list[dict[str, Any]]:
     """Enrol four people, then recognise each clip through edge's own loop."""
     embedder = Embedder(bundle, args.format, threads=args.threads)
-    pipeline = Pipeline(bundle, embedder, benchmark_detector(args.detector))
+    pipeline = Pipeline(bundle, embedder, create_detector(args.detector))
     people = people_pairs(max(FACE_COUNTS))
     with Gallery(tmp / "gallery.db") as gallery:
         for name, enrol_photo, _ in people:
