@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edge.calibrate import threshold_at_far
 from edge.errors import FacelensError
 
 
@@ -140,13 +141,12 @@ def tar_at_far(scores: np.ndarray, same: np.ndarray, far: float) -> dict:
     With n different pairs the false-accept rate moves in steps of 1/n, so FAR 1e-3 on
     500 different pairs means no false accept at all: the result says which it was.
     """
-    neg = np.sort(scores[~same])[::-1]
-    allowed = int(np.floor(far * len(neg)))
-    threshold = float(neg[allowed]) if allowed < len(neg) else -np.inf  # accept above this
+    neg = scores[~same]
+    threshold = threshold_at_far(scores[same], neg, far)  # accept at or above this
     return {
         "far_target": far,
-        "tar": float((scores[same] > threshold).mean()),
-        "far": float((neg > threshold).mean()),
+        "tar": float((scores[same] >= threshold).mean()),
+        "far": float((neg >= threshold).mean()),
         "threshold": threshold,
         "different_pairs": len(neg),
     }

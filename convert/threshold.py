@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from edge.calibrate import threshold_at_far
 from edge.embedder import l2_normalize
 
 DEFAULT_THRESHOLD = 0.5
@@ -27,7 +28,7 @@ def choose_threshold(features: np.ndarray, identities: list[str] | None) -> dict
         same = (ids[:, None] == ids[None, :]) & upper
         genuine, impostor = sims[same], sims[~same & upper]
         if len(genuine) >= MIN_PAIRS and len(impostor) >= MIN_PAIRS:
-            cosine = float(np.quantile(impostor, 1 - TARGET_FAR))
+            cosine = threshold_at_far(genuine, impostor, TARGET_FAR)
             tar = float(np.mean(genuine >= cosine))
             return {
                 "cosine": round(cosine, 4),
