@@ -6,14 +6,13 @@ root, ``same`` 1 or 0), like LFW's ``pairs_devtest.csv``.
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from edge.calibrate import read_pairs as read_pair_list
 from edge.calibrate import threshold_at_far
-from edge.errors import FacelensError
 
 
 @dataclass(frozen=True)
@@ -30,36 +29,13 @@ class Pairs:
 
 
 def read_pairs(path: Path, images: Path) -> Pairs:
-    """Read and check a pairs CSV; every error names the file, the line and the fix."""
-    if not path.is_file():
-        raise FacelensError(f"pairs file {path} does not exist; give a CSV img_a,img_b,same")
-    if not images.is_dir():
-        raise FacelensError(f"image root {images} is not a folder; pass --images DIR")
-    a, b, same = [], [], []
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        missing = {"img_a", "img_b", "same"} - set(reader.fieldnames or [])
-        if missing:
-            raise FacelensError(
-                f"{path} lacks column(s) {', '.join(sorted(missing))}; "
-                "a pairs file has the header img_a,img_b,same"
-            )
-        for line, row in enumerate(reader, start=2):
-            if row["same"] not in ("0", "1"):
-                raise FacelensError(f"{path}:{line}: same={row['same']!r}; use 1 or 0")
-            for key, dest in (("img_a", a), ("img_b", b)):
-                photo = images / row[key]
-                if not photo.is_file():
-                    raise FacelensError(
-                        f"{path}:{line}: {photo} does not exist; check --images (the root the "
-                        "pair paths are relative to)"
-                    )
-                dest.append(photo)
-            same.append(row["same"] == "1")
-    labels = np.asarray(same, bool)
-    if labels.all() or not labels.any():
-        raise FacelensError(f"{path} needs both same (1) and different (0) pairs")
-    return Pairs(a, b, labels)
+    """Read and check a pairs CSV (see :func:`edge.calibrate.read_pairs`), paths resolved."""
+    pairs = read_pair_list(path, images)
+    return Pairs(
+        [images / p.a for p in pairs],
+        [images / p.b for p in pairs],
+        np.asarray([p.same for p in pairs], bool),
+    )
 
 
 def fold_ids(same: np.ndarray, folds: int) -> np.ndarray:

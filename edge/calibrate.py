@@ -23,20 +23,40 @@ class Pair:
     same: bool
 
 
-def read_pairs(path: Path | str) -> list[Pair]:
-    """Read a CSV with columns ``img_a,img_b,same`` (``same`` is 1 or 0)."""
+def read_pairs(path: Path | str, images: Path | str | None = None) -> list[Pair]:
+    """Read a CSV with columns ``img_a,img_b,same`` (``same`` is 1 or 0).
+
+    With ``images`` (the root the pair paths are relative to) every photo must exist.
+    Every error names the file, the line and the fix.
+    """
     path = Path(path)
+    if not path.is_file():
+        raise FacelensError(f"pairs file {path} does not exist; give a CSV img_a,img_b,same")
+    root = None if images is None else Path(images)
+    if root is not None and not root.is_dir():
+        raise FacelensError(f"image root {root} is not a folder; pass --images DIR")
+    pairs = []
     try:
         with open(path, newline="") as f:
-            rows = list(csv.DictReader(f))
+            reader = csv.DictReader(f)
+            missing = {"img_a", "img_b", "same"} - set(reader.fieldnames or [])
+            if missing:
+                raise FacelensError(
+                    f"{path} lacks column(s) {', '.join(sorted(missing))}; "
+                    "a pairs file has the header img_a,img_b,same"
+                )
+            for line, row in enumerate(reader, start=2):
+                if row["same"] not in ("0", "1") or not row["img_a"] or not row["img_b"]:
+                    raise FacelensError(f"{path}:{line}: same={row['same']!r}; use 1 or 0")
+                for name in (row["img_a"], row["img_b"]):
+                    if root is not None and not (root / name).is_file():
+                        raise FacelensError(
+                            f"{path}:{line}: {root / name} does not exist; check --images "
+                            "(the root the pair paths are relative to)"
+                        )
+                pairs.append(Pair(row["img_a"], row["img_b"], row["same"] == "1"))
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise FacelensError(f"cannot read the pairs file {path} ({exc})") from exc
-    try:
-        pairs = [Pair(r["img_a"], r["img_b"], int(r["same"]) == 1) for r in rows]
-    except (KeyError, TypeError, ValueError) as exc:
-        raise FacelensError(
-            f"{path} is not a pairs file: it needs the columns img_a,img_b,same (same = 1/0)"
-        ) from exc
     if not any(p.same for p in pairs) or all(p.same for p in pairs):
         raise FacelensError(f"{path} needs both same (1) and different (0) pairs")
     return pairs
