@@ -22,7 +22,9 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from edge.errors import FacelensError
+from edge.commandline import run_command
+from edge.detect import find_yunet
+from edge.errors import DetectorError, FacelensError
 
 HERE = Path(__file__).resolve().parent
 # Scripts here are run as ``python benchmarks/NAME.py``, which puts this folder first on
@@ -247,9 +249,18 @@ def new_parser(
     parser.add_argument(
         "--detector",
         type=Path,
-        help="YuNet .onnx file (default: $FACELENS_YUNET, ../shared's copy, the cache, a download)",
+        default=shared_yunet(),
+        help="YuNet .onnx file (default: $FACELENS_YUNET, the cache, ../shared's copy, a download)",
     )
     return parser
+
+
+def shared_yunet() -> Path | None:
+    """YuNet as edge finds it, or the verified copy in ../shared (the benchmarks' own choice)."""
+    try:
+        return find_yunet(download=False, search=[SHARED / "models" / "yunet"])
+    except DetectorError:
+        return None  # edge's own search (and download) then decides
 
 
 def pyplot() -> Any:
@@ -269,13 +280,5 @@ def save_figure(fig: Any, path: Path) -> None:
 
 
 def run_cli(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> None:
-    """Run a benchmark's ``main``: a :class:`FacelensError` is one ``error:`` line, exit 1."""
-    try:
-        code = main(argv)
-    except FacelensError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        code = 1
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        code = 130
-    sys.exit(code)
+    """Run a benchmark's ``main``, ending as every facelens command does (one error line)."""
+    sys.exit(run_command(lambda: main(argv)))

@@ -10,7 +10,9 @@ import cv2
 import numpy as np
 from _common import progress
 
-from edge.detect import FaceDetector, create_detector, dominant_face, rank_faces
+from edge.detect import FaceDetector, create_detector
+from edge.errors import CropError, NoFaceError
+from edge.faces import choose_face, dominant_face
 from edge.images import read_image
 from edge.preprocess import InputSpec, cut_face
 
@@ -27,12 +29,11 @@ def photo_crop(
     if spec.crop.kind == "whole_image" or detector is None:
         return image, "whole-image"
     faces = detector.detect(image)
-    if not faces:
-        return image, "no-face"
-    how = "dominant" if dominant_face(faces, image.shape) is not None else "ambiguous"
     try:
-        return cut_face(image, spec, rank_faces(faces, image.shape)[0]), how
-    except ValueError:  # a box wholly outside the image
+        face = choose_face(faces, image.shape, "the photo", strict=False)
+        how = "dominant" if dominant_face(faces, image.shape) is not None else "ambiguous"
+        return cut_face(image, spec, face), how
+    except (NoFaceError, CropError):  # no face, or a box wholly outside the image
         return image, "no-face"
 
 

@@ -42,8 +42,9 @@ from _runners import REFERENCE_FORMATS, runtimes_for
 
 from edge.bundle import Bundle
 from edge.detect import create_detector
+from edge.embedder import l2_normalize
 from edge.errors import FacelensError
-from edge.images import IMAGE_SUFFIXES
+from edge.images import list_images
 
 COLUMNS = [
     ("format", "format", 0),
@@ -76,7 +77,7 @@ def held_out_photos(folder: Path | None, count: int) -> list[Path]:
     if folder is not None:
         if not folder.is_dir():
             raise FacelensError(f"--faces {folder} is not a folder; give a folder of face photos")
-        photos = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        photos = list_images(folder)
     else:
         pairs = LFW / "pairs_devtest.csv"
         if not pairs.is_file():
@@ -160,9 +161,9 @@ def add_fidelity(rows: list[dict[str, Any]], embeddings: dict[int, Path]) -> str
     )
     if reference is None:
         return None
-    ref = reference[1] / np.linalg.norm(reference[1], axis=1, keepdims=True)
+    ref = l2_normalize(reference[1])
     for i, emb in loaded.items():
-        cos = np.sum(ref * emb / np.linalg.norm(emb, axis=1, keepdims=True), axis=1)
+        cos = np.sum(ref * l2_normalize(emb), axis=1)
         rows[i]["cos_mean"], rows[i]["cos_min"] = float(cos.mean()), float(cos.min())
     return reference[0]
 
@@ -263,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
             "format": f,
             "runtime": rt,
             "threads": t,
-            "size_mb": size_mb(bundle.path / bundle.artifact(f)["file"]),
+            "size_mb": size_mb(bundle.path / bundle.artifact(f).file),
         }
         for f in formats
         for rt in runtimes_for(f)
@@ -310,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
         "bundle": {
             "path": str(bundle.path),
             "name": bundle.name,
-            "source": bundle.manifest.get("source"),
+            "source": bundle.manifest.source.to_dict() if bundle.manifest.source else None,
         },
         "machine": info,
         "settings": {k: str(v) for k, v in vars(args).items()},

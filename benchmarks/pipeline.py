@@ -42,16 +42,13 @@ from _common import (
     write_json,
 )
 
+from edge.api import STAGES, FaceLens
 from edge.bundle import DEFAULT_FORMAT, Bundle
-from edge.detect import create_detector
-from edge.embedder import Embedder, l2_normalize
-from edge.enroll import enroll
+from edge.embedder import l2_normalize
 from edge.errors import FacelensError
-from edge.gallery import Gallery
 from edge.images import read_image
 from edge.matching import Matcher
-from edge.pipeline import STAGES, Pipeline, Recognizer, load_matcher
-from edge.run import run_to_end
+from edge.run import recognize_frame, run_to_end
 from edge.sources import VideoSource
 
 FRAME_W, FRAME_H = 640, 480
@@ -114,14 +111,12 @@ def write_clip(path: Path, photos: list[np.ndarray], frames: int, base: np.ndarr
 
 def run_clips(args: argparse.Namespace, bundle: Bundle, tmp: Path) -> list[dict[str, Any]]:
     """Enrol four people, then recognise each clip through edge's own loop."""
-    embedder = Embedder(bundle, args.format, threads=args.threads)
-    pipeline = Pipeline(bundle, embedder, create_detector(args.detector))
+    lens = FaceLens(
+        bundle, tmp / "gallery.db", fmt=args.format, threads=args.threads, detector=args.detector
+    )
     people = people_pairs(max(FACE_COUNTS))
-    with Gallery(tmp / "gallery.db") as gallery:
-        for name, enrol_photo, _ in people:
-            enroll(pipeline, gallery, name, [enrol_photo])
-        matcher = load_matcher(bundle, gallery, bundle.threshold)
-    recognizer = Recognizer(pipeline, matcher)
+    for name, enrol_photo, _ in people:
+        lens.enroll(name, [enrol_photo])
     base = background()
     rows = []
     for count in progress(FACE_COUNTS, "clips"):
@@ -138,8 +133,8 @@ def run_clips(args: argparse.Namespace, bundle: Bundle, tmp: Path) -> list[dict[
                 right += face.name in expected
 
         with VideoSource(clip) as source:
-            recognizer(next(iter(source)))  # warm-up frame, untimed
-            stats = run_to_end(recognizer, source, on_result=tally).summary()
+            recognize_frame(lens, next(iter(source)))  # warm-up frame, untimed
+            stats = run_to_end(lens, source, on_result=tally).summary()
         lat = stats["latency_ms"]
         rows.append(
             {
@@ -153,6 +148,7 @@ def run_clips(args: argparse.Namespace, bundle: Bundle, tmp: Path) -> list[dict[
                 "named_wrong": named - right,
             }
         )
+    lens.close()
     return rows
 
 

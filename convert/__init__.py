@@ -1,14 +1,32 @@
 """facelens convert: build a verified model bundle (SavedModel, INT8 TFLite, ONNX, ...).
 
 ``python -m convert --help`` for the command line; :func:`build_bundle` from Python.
+TensorFlow loads when one of the names below is first used, not at ``import convert``.
 """
 
-from convert._quiet import native_output_silenced
+from __future__ import annotations
 
-with native_output_silenced():  # TensorFlow prints its start-up banner from C++
-    import tensorflow  # noqa: F401
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from convert.build import ALL_FORMATS, ConversionFailed, build_bundle
-from convert.models import Backbone, load_backbone
-
+_EXPORTS = {
+    "ALL_FORMATS": "convert.build",
+    "ConversionFailed": "convert.build",
+    "build_bundle": "convert.build",
+    "Backbone": "convert.models",
+    "load_backbone": "convert.models",
+}
 __all__ = ["ALL_FORMATS", "Backbone", "ConversionFailed", "build_bundle", "load_backbone"]
+
+if TYPE_CHECKING:
+    from convert.build import ALL_FORMATS, ConversionFailed, build_bundle
+    from convert.models import Backbone, load_backbone
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'convert' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

@@ -1,7 +1,9 @@
 """Keep TensorFlow's and the converters' log spam off the user's terminal.
 
-Imported first by every ``convert`` module that pulls in TensorFlow: the environment
-variables only work when set before TensorFlow's native libraries load.
+Nothing happens at import: :func:`load_tensorflow` imports TensorFlow with its native
+start-up banner silenced (the environment variables that quiet it are set only for
+that import), and :func:`quiet_tensorflow_warnings` filters the converters' warnings
+and loggers for the duration of a conversion, then puts them back.
 """
 
 from __future__ import annotations
@@ -13,18 +15,48 @@ import sys
 import tempfile
 import warnings
 from collections.abc import Iterator
+from types import ModuleType
 from typing import TextIO
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ.setdefault("GLOG_minloglevel", "3")  # TF 2.21's absl logging honours this one
-warnings.filterwarnings("ignore", module=r"tensorflow\..*")
-warnings.filterwarnings("ignore", module=r"tf2onnx\..*")
-warnings.filterwarnings("ignore", message=r".*Statistics for quantized inputs.*")
-warnings.filterwarnings("ignore", message=r"__array__ implementation doesn't accept a copy")
-for _name in ("tensorflow", "absl", "tf2onnx", "onnxruntime"):
-    logging.getLogger(_name).setLevel(logging.ERROR)
+# Read by TensorFlow's native logging when it loads (GLOG_*: TF 2.21's absl logging).
+QUIET_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3", "GLOG_minloglevel": "3"}
+NOISY_LOGGERS = ("tensorflow", "absl", "tf2onnx", "onnxruntime")
 
 _progress_stream: TextIO | None = None
+
+
+def load_tensorflow() -> ModuleType:
+    """Import TensorFlow once, its native start-up banner silenced; the environment is restored."""
+    if "tensorflow" in sys.modules:
+        return sys.modules["tensorflow"]
+    added = {k: v for k, v in QUIET_ENV.items() if k not in os.environ}
+    os.environ.update(added)
+    try:
+        with native_output_silenced():
+            import tensorflow
+    finally:
+        for key in added:
+            os.environ.pop(key, None)
+    return tensorflow
+
+
+@contextlib.contextmanager
+def quiet_tensorflow_warnings() -> Iterator[None]:
+    """Drop TensorFlow's, tf2onnx's and the quantizers' chatter while converting."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", module=r"tensorflow\..*")
+        warnings.filterwarnings("ignore", module=r"tf2onnx\..*")
+        warnings.filterwarnings("ignore", message=r".*Statistics for quantized inputs.*")
+        warnings.filterwarnings("ignore", message=r"__array__ implementation doesn't accept a copy")
+        loggers = [logging.getLogger(name) for name in NOISY_LOGGERS]
+        levels = [logger.level for logger in loggers]
+        for logger in loggers:
+            logger.setLevel(logging.ERROR)
+        try:
+            yield
+        finally:
+            for logger, level in zip(loggers, levels, strict=True):
+                logger.setLevel(level)
 
 
 def progress_stream() -> TextIO:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import importlib.metadata
-import json
 import logging
 import os
 import shutil
@@ -15,20 +14,20 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
-from convert._quiet import progress_stream
-from convert.faces import FaceSet, calibration_and_eval, list_images
+from convert._quiet import progress_stream, quiet_tensorflow_warnings
+from convert.faces import FaceSet, calibration_and_eval, require_images
 from convert.fidelity import artifact_features, cosine_stats, keras_features
 from convert.formats import Calibration, Exporter
 from convert.models import Backbone, load_backbone
 from convert.report import UNTRAINED_BANNER, format_table
 from convert.threshold import choose_threshold
-from edge.bundle import ARTIFACT_FILES, FORMAT_VERSION, MANIFEST_NAME, Bundle, sha256_path
+from edge.bundle import ARTIFACT_FILES, MANIFEST_NAME, Bundle, sha256_path
 from edge.errors import FacelensError
+from edge.manifest import Artifact, Fidelity, Manifest, Source
 from edge.preprocess import CropRule, InputSpec
 
 log = logging.getLogger(__name__)
@@ -45,6 +44,7 @@ class ConversionFailed(FacelensError):
         self.table = table
 
 
+@quiet_tensorflow_warnings()
 def build_bundle(
     out: Path | str,
     *,
@@ -83,7 +83,7 @@ def build_bundle(
     _check_out(out, force)
     for folder in (calibration, eval_dir):  # cheap checks before minutes of model building
         if folder is not None:
-            list_images(folder)
+            require_images(folder)
     backbone = load_backbone(model, weights, layer, input_spec, seed)
     if no_detect:
         backbone.input_spec = replace(backbone.input_spec, crop=CropRule(kind="whole_image"))
@@ -103,7 +103,7 @@ def build_bundle(
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     tmp.chmod(0o755)  # mkdtemp's 0700 would make the published bundle private
     try:
-        manifest, reference = _convert_all(
+        artifacts, failed, reference = _convert_all(
             backbone,
             formats,
             Calibration(cal.batch, str(cal.root), progress),
@@ -112,14 +112,23 @@ def build_bundle(
             min_cosine,
             progress,
         )
-        manifest["name"] = name or _default_name(backbone)
-        manifest["calibration"] = cal.describe() | {"shuffle_seed": seed}
-        manifest["eval"] = held.describe()
-        manifest["threshold"] = choose_threshold(reference, held.identities)
-        table = format_table(manifest["artifacts"], manifest["failed"], min_cosine)
-        problems = [*manifest["failed"]] + [
-            f for f, e in manifest["artifacts"].items() if not e["fidelity"]["passed"]
-        ]
+        manifest = Manifest(
+            model_id=backbone.model_id(),
+            input=backbone.input_spec,
+            embedding_dim=backbone.dim,
+            artifacts=artifacts,
+            name=name or _default_name(backbone),
+            threshold=choose_threshold(reference, held.identities),
+            source=Source.from_dict(backbone.source),
+            created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            tools=_tools(),
+            failed=failed,
+            calibration=replace(cal.describe(), shuffle_seed=seed),
+            eval=held.describe(),
+            warning=UNTRAINED_BANNER if backbone.untrained else None,
+        )
+        table = format_table(artifacts, failed, min_cosine)
+        problems = [*failed] + [f for f, a in artifacts.items() if not a.fidelity.passed]
         if problems and not allow_failures:
             raise ConversionFailed(
                 f"{', '.join(problems)} failed or fell under cosine min {min_cosine}; no bundle "
@@ -127,7 +136,7 @@ def build_bundle(
                 "--allow-failures",
                 table,
             )
-        (tmp / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n")
+        manifest.save(tmp / MANIFEST_NAME)
         _check_out(out, force)  # again: something may have appeared there meanwhile
         _publish(tmp, out)
     except OSError as exc:
@@ -205,13 +214,13 @@ def _convert_all(
     tmp: Path,
     min_cosine: float,
     progress: bool,
-) -> tuple[dict[str, Any], np.ndarray]:
-    """Export, reload and compare every format; returns the manifest and float features."""
+) -> tuple[dict[str, Artifact], dict[str, str], np.ndarray]:
+    """Export, reload and compare every format: (artifacts, failed formats, float features)."""
     scratch = tmp / "_scratch"
     scratch.mkdir()
     exporter = Exporter(backbone, calibration, scratch)
     reference = keras_features(backbone.model, held.batch)
-    artifacts: dict[str, Any] = {}
+    artifacts: dict[str, Artifact] = {}
     failed: dict[str, str] = {}
     bar = tqdm(
         formats,
@@ -234,39 +243,26 @@ def _convert_all(
             failed[fmt] = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:200]}"
             shutil.rmtree(dest, ignore_errors=True) if dest.is_dir() else dest.unlink(True)
             continue
-        artifacts[fmt] = {
-            "file": ARTIFACT_FILES[fmt],
-            "bytes": _size(dest),
-            "sha256": sha256_path(dest),
-            "seconds": round(seconds, 2),
-            "quantization": quantization,
-            "fidelity": {
-                **stats,
-                "passed": stats["cosine_min"] >= min_cosine,
-                "floor": min_cosine,
-                "runtime": RUNTIME_OF.get(
+        artifacts[fmt] = Artifact(
+            file=ARTIFACT_FILES[fmt],
+            bytes=_size(dest),
+            sha256=sha256_path(dest),
+            seconds=round(seconds, 2),
+            quantization=quantization,
+            fidelity=Fidelity(
+                cosine_mean=stats["cosine_mean"],
+                cosine_min=stats["cosine_min"],
+                passed=stats["cosine_min"] >= min_cosine,
+                floor=min_cosine,
+                runtime=RUNTIME_OF.get(
                     fmt, "litert" if dest.suffix == ".tflite" else "onnxruntime"
                 ),
-                "eval_count": len(held),
-            },
-        }
+                eval_count=len(held),
+            ),
+        )
     bar.close()
     shutil.rmtree(scratch)
-    manifest: dict[str, Any] = {
-        "format_version": FORMAT_VERSION,
-        "name": None,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "tools": _tools(),
-        "source": backbone.source,
-        "input": backbone.input_spec.to_dict(),
-        "embedding": {"dim": backbone.dim, "normalize": "l2"},
-        "model_id": backbone.model_id(),
-        "artifacts": artifacts,
-        "failed": failed,
-    }
-    if backbone.untrained:
-        manifest["warning"] = UNTRAINED_BANNER
-    return manifest, reference
+    return artifacts, failed, reference
 
 
 def _size(path: Path) -> int:

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from convert.build import ConversionFailed, build_bundle
 from convert.report import format_table
 from edge.bundle import ARTIFACT_FILES
-from edge.errors import FacelensError
+from edge.commandline import run_command
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -71,7 +69,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m convert``; see :mod:`edge.commandline` for exit codes."""
     args = parse_args(argv)
+    return run_command(lambda: _build(args), interrupted="nothing was written")
+
+
+def _build(args: argparse.Namespace) -> int:
+    from convert.build import ConversionFailed, build_bundle  # TensorFlow: only past --help
+
     try:
         bundle = build_bundle(
             args.out,
@@ -93,25 +98,18 @@ def main(argv: list[str] | None = None) -> int:
             allow_failures=args.allow_failures,
             progress=not args.no_progress,
         )
-    except FacelensError as exc:
-        if isinstance(exc, ConversionFailed):
-            print(exc.table)  # what did convert, and how well, before the error line
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("error: interrupted; nothing was written", file=sys.stderr)
-        return 130
+    except ConversionFailed as exc:
+        print(exc.table)  # what did convert, and how well, before the error line
+        raise
     m = bundle.manifest
-    print(format_table(m["artifacts"], m["failed"], args.min_cosine))
-    cal, held = m["calibration"], m["eval"]
+    print(format_table(m.artifacts, m.failed, args.min_cosine))
+    cal, held = m.calibration, m.eval
     print(
-        f"calibration: {cal['count']} faces from {cal['source']} (skipped {cal['skipped']}); "
-        f"held-out: {held['count']} faces (skipped {held['skipped']})"
+        f"calibration: {cal.count} faces from {cal.source} (skipped {cal.skipped}); "
+        f"held-out: {held.count} faces (skipped {held.skipped})"
     )
-    print(f"threshold: cosine {m['threshold']['cosine']} ({m['threshold']['how']})")
-    print(
-        f"bundle: {bundle.path}  (model_id {m['model_id'][:12]}, fingerprint {bundle.fingerprint})"
-    )
-    if "warning" in m:
-        print(m["warning"])
+    print(f"threshold: cosine {m.threshold.cosine} ({m.threshold.how})")
+    print(f"bundle: {bundle.path}  (model_id {m.model_id[:12]}, fingerprint {bundle.fingerprint})")
+    if m.warning:
+        print(m.warning)
     return 0

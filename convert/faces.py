@@ -19,9 +19,11 @@ import numpy as np
 from tqdm import tqdm
 
 from convert._quiet import progress_stream
-from edge.detect import FaceDetector, create_detector, dominant_face
-from edge.errors import ImageError
-from edge.images import IMAGE_SUFFIXES, read_image
+from edge.detect import FaceDetector, create_detector
+from edge.errors import AmbiguousFacesError, CropError, ImageError, NoFaceError
+from edge.faces import choose_face
+from edge.images import list_images, read_image
+from edge.manifest import FaceSetInfo
 from edge.preprocess import InputSpec, cut_face
 
 
@@ -44,26 +46,18 @@ class FaceSet:
         names = [p.parent.relative_to(self.root).as_posix() for p in self.paths]
         return None if all(n == "." for n in names) else names
 
-    def describe(self) -> dict:
-        return {
-            "source": str(self.root),
-            "count": len(self),
-            "skipped": dict(self.skipped),
-            "detector": self.detector,
-        }
+    def describe(self) -> FaceSetInfo:
+        return FaceSetInfo(
+            source=str(self.root),
+            count=len(self),
+            skipped=dict(self.skipped),
+            detector=self.detector,
+        )
 
 
-def list_images(folder: Path | str) -> list[Path]:
+def require_images(folder: Path | str) -> list[Path]:
     """Every image file under ``folder`` (recursively), sorted; raises if there are none."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise ImageError(f"image folder {folder} does not exist or is not a folder; check the path")
-    try:
-        files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-    except OSError as exc:
-        raise ImageError(
-            f"cannot read image folder {folder} ({exc.strerror}); check permissions"
-        ) from exc
+    files = list_images(folder)
     if not files:
         raise ImageError(
             f"no images (.jpg, .png, ...) under {folder}; point --calibration/--eval at photos"
@@ -113,15 +107,17 @@ def collect_faces(
             continue
         face = None
         if spec.crop.kind != "whole_image":
-            faces = detector.detect(image)
-            pick = dominant_face(faces, image.shape)
-            if pick is None:
-                skipped["no face" if not faces else "no dominant face"] += 1
+            try:
+                face = choose_face(detector.detect(image), image.shape, str(path))
+            except NoFaceError:
+                skipped["no face"] += 1
                 continue
-            face = faces[pick]
+            except AmbiguousFacesError:
+                skipped["no dominant face"] += 1
+                continue
         try:
             crop = cut_face(image, spec, face)
-        except ValueError:
+        except CropError:
             skipped["face not croppable"] += 1
             continue
         crops.append(spec.normalize(crop))
@@ -156,7 +152,7 @@ def calibration_and_eval(
     if calibration_count < 1 or eval_count < 1:
         raise ImageError("--calibration-count and --eval-count must be at least 1")
     root = Path(calibration)
-    files = list_images(root)
+    files = require_images(root)
     rng = random.Random(seed)
     rng.shuffle(files)
     found = None if spec.crop.kind == "whole_image" else create_detector(detector)
@@ -178,7 +174,9 @@ def calibration_and_eval(
     else:
         eval_root = Path(eval_dir)
         consumed = {p.resolve() for p in files[:used]}  # an overlapping --eval stays disjoint
-        rest = _pairs_first([p for p in list_images(eval_root) if p.resolve() not in consumed], rng)
+        rest = _pairs_first(
+            [p for p in require_images(eval_root) if p.resolve() not in consumed], rng
+        )
     held, used_eval = collect_faces(
         rest, eval_root, spec, eval_count, found, "held-out faces", progress
     )

@@ -12,13 +12,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import keras
 import numpy as np
 
-from convert._quiet import deprecations_silenced
+from convert._quiet import deprecations_silenced, load_tensorflow
 from edge.bundle import sha256_path
 from edge.errors import FacelensError
 from edge.preprocess import CropRule, InputSpec
+
+load_tensorflow()  # before Keras imports it: TensorFlow's native start-up banner stays quiet
+import keras  # noqa: E402
 
 VGG16_LAYER = "block5_pool"
 # Keras' VGG16 convention (caffe): BGR, ImageNet mean subtracted, no scaling. Faces are

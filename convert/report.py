@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from edge.manifest import Artifact
 
 UNTRAINED_BANNER = (
     "!! UNTRAINED WEIGHTS: this bundle's model was randomly initialised (seeded), not "
@@ -10,19 +13,19 @@ UNTRAINED_BANNER = (
 )
 
 
-def format_table(artifacts: dict[str, Any], failed: dict[str, str], min_cosine: float) -> str:
+def format_table(artifacts: dict[str, Artifact], failed: dict[str, str], min_cosine: float) -> str:
     """One row per format: size, fidelity to the float model, conversion time, status."""
     rows = [("format", "MB", "cos mean", "cos min", "seconds", "status")]
     for fmt, entry in artifacts.items():
-        fid = entry["fidelity"]
+        fid = entry.fidelity
         rows.append(
             (
                 fmt,
-                f"{entry['bytes'] / 1e6:.2f}",
-                f"{fid['cosine_mean']:.4f}",
-                f"{fid['cosine_min']:.4f}",
-                f"{entry['seconds']:.1f}",
-                "ok" if fid["passed"] else f"BELOW FLOOR {min_cosine}",
+                f"{(entry.bytes or 0) / 1e6:.2f}",
+                f"{fid.cosine_mean:.4f}" if fid else "-",
+                f"{fid.cosine_min:.4f}" if fid else "-",
+                f"{entry.seconds or 0:.1f}",
+                "ok" if fid and fid.passed else f"BELOW FLOOR {min_cosine}",
             )
         )
     for fmt, error in failed.items():

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from edge.calibrate import threshold_at_far
 from edge.embedder import l2_normalize
+from edge.manifest import DEFAULT_THRESHOLD, ThresholdChoice
 
-DEFAULT_THRESHOLD = 0.5
 TARGET_FAR = 1e-2
 MIN_PAIRS = 10  # fewer genuine pairs than this cannot place a threshold usefully
 
 
-def choose_threshold(features: np.ndarray, identities: list[str] | None) -> dict[str, Any]:
+def choose_threshold(features: np.ndarray, identities: list[str] | None) -> ThresholdChoice:
     """The cosine at which 1 % of impostor pairs would match (FAR 1e-2), with how it was got.
 
     Without identities (or too few genuine pairs) a documented default is returned and
@@ -30,20 +28,20 @@ def choose_threshold(features: np.ndarray, identities: list[str] | None) -> dict
         if len(genuine) >= MIN_PAIRS and len(impostor) >= MIN_PAIRS:
             cosine = threshold_at_far(genuine, impostor, TARGET_FAR)
             tar = float(np.mean(genuine >= cosine))
-            return {
-                "cosine": round(cosine, 4),
-                "how": (
+            return ThresholdChoice(
+                cosine=round(cosine, 4),
+                how=(
                     f"FAR {TARGET_FAR:g} on the float model's held-out faces: {len(genuine)} "
                     f"genuine / {len(impostor)} impostor pairs (identity = parent folder); "
                     f"TAR there {tar:.3f}. Refine with `edge calibrate` on your own people."
                 ),
-                "far": TARGET_FAR,
-                "tar": round(tar, 4),
-            }
-    return {
-        "cosine": DEFAULT_THRESHOLD,
-        "how": (
+                far=TARGET_FAR,
+                tar=round(tar, 4),
+            )
+    return ThresholdChoice(
+        cosine=DEFAULT_THRESHOLD,
+        how=(
             "default (the held-out images carry too few identities to measure one): "
             "run `edge calibrate` on photos of your own people"
         ),
-    }
+    )

@@ -1,7 +1,7 @@
 """The ``edge`` command: enrol people, recognise them in a camera/video/images, manage the gallery.
 
-Every problem with the user's input ends as one ``error: ...`` line on stderr and a
-non-zero exit code, never a traceback; Ctrl-C stops cleanly (exit code 130).
+Every problem with the user's input ends as one ``error: ...`` line on stderr and exit
+code 1, never a traceback; Ctrl-C stops cleanly (exit code 130): see :mod:`edge.commandline`.
 """
 
 from __future__ import annotations
@@ -13,14 +13,16 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edge import paths
 from edge.bundle import DEFAULT_FORMAT, RUNTIME_FORMATS
+from edge.commandline import run_command
 from edge.errors import FacelensError
-from edge.gallery import Gallery
-from edge.pipeline import STAGES, FrameResult, Pipeline, Recognizer, load_matcher, resolve_threshold
-from edge.sources import open_source
-from edge.stats import RunStats
+
+if TYPE_CHECKING:  # the library loads OpenCV and a runtime: only once a command runs
+    from edge.api import FaceLens
+    from edge.run import FrameResult
 
 log = logging.getLogger("edge")
 
@@ -98,74 +100,66 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _gallery(args: argparse.Namespace) -> Gallery:
-    return Gallery(args.gallery or paths.default_gallery_path())
+def _lens(args: argparse.Namespace) -> FaceLens:
+    """The FaceLens the command's options describe (people/forget give only --gallery)."""
+    from edge.api import FaceLens
 
-
-def _pipeline(args: argparse.Namespace) -> Pipeline:
-    return Pipeline.create(
-        args.bundle or paths.default_bundle_dir(),
-        fmt=args.format,
-        runtime=args.runtime,
-        threads=args.threads,
-        detector=args.detector,
-        detect=not args.no_detect,
-    )
+    engine = {}
+    if hasattr(args, "format"):
+        engine = dict(
+            fmt=args.format,
+            runtime=args.runtime,
+            threads=args.threads,
+            detector=args.detector,
+            detect=not args.no_detect,
+            threshold=getattr(args, "threshold", None),
+        )
+    return FaceLens(getattr(args, "bundle", None), args.gallery, **engine)
 
 
 def cmd_enroll(args: argparse.Namespace) -> int:
-    from edge.enroll import enroll
-
-    pipeline = _pipeline(args)
-    with _gallery(args) as gallery:
-        report = enroll(pipeline, gallery, args.name, args.images, args.face)
+    with _lens(args) as lens:
+        report = lens.enroll(args.name, args.images, args.face)
         for photo in report:
             x, y, w, h = (round(v) for v in photo.face.box)
             print(
                 f"{photo.path}: face at ({x}, {y}, {w}x{h}) score {photo.face.score:.2f}"
                 f" (of {photo.faces_found} found)"
             )
-        total = sum(p.embeddings for p in gallery.people() if p.name == args.name)
+        total = sum(p.embeddings for p in lens.people() if p.name == args.name)
         print(
-            f"enrolled {args.name!r} from {len(report)} photo(s) into {gallery.path}"
+            f"enrolled {args.name!r} from {len(report)} photo(s) into {lens.gallery_path}"
             f" ({total} embedding(s) in all)"
         )
     return 0
 
 
 def cmd_recognize(args: argparse.Namespace) -> int:
+    from edge.api import STAGES
     from edge.display import Display
     from edge.run import recognize_frames
+    from edge.sources import open_source
+    from edge.stats import RunStats
 
-    pipeline = _pipeline(args)
-    bundle = pipeline.bundle
-    with _gallery(args) as gallery:
-        threshold = resolve_threshold(bundle, gallery, args.threshold)
-        matcher = load_matcher(bundle, gallery, threshold.value)
-    print(
-        f"bundle {bundle.path} ({pipeline.embedder.format} via "
-        f"{pipeline.embedder.backend.runtime}), detector {pipeline.detector_name}, "
-        f"threshold {threshold.value:.3f} ({threshold.origin}), {len(matcher)} people",
-        file=sys.stderr,
-    )
-    if not len(matcher):
-        log.warning("no one is enrolled in the gallery: every face is unknown (`edge enroll`)")
-    stats = RunStats(STAGES)
-    interrupted = False
-    with open_source(args.source) as source:
-        display = Display(args.show, args.save, source.fps) if args.show or args.save else None
-        frames = recognize_frames(
-            Recognizer(pipeline, matcher), source, stats, display, args.max_frames
-        )
-        try:
-            for result in frames:
-                for line in _face_lines(result, args.json):
-                    print(line, flush=True)
-        except KeyboardInterrupt:
-            interrupted = True
-        finally:
-            if display is not None:
-                display.close()
+    with _lens(args) as lens:
+        lens.load()
+        print(lens.describe(), file=sys.stderr)
+        if not len(lens.matcher):
+            log.warning("no one is enrolled in the gallery: every face is unknown (`edge enroll`)")
+        stats = RunStats(STAGES)
+        interrupted = False
+        with open_source(args.source) as source:
+            display = Display(args.show, args.save, source.fps) if args.show or args.save else None
+            frames = recognize_frames(lens, source, stats, display, args.max_frames)
+            try:
+                for result in frames:
+                    for line in _face_lines(result, args.json):
+                        print(line, flush=True)
+            except KeyboardInterrupt:
+                interrupted = True
+            finally:
+                if display is not None:
+                    display.close()
     print(json.dumps({"summary": stats.summary()}) if args.json else stats.table())
     if args.save:
         print(f"annotated video: {args.save}", file=sys.stderr)
@@ -197,49 +191,45 @@ def _face_lines(result: FrameResult, as_json: bool) -> list[str]:
 
 
 def cmd_people(args: argparse.Namespace) -> int:
-    with _gallery(args) as gallery:
-        people = gallery.people()
+    with _lens(args) as lens:
+        people = lens.people()
         if not people:
-            print(f"no one is enrolled in {gallery.path}")
+            print(f"no one is enrolled in {lens.gallery_path}")
             return 0
         for p in people:
             print(
                 f"{p.name}\t{p.embeddings} embedding(s)\tsince {p.enrolled}\tbundle {p.fingerprint}"
             )
-        print(f"{len(people)} people in {gallery.path}")
+        print(f"{len(people)} people in {lens.gallery_path}")
     return 0
 
 
 def cmd_forget(args: argparse.Namespace) -> int:
-    with _gallery(args) as gallery:
-        removed = gallery.forget(args.name)
+    with _lens(args) as lens:
+        removed = lens.forget(args.name)
         if not removed:
-            names = ", ".join(p.name for p in gallery.people()) or "no one"
+            names = ", ".join(p.name for p in lens.people()) or "no one"
             raise FacelensError(
-                f"{args.name!r} is not in the gallery {gallery.path} (enrolled: {names})"
+                f"{args.name!r} is not in the gallery {lens.gallery_path} (enrolled: {names})"
             )
         print(
-            f"forgot {args.name!r}: removed {removed} encrypted embedding(s) from {gallery.path} "
-            "(secure delete + vacuum)"
+            f"forgot {args.name!r}: removed {removed} encrypted embedding(s) from "
+            f"{lens.gallery_path} (secure delete + vacuum)"
         )
     return 0
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from edge.calibrate import calibrate
-
-    pipeline = _pipeline(args)
-    result = calibrate(pipeline, args.pairs, args.images, args.far, progress=sys.stderr.isatty())
-    with _gallery(args) as gallery:
-        gallery.set_threshold(pipeline.bundle.fingerprint, result.to_dict())
-        where = gallery.path
-    print(
-        f"threshold {result.cosine:.4f} ({result.how})\n"
-        f"at this threshold: FAR {result.far:.4f}, TAR {result.tar:.4f}, "
-        f"accuracy {result.accuracy:.4f} on {result.genuine_pairs} same + "
-        f"{result.impostor_pairs} different pairs ({result.skipped_pairs} skipped: no face)\n"
-        f"stored in {where} for bundle {pipeline.bundle.name} ({pipeline.bundle.fingerprint})"
-    )
+    with _lens(args) as lens:
+        result = lens.calibrate(args.pairs, args.images, args.far, progress=sys.stderr.isatty())
+        bundle = lens.bundle
+        print(
+            f"threshold {result.cosine:.4f} ({result.how})\n"
+            f"at this threshold: FAR {result.far:.4f}, TAR {result.tar:.4f}, "
+            f"accuracy {result.accuracy:.4f} on {result.genuine_pairs} same + "
+            f"{result.impostor_pairs} different pairs ({result.skipped_pairs} skipped: no face)\n"
+            f"stored in {lens.gallery_path} for bundle {bundle.name} ({bundle.fingerprint})"
+        )
     return 0
 
 
@@ -267,17 +257,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname)s: %(message)s",
         stream=sys.stderr,
     )
-    try:
-        return COMMANDS[args.command](args)
-    except FacelensError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except OSError as exc:  # a full disk, a permission: the user's environment, not a bug
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    return run_command(lambda: COMMANDS[args.command](args))
 
 
 if __name__ == "__main__":

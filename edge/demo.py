@@ -8,11 +8,13 @@ non-faces, and writes an annotated video and a contact sheet.
 Sample photos come from scikit-image's bundled images (``astronaut``, ``camera``,
 ``chelsea``, ``coffee``), imported only here. When ``../shared/data/lfw`` exists
 (``$FACELENS_SHARED`` overrides), real people are added: two enrolled from one photo
-each and shown in other photos, and two never enrolled.
+each and shown in other photos, and two never enrolled. Both shared folders are the
+demo's own choice: the runtime itself never looks beside a checkout.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -23,15 +25,13 @@ import cv2
 import numpy as np
 
 from edge import paths
+from edge.api import FaceLens
 from edge.bundle import DEFAULT_FORMAT, MANIFEST_NAME, Bundle
-from edge.detect import find_yunet, shared_dir
+from edge.detect import find_yunet
 from edge.display import Display
 from edge.draw import annotate, contact_sheet
-from edge.enroll import enroll
 from edge.errors import DetectorError, FacelensError
-from edge.gallery import Gallery
-from edge.pipeline import FrameResult, Pipeline, Recognizer, load_matcher, resolve_threshold
-from edge.run import run_to_end
+from edge.run import FrameResult, run_to_end
 from edge.sources import open_source
 
 FRAME_W, FRAME_H, FPS = 640, 480, 8
@@ -72,10 +72,19 @@ def lfw_people(lfw: Path) -> dict[str, list[Path]]:
     return people
 
 
+def shared_dir() -> Path:
+    """The project's shared folder: ``$FACELENS_SHARED``, else ``shared`` beside the checkout.
+
+    Only the demo looks there (so a fresh clone's ``edge demo`` runs offline on a machine
+    that has the folder); the library takes every path from its caller.
+    """
+    return Path(os.environ.get("FACELENS_SHARED") or Path(__file__).resolve().parents[2] / "shared")
+
+
 def find_detector() -> Path:
-    """YuNet as :func:`edge.detect.find_yunet` finds it, with the demo's own advice."""
+    """YuNet as :func:`edge.detect.find_yunet` finds it, or in the shared models folder."""
     try:
-        return find_yunet()
+        return find_yunet(search=[shared_dir() / "models" / "yunet"])
     except DetectorError as exc:
         raise DetectorError(
             f"edge demo needs the YuNet face detector: {exc}; or set FACELENS_YUNET"
@@ -240,20 +249,16 @@ def tally(results: list[FrameResult], truth: list[list[Placed]]) -> dict[str, in
 # -- the whole demo -----------------------------------------------------------------------
 
 
-def _untrained(bundle: Bundle) -> bool:
-    return bundle.manifest.get("source", {}).get("weights") == "untrained"
-
-
 def _describe(bundle: Bundle) -> str:
-    weights = bundle.manifest.get("source", {}).get("weights", "unknown")
-    fidelity = bundle.artifact(DEFAULT_FORMAT).get("fidelity", {})
-    text = f"{bundle.name} at {bundle.path}\n  weights: {weights}"
+    source = bundle.manifest.source
+    fidelity = bundle.artifact(DEFAULT_FORMAT).fidelity
+    text = f"{bundle.name} at {bundle.path}\n  weights: {source.weights if source else 'unknown'}"
     if fidelity:
         text += (
-            f"; {DEFAULT_FORMAT} cosine to float: mean {fidelity['cosine_mean']:.4f}, "
-            f"min {fidelity['cosine_min']:.4f}"
+            f"; {DEFAULT_FORMAT} cosine to float: mean {fidelity.cosine_mean:.4f}, "
+            f"min {fidelity.cosine_min:.4f}"
         )
-    if _untrained(bundle):
+    if bundle.manifest.untrained:
         text += (
             "\n  !! UNTRAINED weights: not a face model, so only near-identical faces match; "
             "real people from LFW are left out. For real recognition pass --bundle with a "
@@ -273,28 +278,28 @@ def run_demo(bundle_dir: Path | None, out: Path | None, threads: int | None) -> 
     if not (bundle_dir / MANIFEST_NAME).is_file():
         calibration = write_calibration_images(out / "calibration", samples)
         build_default_bundle(bundle_dir, calibration, detector)
-    pipeline = Pipeline.create(bundle_dir, threads=threads, detector=detector)
+    gallery_path = out / "gallery.sqlite"
+    for stale in (gallery_path, gallery_path.with_name(gallery_path.name + ".key")):
+        stale.unlink(missing_ok=True)  # a fresh demo gallery every run; never the user's
+    lens = FaceLens(bundle_dir, gallery_path, threads=threads, detector=detector)
+    pipeline = lens.pipeline
     bundle = pipeline.bundle
     print(f"bundle: {_describe(bundle)}")
     print(f"runtime: {pipeline.embedder.format} via {pipeline.embedder.backend.runtime}, "
           f"{threads} thread(s); detector: {pipeline.detector_name} ({detector})")  # fmt: skip
 
-    gallery_path = out / "gallery.sqlite"
-    for stale in (gallery_path, gallery_path.with_name(gallery_path.name + ".key")):
-        stale.unlink(missing_ok=True)  # a fresh demo gallery every run; never the user's
     lfw_dir = shared_dir() / "data" / "lfw"
     # An untrained model cannot tell real people apart: show them only with a face model.
-    lfw = lfw_people(lfw_dir) if lfw_dir.is_dir() and not _untrained(bundle) else {}
+    untrained = bundle.manifest.untrained
+    lfw = lfw_people(lfw_dir) if lfw_dir.is_dir() and not untrained else {}
     cv2.imwrite(str(out / "astronaut.png"), samples["astronaut"])
     enrolments = {"astronaut": [out / "astronaut.png"]}
     enrolments |= {name: files[:1] for name, files in lfw.items() if name in LFW_KNOWN}
-    with Gallery(gallery_path) as gallery:
-        for name, photos in enrolments.items():
-            face = enroll(pipeline, gallery, name, photos)[0].face
-            print(f"enrolled {name} from {photos[0].name} (face score {face.score:.2f})")
-        threshold = resolve_threshold(bundle, gallery, None)
-        matcher = load_matcher(bundle, gallery, threshold.value)
-    if not lfw and not _untrained(bundle):
+    for name, photos in enrolments.items():
+        face = lens.enroll(name, photos)[0].face
+        print(f"enrolled {name} from {photos[0].name} (face score {face.score:.2f})")
+    threshold = lens.threshold
+    if not lfw and not untrained:
         print(f"(no LFW photos at {lfw_dir}: the clip uses scikit-image's samples only)")
 
     clip = out / "clip.mp4"
@@ -304,12 +309,18 @@ def run_demo(bundle_dir: Path | None, out: Path | None, threads: int | None) -> 
     display = Display(save=annotated, fps=FPS)
     try:
         with open_source(str(clip)) as source:
-            stats = run_to_end(Recognizer(pipeline, matcher), source, display, results.append)
+            stats = run_to_end(lens, source, display, results.append)
     finally:
         display.close()
+        lens.close()
     sheet = out / "contact_sheet.png"
     picks = np.linspace(0, len(results) - 1, 12).round().astype(int)
-    cv2.imwrite(str(sheet), contact_sheet([annotate(results[i]) for i in picks], columns=4))
+    cv2.imwrite(
+        str(sheet),
+        contact_sheet(
+            [annotate(results[i].frame.image, results[i].faces) for i in picks], columns=4
+        ),
+    )
 
     c = tally(results, truth)
     print(f"threshold: cosine {threshold.value:.3f} ({threshold.origin})")

@@ -8,20 +8,17 @@ opencv-python and says so.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
-import tempfile
-import urllib.error
-import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 import cv2
 import numpy as np
-from platformdirs import user_cache_dir
 
+from edge.assets import default_cache_dir, download_verified, sha256_file
 from edge.errors import DetectorError
 
 log = logging.getLogger(__name__)
@@ -52,14 +49,6 @@ class FaceDetector(Protocol):
     name: str
 
     def detect(self, image: np.ndarray) -> list[Face]: ...
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _quiet_opencv() -> None:
@@ -151,41 +140,17 @@ class HaarDetector:
         ]
 
 
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("FACELENS_CACHE", user_cache_dir("facelens")))
-
-
-def download_verified(url: str, dest: Path, sha256: str, timeout: float = 30.0) -> Path:
-    """Download ``url`` to ``dest`` atomically, refusing content whose sha256 differs."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            data = response.read()
-    except (urllib.error.URLError, OSError) as exc:
-        raise DetectorError(
-            f"cannot download {url} ({exc}); you may be offline: fetch the file by hand "
-            f"and pass its path, or put it at {dest}"
-        ) from exc
-    got = hashlib.sha256(data).hexdigest()
-    if got != sha256:
-        raise DetectorError(f"download of {url} has sha256 {got}, expected {sha256}; not saved")
-    with tempfile.NamedTemporaryFile(dir=dest.parent, delete=False) as tmp:
-        tmp.write(data)
-    os.replace(tmp.name, dest)
-    return dest
-
-
-def shared_dir() -> Path:
-    """The project's shared data and models folder beside a checkout (``$FACELENS_SHARED``)."""
-    return Path(os.environ.get("FACELENS_SHARED") or Path(__file__).resolve().parents[2] / "shared")
-
-
-def find_yunet(path: Path | str | None = None, download: bool = True, url: str = YUNET_URL) -> Path:
+def find_yunet(
+    path: Path | str | None = None,
+    download: bool = True,
+    url: str = YUNET_URL,
+    search: Sequence[Path | str] = (),
+) -> Path:
     """Return a verified YuNet file.
 
-    In order: ``path``, ``$FACELENS_YUNET``, the user cache, a copy in the shared models
-    folder beside a checkout (so an offline clone works), else a download into the cache.
-    Files found by search must have the pinned sha256.
+    In order: ``path``, ``$FACELENS_YUNET``, the user cache, a copy in one of the
+    ``search`` folders (the caller's choice, e.g. the demo's shared models folder),
+    else a download into the cache. Files found by search must have the pinned sha256.
     """
     explicit = path or os.environ.get("FACELENS_YUNET")
     if explicit:
@@ -198,12 +163,13 @@ def find_yunet(path: Path | str | None = None, download: bool = True, url: str =
         if sha256_file(cached) == YUNET_SHA256:
             return cached
         log.warning("cached %s has the wrong sha256; downloading it again", cached)
-    local = shared_dir() / "models" / "yunet" / YUNET_FILE
-    if local.is_file() and sha256_file(local) == YUNET_SHA256:
-        return local
+    for folder in search:
+        local = Path(folder) / YUNET_FILE
+        if local.is_file() and sha256_file(local) == YUNET_SHA256:
+            return local
     if not download:
         raise DetectorError(f"no YuNet file at {cached} and downloads are off")
-    return download_verified(url, cached, YUNET_SHA256)
+    return download_verified(url, cached, YUNET_SHA256, error=DetectorError)
 
 
 def create_detector(path: Path | str | None = None, download: bool = True) -> FaceDetector:
@@ -219,37 +185,3 @@ def create_detector(path: Path | str | None = None, download: bool = True) -> Fa
             raise DetectorError(f"{exc}. {no_haar}") from exc
         log.warning("%s; falling back to the Haar cascade (no landmarks, lower accuracy)", exc)
         return haar
-
-
-def dominance(face: Face, image_shape: tuple[int, ...]) -> float:
-    """How much a face looks like *the* subject of a photo: large, central and confident."""
-    ih, iw = image_shape[:2]
-    x, y, w, h = face.box
-    area = (w * h) / float(iw * ih)
-    dx = (x + w / 2 - iw / 2) / iw
-    dy = (y + h / 2 - ih / 2) / ih
-    centrality = float(np.exp(-(dx * dx + dy * dy) / (2 * 0.25**2)))
-    return float(np.sqrt(area) * centrality * face.score)
-
-
-def rank_faces(faces: list[Face], image_shape: tuple[int, ...]) -> list[Face]:
-    """Faces from most to least dominant (see :func:`dominance`): what ``--face N`` counts."""
-    return sorted(faces, key=lambda f: dominance(f, image_shape), reverse=True)
-
-
-def dominant_face(
-    faces: list[Face], image_shape: tuple[int, ...], margin: float = 1.5
-) -> int | None:
-    """Index of the face that clearly dominates the photo, or ``None`` when none does.
-
-    A face dominates when its :func:`dominance` is at least ``margin`` times the
-    runner-up's; several alike faces (a group photo) give ``None``.
-    """
-    ranked = rank_faces(faces, image_shape)
-    if not ranked:
-        return None
-    if len(ranked) > 1:
-        best, second = (dominance(f, image_shape) for f in ranked[:2])
-        if best < margin * second:
-            return None
-    return next(i for i, f in enumerate(faces) if f is ranked[0])

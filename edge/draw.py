@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from edge.pipeline import FrameResult
+from edge.api import Identity
 
 KNOWN = (60, 200, 60)  # BGR green
 UNKNOWN = (40, 40, 220)  # BGR red
@@ -21,10 +21,10 @@ def _label(image: np.ndarray, text: str, x: int, y: int, color: tuple[int, int, 
     cv2.putText(image, text, (x + 2, y - base), FONT, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
 
 
-def annotate(result: FrameResult, fps: float | None = None) -> np.ndarray:
-    """A copy of the frame with each face's box, name (or ``unknown``) and score."""
-    image = result.frame.image.copy()
-    for face in result.faces:
+def annotate(image: np.ndarray, faces: Sequence[Identity], fps: float | None = None) -> np.ndarray:
+    """A copy of ``image`` with each face's box, name (or ``unknown``) and score."""
+    image = image.copy()
+    for face in faces:
         x, y, w, h = (round(v) for v in face.box)
         color = KNOWN if face.name else UNKNOWN
         cv2.rectangle(image, (x, y), (x + w, y + h), color, 2)

@@ -18,6 +18,18 @@ class ImageError(FacelensError):
     """An image cannot be read, or holds no usable face."""
 
 
+class NoFaceError(ImageError):
+    """A photo that should show a face shows none the detector can find."""
+
+
+class AmbiguousFacesError(ImageError):
+    """A photo that should show one person shows several alike faces."""
+
+
+class CropError(FacelensError):
+    """A face cannot be cut out as the model's crop rule says (off the image, no landmarks)."""
+
+
 class DetectorError(FacelensError):
     """The face detector cannot be loaded or downloaded."""
 

@@ -80,4 +80,23 @@ def read_image(path: Path | str) -> np.ndarray:
 
 
 def is_image_file(path: Path) -> bool:
+    """Whether ``path`` is named like an image facelens reads (by its suffix)."""
     return path.suffix.lower() in IMAGE_SUFFIXES
+
+
+def list_images(folder: Path | str, recursive: bool = True) -> list[Path]:
+    """The image files in ``folder`` (and, if ``recursive``, its subfolders), sorted by path.
+
+    An empty list when there are none; :class:`ImageError` when ``folder`` is not a
+    readable folder.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ImageError(f"image folder {folder} does not exist or is not a folder; check the path")
+    try:
+        found = folder.rglob("*") if recursive else folder.iterdir()
+        return sorted(p for p in found if is_image_file(p) and p.is_file())
+    except OSError as exc:
+        raise ImageError(
+            f"cannot read image folder {folder} ({exc.strerror}); check permissions"
+        ) from exc

@@ -13,12 +13,15 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 
-from edge.errors import BundleError
+from edge.errors import BundleError, CropError
 
 if TYPE_CHECKING:
     from edge.detect import Face
 
 CROP_KINDS = ("detector_box", "landmarks", "whole_image")
+MAX_SIDE = 4096  # no face model takes a larger input; a bigger size is a broken spec
+MAX_MARGIN_PX = 1000
+MAX_MARGIN_FRAC = 2.0
 
 # ArcFace's canonical positions of the 5 landmarks in a 112x112 crop (right eye,
 # left eye, nose tip, right and left mouth corners, in image coordinates).
@@ -53,6 +56,12 @@ class CropRule:
         if self.kind not in CROP_KINDS:
             raise BundleError(
                 f"unknown crop rule {self.kind!r}: use one of {', '.join(CROP_KINDS)}"
+            )
+        if not 0 <= self.margin_px <= MAX_MARGIN_PX:
+            raise BundleError(f"crop.margin_px {self.margin_px} must be in [0, {MAX_MARGIN_PX}]")
+        if not 0 <= self.margin_frac <= MAX_MARGIN_FRAC:  # also refuses nan
+            raise BundleError(
+                f"crop.margin_frac {self.margin_frac} must be in [0, {MAX_MARGIN_FRAC}]"
             )
 
     @classmethod
@@ -98,6 +107,15 @@ class InputSpec:
             raise BundleError(f"unsupported input layout {self.layout!r}: facelens uses NHWC")
         if self.channels != 3:
             raise BundleError(f"unsupported channel count {self.channels}: facelens needs 3")
+        if not (1 <= self.height <= MAX_SIDE and 1 <= self.width <= MAX_SIDE):
+            raise BundleError(
+                f"size {self.height}x{self.width} must be 1 to {MAX_SIDE} pixels a side"
+            )
+        for name, values in (("mean", self.mean), ("scale", self.scale)):
+            if len(values) != self.channels or not all(np.isfinite(values)):
+                raise BundleError(
+                    f"{name} {list(values)} must be {self.channels} finite numbers, one a channel"
+                )
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> InputSpec:
@@ -162,7 +180,7 @@ def crop_box(
     x0, y0 = max(0, round(x0)), max(0, round(y0))
     x1, y1 = min(iw, round(x1)), min(ih, round(y1))
     if x1 - x0 < 2 or y1 - y0 < 2:
-        raise ValueError(f"face box {box} lies outside the {iw}x{ih} image")
+        raise CropError(f"face box {box} lies outside the {iw}x{ih} image")
     return image[y0:y1, x0:x1]
 
 
@@ -175,23 +193,24 @@ def align_landmarks(image: np.ndarray, landmarks: np.ndarray, spec: InputSpec) -
         np.asarray(landmarks, np.float32).reshape(5, 2), template, method=cv2.LMEDS
     )
     if matrix is None:
-        raise ValueError("the 5 landmarks are degenerate; cannot align this face")
+        raise CropError("the 5 landmarks are degenerate; cannot align this face")
     return cv2.warpAffine(image, matrix, (spec.width, spec.height), borderMode=cv2.BORDER_REPLICATE)
 
 
 def cut_face(image: np.ndarray, spec: InputSpec, face: Face | None = None) -> np.ndarray:
     """Cut one face out of a BGR photo exactly as the model's crop rule says.
 
-    ``face`` may be ``None`` only for the ``whole_image`` rule (no detection).
+    ``face`` may be ``None`` only for the ``whole_image`` rule (no detection). Raises
+    :class:`CropError` when the face cannot be cut that way.
     """
     rule = spec.crop
     if rule.kind == "whole_image":
         return image
     if face is None:
-        raise ValueError(f"the {rule.kind!r} crop rule needs a detected face")
+        raise CropError(f"the {rule.kind!r} crop rule needs a detected face")
     if rule.kind == "landmarks":
         if face.landmarks is None:
-            raise ValueError(
+            raise CropError(
                 "this model aligns faces on 5 landmarks, but the detector gave none "
                 "(the Haar fallback has none): use the YuNet detector"
             )

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from edge.errors import FacelensError, SourceError
-from edge.images import is_image_file, read_image
+from edge.images import is_image_file, list_images, read_image
 
 log = logging.getLogger(__name__)
 
@@ -206,7 +206,7 @@ def open_source(spec: str, live: bool | None = None) -> Source:
         return LiveSource(spec, spec, is_camera=False)
     path = Path(spec)
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file() and is_image_file(p))
+        files = list_images(path)
         if not files:
             raise SourceError(f"{path} holds no image files (.jpg, .png, ...); check the folder")
         return ImageSource(files, str(path), skip_bad=True)

@@ -4,6 +4,8 @@ Every method takes BGR pixel images at the model's input size (float32, 0..255) 
 returns numpy arrays; figures live in :mod:`explain.figures`.
 """
 
-# convert loads TensorFlow with its native start-up banner silenced; importing it
-# first keeps that banner off explain's output too.
-import convert  # noqa: F401
+from convert._quiet import load_tensorflow
+
+# TensorFlow first, with its native start-up banner silenced, before explain's modules
+# import Keras. (Making this lazy is issue 15's.)
+load_tensorflow()

@@ -19,14 +19,14 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from edge.embedder import l2_normalize
 from edge.errors import FacelensError, ImageError
-from edge.images import read_image
+from edge.images import list_images, read_image
 from explain.base import FeatureFn
 from explain.faces import FaceCrop, FaceLoader
 from explain.regions import FaceFrame, anonymisation_masks
 
 MASKS = ("none", "eyes", "eyes_nose", "full_face", "blur")
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
 
 def apply_mask(image: np.ndarray, landmarks: np.ndarray, mask: str) -> np.ndarray:
@@ -51,7 +51,7 @@ def pick_people(images_dir: Path, count: int, seed: int = 0) -> list[tuple[str, 
     folders = sorted(p for p in Path(images_dir).iterdir() if p.is_dir())
     people = []
     for folder in folders:
-        photos = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        photos = list_images(folder, recursive=False)
         if len(photos) >= 2:
             people.append((folder.name, photos[0], photos[1]))
     if len(people) < 2:
@@ -113,11 +113,11 @@ def study(probes: list[Probe], models: dict[str, FeatureFn], threshold: float) -
         raise FacelensError("the anonymisation study needs at least 2 people with usable faces")
     results: dict[str, Any] = {}
     for label, fn in models.items():
-        gallery = _unit(fn(np.stack([p.enrolled.pixels for p in probes])))
+        gallery = l2_normalize(fn(np.stack([p.enrolled.pixels for p in probes])))
         per_mask = {}
         clean_sim = None
         for mask in MASKS:
-            emb = _unit(fn(np.stack([p.masked[mask].pixels for p in probes])))
+            emb = l2_normalize(fn(np.stack([p.masked[mask].pixels for p in probes])))
             sims = emb @ gallery.T
             own = np.diag(sims)
             clean_sim = own if mask == "none" else clean_sim
@@ -131,7 +131,3 @@ def study(probes: list[Probe], models: dict[str, FeatureFn], threshold: float) -
             }
         results[label] = per_mask
     return {"people": len(probes), "threshold": threshold, "models": results}
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from pathlib import Path
 
 from edge.bundle import RUNTIME_FORMATS
-from edge.errors import FacelensError
+from edge.commandline import run_command
 from explain.commands import (
     cmd_anonymize,
     cmd_compare,
@@ -130,11 +129,4 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
-    try:
-        return args.func(args)
-    except FacelensError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    return run_command(lambda: args.func(args))

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from edge.embedder import l2_normalize
 from edge.errors import FacelensError, ImageError
 from explain import figures
 from explain.anonymize import MASKS, pick_people, prepare_probes, study
@@ -261,7 +262,7 @@ def _default_quantized(model: ExplainModel) -> list[str]:
 
 def _units(fn: FeatureFn, a: FaceCrop, b: FaceCrop) -> np.ndarray:
     e = fn(np.stack([a.pixels, b.pixels]))
-    return e / np.linalg.norm(e, axis=1, keepdims=True)
+    return l2_normalize(e)
 
 
 def _print_anonymize(result: dict) -> None:

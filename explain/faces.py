@@ -13,8 +13,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.detect import Face, FaceDetector, create_detector, dominant_face, rank_faces
-from edge.errors import ImageError
+from edge.detect import Face, FaceDetector, create_detector
+from edge.faces import choose_face, dominant_face
 from edge.images import read_image
 from edge.preprocess import CropRule, InputSpec, cut_face
 
@@ -71,14 +71,9 @@ class FaceLoader:
         if self.detector is None:
             return None
         faces = self.detector.detect(image)
-        if not faces:
-            raise ImageError(
-                f"no face found in {source}: pass a photo with a clear face, "
-                "or --no-detect to explain the whole image"
-            )
-        if dominant_face(faces, image.shape) is None:
+        if len(faces) > 1 and dominant_face(faces, image.shape) is None:
             log.warning("%s: %d similar faces, explaining the most central one", source, len(faces))
-        return rank_faces(faces, image.shape)[0]
+        return choose_face(faces, image.shape, source, strict=False)
 
     def crop(self, image: np.ndarray, face: Face | None, source: str) -> FaceCrop:
         """Cut ``face`` (found in this or another copy of the photo) out of ``image``."""

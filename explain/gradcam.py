@@ -9,6 +9,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from edge.embedder import l2_normalize
 from edge.errors import FacelensError
 from edge.preprocess import InputSpec
 from explain.base import HeatmapMethod
@@ -77,7 +78,7 @@ class GradCAM(HeatmapMethod):
         weights = np.asarray(target.weights, np.float32)
         cosine = target.kind == "cosine" and not target.self_reference
         if target.self_reference:  # project onto the reference direction (see Target)
-            weights = weights / np.maximum(np.linalg.norm(weights, axis=-1, keepdims=True), 1e-12)
+            weights = l2_normalize(weights)
         cams, scores = self._cams(tf.constant(x), tf.constant(weights), cosine)
         self.last_scores = scores.numpy()
         return cams.numpy()

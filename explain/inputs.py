@@ -17,7 +17,7 @@ import numpy as np
 from edge.detect import create_detector
 from edge.embedder import Embedder
 from edge.errors import FacelensError, ImageError
-from explain.anonymize import IMAGE_SUFFIXES
+from edge.images import list_images
 from explain.base import FeatureFn, embedder_features
 from explain.faces import FaceCrop, FaceLoader
 from explain.models import ExplainModel, from_bundle, load_keras_model, vgg16_classifier
@@ -57,7 +57,7 @@ def image_paths(items: list[str], limit: int | None) -> list[Path]:
     for item in items:
         p = Path(item)
         if p.is_dir():
-            paths += sorted(f for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES)
+            paths += list_images(p)
         elif p.exists():
             paths.append(p)
         else:

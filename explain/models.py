@@ -82,7 +82,7 @@ def from_bundle(path: Path | str | Bundle) -> ExplainModel:
         model = keras.saving.load_model(file, compile=False)
     except Exception as exc:  # a corrupt file fails in many ways
         raise BundleError(f"cannot load {file} ({type(exc).__name__}: {exc})") from exc
-    source = dict(bundle.manifest.get("source", {}))
+    source = bundle.manifest.source.to_dict() if bundle.manifest.source else {}
     return ExplainModel(model, bundle.input_spec, source, bundle.name, bundle=bundle)
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.bundle import Bundle
+from edge.embedder import l2_normalize
 from edge.errors import GalleryError
 from edge.gallery import Gallery
 
@@ -91,5 +92,5 @@ def person_target(gallery: Path | str, bundle: Bundle, person: str) -> Target:
             "enrol them with `edge enroll` or pick another person"
         )
     vectors = enrolled.matrix[rows]
-    vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    vectors = l2_normalize(vectors)
     return similarity_target(vectors.mean(axis=0), f"enrolled {person}")

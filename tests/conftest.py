@@ -86,6 +86,18 @@ def _offline_yunet(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.Tem
 
 BUNDLE_CACHE = Path(os.environ.get("FACELENS_BUNDLE_CACHE", REPO / "tests" / ".bundle-cache"))
 TINY_SIZE = 64
+# A folder of bundles built earlier in the run (tiny/, faceres/): where convert cannot run,
+# as in the Pi install test's venv, the bundle fixtures load these instead of building.
+PREBUILT = os.environ.get("FACELENS_TEST_BUNDLES")
+
+
+def _prebuilt(name: str):
+    from edge.bundle import Bundle
+
+    path = Path(PREBUILT) / name
+    if not (path / "manifest.json").is_file():
+        pytest.skip(f"no prebuilt {name} bundle in FACELENS_TEST_BUNDLES={PREBUILT}")
+    return Bundle.load(path)
 
 
 def _source_digest() -> str:
@@ -165,9 +177,11 @@ def tiny_model() -> tuple[Path, Path]:
 
 
 @pytest.fixture(scope="session")
-def tiny_bundle(tiny_model, lfw_dir: Path, yunet_path: Path):
+def tiny_bundle(request, lfw_dir: Path, yunet_path: Path):
     """All seven formats of a tiny seeded CNN (32-d), calibrated on 30 LFW faces: seconds."""
-    model, spec = tiny_model
+    if PREBUILT:
+        return _prebuilt("tiny")
+    model, spec = request.getfixturevalue("tiny_model")
     return _cached_bundle(
         "tiny",
         model=model,
@@ -180,11 +194,13 @@ def tiny_bundle(tiny_model, lfw_dir: Path, yunet_path: Path):
 
 
 @pytest.fixture(scope="session")
-def faceres_bundle(faceres_dir: Path, faceres_model: Path, lfw_dir: Path, yunet_path: Path):
+def faceres_bundle(request, faceres_dir: Path, lfw_dir: Path, yunet_path: Path):
     """The face-trained faceres model (1024-d) in all seven formats, calibrated on LFW."""
+    if PREBUILT:
+        return _prebuilt("faceres")
     return _cached_bundle(
         "faceres",
-        model=faceres_model,
+        model=request.getfixturevalue("faceres_model"),
         input_spec=faceres_dir / "input_spec.json",
         calibration=lfw_dir / "images",
         calibration_count=100,

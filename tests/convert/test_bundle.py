@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 
 from edge.bundle import ARTIFACT_FILES, RUNTIME_FORMATS, Bundle
-from edge.detect import create_detector, dominant_face
+from edge.detect import create_detector
 from edge.embedder import Embedder, l2_normalize
+from edge.faces import dominant_face
+from edge.manifest import Manifest
 from edge.preprocess import InputSpec, cut_face
 
 
@@ -40,27 +42,29 @@ PEOPLE = [
 
 def test_tiny_bundle_holds_every_format_with_its_measurements(tiny_bundle: Bundle, tiny_model):
     m = tiny_bundle.manifest
-    assert m["format_version"] == 1
+    assert m.format_version == 1
     assert set(tiny_bundle.formats) == set(ARTIFACT_FILES)
-    assert m["failed"] == {}
-    assert m["embedding"] == {"dim": 32, "normalize": "l2"}
-    assert m["source"]["gradcam_layer"] == "conv_last"
+    assert m.failed == {}
+    assert (m.embedding_dim, m.embedding_normalize) == (32, "l2")
+    assert m.source.gradcam_layer == "conv_last"
     spec = json.loads(tiny_model[1].read_text())
     assert tiny_bundle.input_spec == InputSpec.from_dict(spec)
-    assert len(m["model_id"]) == 64
+    assert len(m.model_id) == 64
     for fmt in ARTIFACT_FILES:
         entry = tiny_bundle.artifact(fmt)
         tiny_bundle.artifact_path(fmt)  # raises if the sha256 differs
-        assert entry["bytes"] > 0 and entry["seconds"] >= 0
-        fid = entry["fidelity"]
-        assert fid["passed"] and 0.98 <= fid["cosine_min"] <= fid["cosine_mean"] <= 1.0 + 1e-6
-        assert fid["eval_count"] == m["eval"]["count"] == 20
+        assert entry.bytes > 0 and entry.seconds >= 0
+        fid = entry.fidelity
+        assert fid.passed and 0.98 <= fid.cosine_min <= fid.cosine_mean <= 1.0 + 1e-6
+        assert fid.eval_count == m.eval.count == 20
     for fmt in ("tflite-int8", "onnx-int8"):
-        q = tiny_bundle.artifact(fmt)["quantization"]
+        q = tiny_bundle.artifact(fmt).quantization
         assert q["per_channel"] and q["weights"] == q["activations"] == "int8"
-        assert q["calibration"]["count"] == m["calibration"]["count"] == 30
-    assert tiny_bundle.artifact("onnx")["quantization"] is None
-    assert m["calibration"]["detector"] == "yunet"
+        assert q["calibration"]["count"] == m.calibration.count == 30
+    assert tiny_bundle.artifact("onnx").quantization is None
+    assert m.calibration.detector == "yunet"
+    # what convert wrote reads back as the same typed manifest
+    assert Manifest.from_dict(m.to_dict()) == m
 
 
 def test_every_runtime_artifact_matches_the_float_model_through_edge(tiny_bundle, lfw_dir):
@@ -91,7 +95,7 @@ def test_faceres_int8_is_faithful_and_still_recognises_people(faceres_bundle, lf
     m = faceres_bundle.manifest
     assert set(faceres_bundle.formats) == set(ARTIFACT_FILES)
     for fmt in ("tflite-int8", "onnx-int8"):
-        assert m["artifacts"][fmt]["fidelity"]["cosine_mean"] >= 0.99
+        assert m.artifacts[fmt].fidelity.cosine_mean >= 0.99
     # genuine pairs score above impostors through the INT8 model (real recognition)
     pairs = [
         ("Colin_Powell", 0),
@@ -105,22 +109,22 @@ def test_faceres_int8_is_faithful_and_still_recognises_people(faceres_bundle, lf
     genuine = min(sims[0, 1], sims[2, 3])
     impostor = max(sims[0, 2], sims[0, 3], sims[1, 2], sims[1, 3])
     assert genuine > faceres_bundle.threshold > impostor
-    assert "FAR" in m["threshold"]["how"]
+    assert "FAR" in m.threshold.how
 
 
 @pytest.mark.slow
 def test_full_vgg16_untrained_bundle_meets_the_targets(vgg16_bundle):
     m = vgg16_bundle.manifest
-    assert set(vgg16_bundle.formats) == set(ARTIFACT_FILES), m["failed"]
-    assert m["embedding"]["dim"] == 7 * 7 * 512
-    assert m["source"] | {} == {
+    assert set(vgg16_bundle.formats) == set(ARTIFACT_FILES), m.failed
+    assert m.embedding_dim == 7 * 7 * 512
+    assert m.source.to_dict() == {
         "backbone": "vgg16",
         "weights": "untrained",
         "output_layer": "block5_pool",
         "seed": 0,
         "gradcam_layer": "block5_conv3",
     }
-    assert "UNTRAINED" in m["warning"]
-    assert m["artifacts"]["tflite-int8"]["bytes"] <= 15e6
+    assert "UNTRAINED" in m.warning
+    assert m.artifacts["tflite-int8"].bytes <= 15e6
     for fmt in ("tflite-int8", "onnx-int8"):
-        assert m["artifacts"][fmt]["fidelity"]["cosine_min"] >= 0.99
+        assert m.artifacts[fmt].fidelity.cosine_min >= 0.99

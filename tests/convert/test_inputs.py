@@ -158,9 +158,9 @@ def test_under_the_floor_writes_nothing_unless_allowed(tiny_model, lfw_dir, yune
         min_cosine=0.99999,
         allow_failures=True,
     )
-    fid = bundle.artifact("tflite-int8")["fidelity"]
-    assert not fid["passed"] and fid["floor"] == 0.99999
-    assert bundle.artifact("keras")["fidelity"]["passed"]
+    fid = bundle.artifact("tflite-int8").fidelity
+    assert not fid.passed and fid.floor == 0.99999
+    assert bundle.artifact("keras").fidelity.passed
     # an existing bundle is replaced only with force
     with pytest.raises(FacelensError, match="--force"):
         _small_build(out, tiny_model, lfw_dir, yunet_path, formats=["keras"])
@@ -193,11 +193,9 @@ def test_cli_builds_a_bundle_and_prints_its_table(
     rows = {line.split()[0]: line.split() for line in lines[1:3]}
     assert set(rows) == {"tflite-int8", "onnx-int8"} and all(r[-1] == "ok" for r in rows.values())
     bundle = Bundle.load(out)
-    assert float(rows["onnx-int8"][3]) == round(
-        bundle.artifact("onnx-int8")["fidelity"]["cosine_min"], 4
-    )
+    assert float(rows["onnx-int8"][3]) == round(bundle.artifact("onnx-int8").fidelity.cosine_min, 4)
     assert lines[-1].startswith(f"bundle: {out}")
-    assert bundle.manifest["calibration"]["count"] == 8 and bundle.manifest["eval"]["count"] == 6
+    assert bundle.manifest.calibration.count == 8 and bundle.manifest.eval.count == 6
 
 
 def _limit_file_size() -> None:
@@ -240,6 +238,6 @@ def test_no_detect_uses_whole_photos_and_a_default_threshold(tiny_model, nonface
     )
     m = bundle.manifest
     assert bundle.input_spec.crop.kind == "whole_image"
-    assert m["calibration"]["count"] == 6 and m["calibration"]["detector"].startswith("none")
-    assert m["eval"]["count"] == 4
-    assert m["threshold"]["cosine"] == 0.5 and "edge calibrate" in m["threshold"]["how"]
+    assert m.calibration.count == 6 and m.calibration.detector.startswith("none")
+    assert m.eval.count == 4
+    assert m.threshold.cosine == 0.5 and "edge calibrate" in m.threshold.how

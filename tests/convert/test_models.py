@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from convert import load_backbone
@@ -51,3 +54,18 @@ def test_vgg16_loads_a_local_weights_file(tmp_path):
         load_backbone("vgg16", weights=str(tmp_path / "junk.h5"))
     with pytest.raises(ModelError, match="does not exist: use --weights imagenet, none"):
         load_backbone("vgg16", weights=str(tmp_path / "missing.h5"))
+
+
+def test_import_convert_and_its_help_load_no_tensorflow_and_change_nothing():
+    code = (
+        "import os, sys, warnings, logging; env = dict(os.environ); "
+        "filters = list(warnings.filters); level = logging.getLogger('tensorflow').level; "
+        "import convert, convert.cli\n"
+        "try:\n    convert.cli.parse_args(['--help'])\nexcept SystemExit:\n    pass\n"
+        "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules\n"
+        "assert dict(os.environ) == env and warnings.filters == filters\n"
+        "assert logging.getLogger('tensorflow').level == level"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert "--calibration" in run.stdout  # the help was printed

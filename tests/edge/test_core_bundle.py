@@ -1,6 +1,7 @@
 """The bundle contract: edge refuses what it cannot trust, with advice."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -8,6 +9,7 @@ import pytest
 from edge.backends import load_backend
 from edge.bundle import FORMAT_VERSION, Bundle, sha256_path
 from edge.errors import BundleError, FacelensError
+from edge.manifest import Manifest
 from edge.preprocess import InputSpec
 
 
@@ -89,6 +91,8 @@ def test_folder_hash_covers_names_and_contents(tmp_path):
     [("m.tflite", "litert"), ("m.onnx", "onnxruntime"), ("m.onnx", "opencv")],
 )
 def test_real_runtimes_reject_a_corrupt_model_file_clearly(tmp_path, name, runtime):
+    if runtime == "onnxruntime":
+        pytest.importorskip("onnxruntime", reason="a Pi with LiteRT only has no onnxruntime")
     path = tmp_path / name
     path.write_bytes(np.random.default_rng(0).bytes(4096))
     with pytest.raises(BundleError, match="cannot load"):
@@ -100,3 +104,91 @@ def test_a_runtime_refuses_a_file_of_the_wrong_kind(tmp_path):
         load_backend(tmp_path / "m.onnx", "litert")
     with pytest.raises(BundleError, match=r"neither \.tflite nor \.onnx"):
         load_backend(tmp_path / "m.pb")
+
+
+def _manifest_with(tmp_path, edit):
+    """A valid test bundle whose parsed manifest.json ``edit`` then mutates in place."""
+    root = _write_bundle(tmp_path / "m")
+    manifest = json.loads((root / "manifest.json").read_text())
+    edit(manifest)
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    return root
+
+
+def _set(path: str, value):
+    def edit(m):
+        *parents, last = path.split(".")
+        for key in parents:
+            m = m[key]
+        m[last] = value
+
+    return edit
+
+
+def _delete(path: str):
+    def edit(m):
+        *parents, last = path.split(".")
+        for key in parents:
+            m = m[key]
+        del m[last]
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    ("edit", "field"),
+    [
+        (_delete("embedding.dim"), r"embedding\.dim is missing"),
+        (_set("embedding.dim", "many"), r"embedding\.dim must be a whole number"),
+        (_set("embedding.dim", 0), r"embedding\.dim must be at least 1"),
+        (_set("embedding", [8]), r"embedding must be an object, not a list"),
+        (_set("artifacts", ["model_int8.tflite"]), r"artifacts must be an object, not a list"),
+        (_set("artifacts", {}), r"artifacts is empty"),
+        (_set("artifacts.tflite-int8", "model_int8.tflite"), r"artifacts\.tflite-int8 must be"),
+        (_delete("artifacts.tflite-int8.file"), r"artifacts\.tflite-int8\.file is missing"),
+        (_set("artifacts.tflite-int8.file", "../x"), r"artifacts\.tflite-int8\.file must be"),
+        (_delete("artifacts.tflite-int8.sha256"), r"artifacts\.tflite-int8\.sha256 is missing"),
+        (_set("threshold", 0.5), r"threshold must be an object, not the number 0\.5"),
+        (_set("threshold.cosine", "high"), r"threshold\.cosine must be a finite number"),
+        (_set("threshold.cosine", 7), r"threshold\.cosine must be a cosine in \[-1, 1\]"),
+        (_set("input.height", 0), r"input: size 0x224 must be 1 to 4096"),
+        (_set("input.width", -3), r"input: size 224x-3"),
+        (_set("input.mean", [1.0, 2.0]), r"input: mean \[1\.0, 2\.0\] must be 3 finite"),
+        (_set("input.scale", [1, 1, 1, 1]), r"input: scale .* must be 3 finite"),
+        (_set("input.crop.margin_px", 10**9), r"input: crop\.margin_px 1000000000 must be in"),
+        (_set("input.crop.margin_frac", -1), r"input: crop\.margin_frac -1\.0 must be in"),
+        (_set("input", "224x224"), r"input must be an object, not a string"),
+        (_delete("model_id"), r"model_id is missing"),
+        (_set("name", 3), r"name must be a string, not the number 3"),
+        (_set("source", {"weights": "imagenet"}), r"source\.backbone is missing"),
+    ],
+)
+def test_malformed_manifest_fields_are_one_line_errors_naming_file_and_field(tmp_path, edit, field):
+    root = _manifest_with(tmp_path, edit)
+    with pytest.raises(BundleError) as caught:
+        Bundle.load(root)
+    message = str(caught.value)
+    assert message.startswith(f"{root / 'manifest.json'}: ") and "\n" not in message
+    assert re.search(field, message), message
+    assert message.endswith("rebuild the bundle with `python -m convert`")
+
+
+@pytest.mark.parametrize("top", [[1, 2], "text", 3, None])
+def test_a_manifest_that_is_not_an_object_is_refused(tmp_path, top):
+    root = tmp_path / "b"
+    root.mkdir()
+    (root / "manifest.json").write_text(json.dumps(top))
+    with pytest.raises(BundleError, match="format_version None"):
+        Bundle.load(root)
+
+
+def test_the_typed_manifest_round_trips_and_keeps_unknown_source_keys(tmp_path):
+    root = _write_bundle(
+        tmp_path / "b", source={"backbone": "x.keras", "weights": "sha256:ab", "licence": "MIT",
+                                "projection": {"pca": 128}}
+    )  # fmt: skip
+    m = Manifest.load(root)
+    assert m.source.licence == "MIT" and m.source.extra == {"projection": {"pca": 128}}
+    assert Manifest.from_dict(json.loads(json.dumps(m.to_dict()))) == m
+    m.save(tmp_path / "copy.json")
+    assert Manifest.load(tmp_path / "copy.json") == m

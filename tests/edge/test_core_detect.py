@@ -7,17 +7,18 @@ import cv2
 import numpy as np
 import pytest
 
+from edge.assets import download_verified
 from edge.detect import (
+    YUNET_FILE,
     YUNET_SHA256,
     Face,
     HaarDetector,
     YuNetDetector,
     create_detector,
-    dominant_face,
-    download_verified,
     find_yunet,
 )
 from edge.errors import DetectorError
+from edge.faces import dominant_face
 
 
 @pytest.fixture(scope="module")
@@ -96,29 +97,35 @@ def test_download_is_pinned_by_sha256(tmp_path, yunet_path):
     other = tmp_path / "other.bin"
     other.write_bytes(b"not a detector")
     with pytest.raises(DetectorError, match="expected"):
-        download_verified(other.as_uri(), tmp_path / "cache" / "bad.onnx", YUNET_SHA256)
+        download_verified(
+            other.as_uri(), tmp_path / "cache" / "bad.onnx", YUNET_SHA256, error=DetectorError
+        )
     assert not (tmp_path / "cache" / "bad.onnx").exists()
 
 
-def test_a_verified_shared_copy_is_found_offline(monkeypatch, yunet_path):
+def test_a_verified_copy_in_a_folder_the_caller_names_is_found_offline(monkeypatch, yunet_path):
+    monkeypatch.delenv("FACELENS_YUNET", raising=False)
+    found = find_yunet(url="http://127.0.0.1:9/yunet.onnx", search=[yunet_path.parent])
+    assert found == yunet_path
+
+
+def test_a_searched_copy_with_another_hash_is_not_trusted(monkeypatch, tmp_path):
+    monkeypatch.delenv("FACELENS_YUNET", raising=False)
+    (tmp_path / YUNET_FILE).write_bytes(b"not the pinned file")
+    with pytest.raises(DetectorError, match="downloads are off"):
+        find_yunet(download=False, search=[tmp_path])
+
+
+def test_nothing_beside_the_checkout_is_searched_unasked(monkeypatch, yunet_path):
+    # the runtime has no idea of ../shared: only the caller's folders are searched
     monkeypatch.delenv("FACELENS_YUNET", raising=False)
     monkeypatch.setenv("FACELENS_SHARED", str(yunet_path.parents[2]))
-    assert find_yunet(url="http://127.0.0.1:9/yunet.onnx") == yunet_path
-
-
-def test_a_shared_copy_with_another_hash_is_not_trusted(monkeypatch, tmp_path):
-    monkeypatch.delenv("FACELENS_YUNET", raising=False)
-    fake = tmp_path / "models" / "yunet" / "face_detection_yunet_2023mar.onnx"
-    fake.parent.mkdir(parents=True)
-    fake.write_bytes(b"not the pinned file")
-    monkeypatch.setenv("FACELENS_SHARED", str(tmp_path))
     with pytest.raises(DetectorError, match="downloads are off"):
         find_yunet(download=False)
 
 
 def test_offline_download_fails_clearly_and_the_detector_falls_back(monkeypatch, caplog, tmp_path):
     monkeypatch.delenv("FACELENS_YUNET", raising=False)
-    monkeypatch.setenv("FACELENS_SHARED", str(tmp_path))  # no local copy either
     with pytest.raises(DetectorError, match="offline"):
         find_yunet(url="http://127.0.0.1:9/yunet.onnx")
     if not HAS_HAAR:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from edge.detect import Face
-from edge.errors import BundleError
+from edge.errors import BundleError, CropError
 from edge.preprocess import (
     ARCFACE_TEMPLATE_112,
     CropRule,
@@ -72,9 +72,9 @@ def test_cut_face_follows_the_rule_and_says_what_is_missing():
     image = np.zeros((50, 50, 3), np.uint8)
     whole = InputSpec(crop=CropRule(kind="whole_image"))
     assert cut_face(image, whole) is image
-    with pytest.raises(ValueError, match="needs a detected face"):
+    with pytest.raises(CropError, match="needs a detected face"):
         cut_face(image, InputSpec())
     haar_face = Face(box=(10, 10, 20, 20), score=0.9, landmarks=None)
-    with pytest.raises(ValueError, match="landmarks"):
+    with pytest.raises(CropError, match="landmarks"):
         cut_face(image, InputSpec(crop=CropRule(kind="landmarks")), haar_face)
     assert cut_face(image, InputSpec(), haar_face).shape[:2] == (20, 20)

@@ -15,17 +15,14 @@ from typing import Any
 
 import numpy as np
 
-from edge.calibrate import calibrate
-from edge.enroll import enroll
-from edge.gallery import Gallery
+from edge import FaceLens
 from edge.images import read_image
 from edge.matching import Match
-from edge.pipeline import Pipeline, load_matcher
 
 N_ENROLLED, N_UNKNOWN, MAX_PROBES = 150, 150, 4
 
 
-def one_shot_identification(pipeline: Pipeline, lfw: Path, gallery_path: Path) -> dict[str, Any]:
+def one_shot_identification(lens: FaceLens, lfw: Path) -> dict[str, Any]:
     images = lfw / "images"
     with open(lfw / "pairs_devtrain.csv", newline="") as f:
         calibration_people = {
@@ -41,12 +38,11 @@ def one_shot_identification(pipeline: Pipeline, lfw: Path, gallery_path: Path) -
     enrolled = sorted(rng.sample(several, N_ENROLLED))
     unknown = sorted(rng.sample([p for p in photos if p not in enrolled], N_UNKNOWN))
 
-    cal = calibrate(pipeline, lfw / "pairs_devtrain.csv", images, far=0.001, progress=False)
-    gallery = Gallery(gallery_path)
-    gallery.set_threshold(pipeline.bundle.fingerprint, cal.to_dict())
+    cal = lens.calibrate(lfw / "pairs_devtrain.csv", images, far=0.001)
+    assert lens.threshold.value == cal.cosine  # the stored calibration is used from now on
     for person in enrolled:  # no flags: the dominant face must be found in every photo
-        enroll(pipeline, gallery, person, [photos[person][0]])
-    matcher = load_matcher(pipeline.bundle, gallery, cal.cosine)
+        lens.enroll(person, [photos[person][0]])
+    pipeline, matcher = lens.pipeline, lens.matcher
 
     def best(paths: list[Path]) -> list[Match]:
         """The match of each photo's dominant face; a photo without a face is a miss."""
@@ -75,8 +71,8 @@ def one_shot_identification(pipeline: Pipeline, lfw: Path, gallery_path: Path) -
 
 
 def test_one_shot_identification_on_lfw(faceres_bundle, lfw_dir, tmp_path):
-    pipeline = Pipeline.create(faceres_bundle, threads=2)
-    r = one_shot_identification(pipeline, lfw_dir, tmp_path / "g.sqlite")
+    with FaceLens(faceres_bundle, tmp_path / "g.sqlite", threads=2) as lens:
+        r = one_shot_identification(lens, lfw_dir)
     print(r)
     assert r["enrolled_people"] >= 100 and r["unknown_people"] >= 100
     assert r["enrolled_probes"] >= 250

@@ -75,12 +75,12 @@ def test_user_errors_are_one_line_and_name_the_fix(
     tiny_bundle, photos, nonface_dir, tmp_path, capsys
 ):
     bundle = ["--bundle", str(tiny_bundle.path), "--out", str(tmp_path)]
-    assert main(["gradcam", photos[0], *bundle, "--layers", "block5_conv3"]) == 2
+    assert main(["gradcam", photos[0], *bundle, "--layers", "block5_conv3"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: layer 'block5_conv3'") and "conv_last" in err
-    assert main(["gradcam", str(nonface_dir / "skimage" / "coffee.png"), *bundle]) == 2
+    assert main(["gradcam", str(nonface_dir / "skimage" / "coffee.png"), *bundle]) == 1
     assert "error: no face found in" in capsys.readouterr().err
-    assert main(["gradcam", str(tmp_path / "missing.jpg"), *bundle]) == 2
+    assert main(["gradcam", str(tmp_path / "missing.jpg"), *bundle]) == 1
     assert "does not exist" in capsys.readouterr().err
     # A bundle without the float Keras model cannot be explained.
     no_float = tmp_path / "no-float"
@@ -89,7 +89,7 @@ def test_user_errors_are_one_line_and_name_the_fix(
     del manifest["artifacts"]["keras"]
     (no_float / "manifest.json").write_text(json.dumps(manifest))
     (no_float / "model_float.keras").unlink()
-    assert main(["compare", photos[0], "--bundle", str(no_float)]) == 2
+    assert main(["compare", photos[0], "--bundle", str(no_float)]) == 1
     err = capsys.readouterr().err
     assert "no float Keras model" in err and err.count("\n") == 1
 
@@ -100,7 +100,7 @@ def test_the_command_line_exits_nonzero_without_a_traceback(tmp_path):
         capture_output=True,
         text=True,
     )
-    assert proc.returncode == 2
+    assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith("error: no model bundle at")
 
@@ -120,7 +120,7 @@ def test_gradcam_explains_the_match_with_an_enrolled_person(tiny_bundle, photos,
     assert main([*args, "--gallery", str(gallery), "--target", "person:abdullah"]) == 0
     result = json.loads((tmp_path / "gradcam.json").read_text())["results"][0]
     assert result["target"] == "cosine to enrolled abdullah"
-    assert main([*args, "--gallery", str(gallery), "--target", "person:nobody"]) == 2
+    assert main([*args, "--gallery", str(gallery), "--target", "person:nobody"]) == 1
     assert "'nobody' is not enrolled" in capsys.readouterr().err
 
 
