@@ -102,6 +102,7 @@ def test_edge_tests_and_readme_snippets_pass_in_the_pi_venv(pi_python, pi_tests,
     tail = run.stdout[-4000:]
     assert run.returncode == 0, tail + run.stderr[-2000:]
     summary = run.stdout.strip().splitlines()[-1]
+    print(f"in the Pi venv: {summary}")  # shown with -rP
     assert re.search(r"\d{2,} passed", summary) and "failed" not in summary, tail
     # The API, README and command tests must have run there, not been skipped.
     for name in ("test_api.py", "test_readme_api.py", "test_cli.py"):
