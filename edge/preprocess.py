@@ -44,13 +44,17 @@ class CropRule:
     ``detector_box``: the detector's box widened by ``margin_px`` pixels plus
     ``margin_frac`` of its longer side on every side, optionally made square,
     clipped to the image. ``landmarks``: a similarity transform of the 5 landmarks
-    onto the ArcFace template. ``whole_image``: no detection (the notebook's mode).
+    onto ``template`` (5 (x, y) points in a ``template_size`` (width, height) crop;
+    default the ArcFace template in 112x112). ``whole_image``: no detection (the
+    notebook's mode).
     """
 
     kind: str = "detector_box"
     margin_px: int = 0
     margin_frac: float = 0.0
     square: bool = False
+    template: tuple[tuple[float, float], ...] | None = None
+    template_size: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in CROP_KINDS:
@@ -62,6 +66,14 @@ class CropRule:
         if not 0 <= self.margin_frac <= MAX_MARGIN_FRAC:  # also refuses nan
             raise BundleError(
                 f"crop.margin_frac {self.margin_frac} must be in [0, {MAX_MARGIN_FRAC}]"
+            )
+        if (self.template is None) != (self.template_size is None) or (
+            self.template is not None
+            and (np.shape(self.template) != (5, 2) or np.shape(self.template_size) != (2,))
+        ):
+            raise BundleError(
+                "a landmarks crop template needs 5 (x, y) points and its template_size "
+                "[width, height]; fix the crop rule"
             )
 
     @classmethod
@@ -75,16 +87,26 @@ class CropRule:
             margin_px=int(d.get("margin_px", 0)),
             margin_frac=float(d.get("margin_frac", 0.0)),
             square=bool(d.get("square", False)),
+            template=tuple(tuple(map(float, p)) for p in d["template"])
+            if "template" in d
+            else None,
+            template_size=tuple(map(int, d["template_size"])) if "template_size" in d else None,
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d = {
             "from": self.kind,
             "margin_px": self.margin_px,
             "margin_frac": self.margin_frac,
             "square": self.square,
             "align": self.kind == "landmarks",
         }
+        if self.template is not None:  # only then: older bundles keep their fingerprints
+            d |= {
+                "template": [list(p) for p in self.template],
+                "template_size": list(self.template_size),
+            }
+        return d
 
 
 @dataclass(frozen=True)
@@ -185,10 +207,11 @@ def crop_box(
 
 
 def align_landmarks(image: np.ndarray, landmarks: np.ndarray, spec: InputSpec) -> np.ndarray:
-    """Warp ``image`` so the 5 landmarks land on the ArcFace template at the model's size."""
-    template = ARCFACE_TEMPLATE_112 * np.array(
-        [spec.width / 112.0, spec.height / 112.0], np.float32
-    )
+    """Warp ``image`` so the 5 landmarks land on the crop rule's template at the model's size."""
+    rule = spec.crop
+    points = ARCFACE_TEMPLATE_112 if rule.template is None else np.array(rule.template, np.float32)
+    width, height = rule.template_size or (112, 112)
+    template = points * np.array([spec.width / width, spec.height / height], np.float32)
     matrix, _ = cv2.estimateAffinePartial2D(
         np.asarray(landmarks, np.float32).reshape(5, 2), template, method=cv2.LMEDS
     )
