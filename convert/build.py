@@ -112,13 +112,14 @@ def build_bundle(
             min_cosine,
             progress,
         )
+        native = backbone.source.get("dlib", {}).get("loss", {}).get("distance_threshold")
         manifest = Manifest(
             model_id=backbone.model_id(),
             input=backbone.input_spec,
             embedding_dim=backbone.dim,
             artifacts=artifacts,
             name=name or _default_name(backbone),
-            threshold=choose_threshold(reference, held.identities),
+            threshold=choose_threshold(reference, held.identities, native),
             source=Source.from_dict(backbone.source),
             created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
             tools=_tools(),

@@ -18,12 +18,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             "INT8/fp16/dynamic TFLite and float/INT8 ONNX, each checked against the float model."
         ),
     )
-    p.add_argument("--model", default="vgg16", help="`vgg16` (default) or a .keras file")
+    p.add_argument(
+        "--model",
+        default="vgg16",
+        help="`vgg16` (default), `dlib-resnet` (dlib's public-domain face ResNet, from the "
+        "face_recognition_models package) or a .keras file",
+    )
     p.add_argument(
         "--weights",
         default=None,
-        help="VGG16 only: imagenet (default; downloads), none (seeded, untrained) or a "
-        ".h5/.keras weights file",
+        help="VGG16: imagenet (default; downloads), none (seeded, untrained) or a .h5/.keras "
+        "weights file; dlib-resnet: a dlib .dat network (default: face_recognition_models')",
     )
     p.add_argument("--layer", default=None, help="output layer (VGG16 default: block5_pool)")
     p.add_argument("--input-spec", type=Path, default=None, help="input_spec.json of --model")

@@ -378,10 +378,10 @@ def build_keras(net: DlibNet, path: Path | str = "dlib network", name: str = "dl
     if pool.config["size"] != (0, 0):
         raise DlibFormatError(f"{path}: the descriptor must follow a global average pool")
     x = _pool(x, pool, "global_pool")
-    fc_weights = [fc.weights["kernel"], *([fc.weights["bias"]] if "bias" in fc.weights else [])]
-    dense = keras.layers.Dense(fc.config["outputs"], use_bias=len(fc_weights) == 2, name="embedding")
+    bias = "bias" in fc.weights
+    dense = keras.layers.Dense(fc.config["outputs"], use_bias=bias, name="embedding")
     out = dense(x)
-    dense.set_weights(fc_weights)
+    dense.set_weights([fc.weights["kernel"], *([fc.weights["bias"]] if bias else [])])
     if chain.i != len(chain.layers):
         chain.expect("the end")
     return keras.Model(inp, out, name=name)

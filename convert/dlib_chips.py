@@ -28,8 +28,9 @@ from tqdm import tqdm
 
 from convert.dlib import find_model_file
 from edge.calibrate import read_pairs
-from edge.detect import Face, FaceDetector, create_detector, rank_faces
+from edge.detect import Face, FaceDetector, create_detector
 from edge.errors import ImageError
+from edge.faces import rank_faces
 from edge.images import read_image
 
 CHIP_SIZE = 150

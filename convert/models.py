@@ -1,4 +1,5 @@
-"""The float Keras models a bundle is built from: VGG16 cut at a layer, or a user's model.
+"""The float Keras models a bundle is built from: VGG16 cut at a layer, dlib's face
+ResNet, or a user's model. Each says where its weights came from and their licence.
 
 :func:`load_backbone` is the one builder: ``convert`` exports what it returns and
 ``explain`` reuses it (with ``include_top=True`` for ImageNet-class Grad-CAM).
@@ -31,6 +32,39 @@ VGG16_WEIGHT_FILES = {
     True: "vgg16_weights_tf_dim_ordering_tf_kernels.h5",
 }
 WEIGHT_CHOICES = ("imagenet", "none")
+VGG16_LICENCES = {
+    "imagenet": "CC BY 4.0: weights by Oxford's Visual Geometry Group (Simonyan & Zisserman "
+    "2014), ported by Keras; the architecture code is Keras' (Apache-2.0)",
+    "none": "no trained weights (seeded initialisation); the architecture code is Keras' "
+    "(Apache-2.0)",
+}
+USER_LICENCE = "unknown/user-supplied"
+
+DLIB_MODEL = "dlib-resnet"
+DLIB_LICENCE = (
+    "public domain: released by its author Davis E. King (github.com/davisking/dlib-models); "
+    "shipped in the face_recognition_models package (MIT)"
+)
+DLIB_PROVENANCE = (
+    "dlib_face_recognition_resnet_model_v1 (dlib.net, 2017): a 29-conv ResNet trained from "
+    "scratch with a metric loss on ~3 M faces of 7,485 identities (VGGFace, FaceScrub, web), "
+    "none of them in LFW; 99.38 % on LFW by its author"
+)
+# YuNet's 5 points (eye centres, nose tip, mouth corners) where dlib's own 150-px chips
+# (get_face_chip, padding 0.25) put them: the mean over 600 LFW faces, fitted by
+# `python -m convert.dlib_chips --pairs ../shared/data/lfw/pairs_devtrain.csv --count 600`.
+DLIB_TEMPLATE_150 = (
+    (46.78, 44.519),
+    (102.635, 45.337),
+    (74.55, 77.284),
+    (50.999, 101.388),
+    (98.499, 101.861),
+)
+DLIB_TEMPLATE_FIT = (
+    "convert.dlib_chips on 600 photos of LFW pairs_devtrain.csv (seed 0): the mean of YuNet's "
+    "points in dlib's chip; per-face spread 4.3-7.0 px mean (chip 150 px)"
+)
+DLIB_GRADCAM_LAYER = "stage3_unit3_out"  # the last 8x8 feature map (stage4 is 4x4)
 
 
 class ModelError(FacelensError):
@@ -119,6 +153,42 @@ def vgg16(weights: str = "imagenet", include_top: bool = False, seed: int = 0) -
     return model
 
 
+def dlib_resnet(weights: str | None = None) -> tuple[keras.Model, InputSpec, dict[str, Any]]:
+    """dlib's face ResNet rebuilt in Keras from ``weights`` (a ``.dat`` file; default the
+    one in the installed ``face_recognition_models``): the model, its input contract
+    (RGB, dlib's means, /256, cut on the YuNet template) and what its loss layer says."""
+    from convert.dlib import build_keras, find_model_file, read_dlib_net
+
+    path = find_model_file() if weights is None else Path(weights)
+    if not path.is_file():
+        raise ModelError(
+            f"dlib model file {path} does not exist: pass --weights PATH to a dlib .dat "
+            "network, or omit --weights to use face_recognition_models' copy"
+        )
+    net = read_dlib_net(path)
+    with deprecations_silenced():
+        model = build_keras(net, path)
+    height, width = net.input["size"]
+    crop = CropRule(kind="landmarks", template=DLIB_TEMPLATE_150, template_size=(150, 150))
+    spec = InputSpec(
+        height=height,
+        width=width,
+        color="RGB",
+        mean=tuple(round(m, 3) for m in net.input["mean_rgb"]),
+        scale=(1 / 256,) * 3,
+        crop=crop,
+    )
+    loss = {k: round(v, 6) if isinstance(v, float) else v for k, v in net.loss.items()}
+    info = {
+        "weights_file": str(path),
+        "loss": loss,
+        "crop_template": DLIB_TEMPLATE_FIT,
+        "compare": f"dlib: euclidean distance < {loss['distance_threshold']:g} on raw "
+        "descriptors; facelens: cosine of unit vectors (threshold below)",
+    }
+    return model, spec, info
+
+
 def _load_user_model(path: Path) -> keras.Model:
     if not path.is_file():
         raise ModelError(f"model file {path} does not exist: pass a .keras file or `vgg16`")
@@ -169,12 +239,13 @@ def load_backbone(
 ) -> Backbone:
     """Build the float model a bundle is made of.
 
-    ``model``: ``"vgg16"`` or a ``.keras`` file. ``weights`` (VGG16 only):
-    ``"imagenet"`` (default), ``"none"`` (seeded by ``seed``, untrained) or a weights
-    file. ``layer``: cut the model there and flatten (VGG16 default ``block5_pool``; a
-    user model's default is its own output). ``input_spec``: an ``input_spec.json``
-    path or an :class:`InputSpec` (required for a user model). ``include_top``
-    (VGG16 only): the whole ImageNet classifier, uncut, for class Grad-CAM.
+    ``model``: ``"vgg16"``, ``"dlib-resnet"`` or a ``.keras`` file. ``weights``: for
+    VGG16 ``"imagenet"`` (default), ``"none"`` (seeded by ``seed``, untrained) or a
+    weights file; for dlib-resnet a ``.dat`` file (default: face_recognition_models').
+    ``layer``: cut the model there and flatten (VGG16 default ``block5_pool``; the
+    others default to their own output). ``input_spec``: an ``input_spec.json`` path
+    or an :class:`InputSpec` (required for a user model). ``include_top`` (VGG16
+    only): the whole ImageNet classifier, uncut, for class Grad-CAM.
     """
     raw: dict[str, Any] = {}
     spec: InputSpec | None
@@ -197,11 +268,29 @@ def load_backbone(
             "output_layer": "predictions" if include_top else layer or VGG16_LAYER,
             "seed": seed if weights == "none" else None,
             "gradcam_layer": raw.get("gradcam_layer") or _last_conv(out),  # block5_conv3
+            "licence": VGG16_LICENCES.get(weights, USER_LICENCE),
+        }
+    elif str(model) == DLIB_MODEL:
+        if include_top:
+            raise ModelError("include_top applies to VGG16 only")
+        dlib_model, dlib_spec, info = dlib_resnet(weights)
+        out = _cut(dlib_model, layer)
+        spec = spec or dlib_spec
+        source = {
+            "backbone": DLIB_MODEL,
+            "weights": "sha256:" + sha256_path(Path(info.pop("weights_file"))),
+            "output_layer": layer or "embedding",
+            "seed": None,
+            "gradcam_layer": raw.get("gradcam_layer") or DLIB_GRADCAM_LAYER,
+            "licence": DLIB_LICENCE if weights is None else USER_LICENCE,
+            "provenance": DLIB_PROVENANCE if weights is None else f"a dlib network: {weights}",
+            "dlib": info,
         }
     else:
         if weights is not None:
             raise ModelError(
-                f"--weights {weights} applies to --model vgg16 only; a .keras file has its own"
+                f"--weights {weights} applies to --model vgg16 or dlib-resnet only; a .keras "
+                "file has its own"
             )
         if include_top:
             raise ModelError("include_top applies to VGG16 only")
@@ -219,6 +308,7 @@ def load_backbone(
             "output_layer": layer or user.layers[-1].name,
             "seed": None,
             "gradcam_layer": raw.get("gradcam_layer") or _last_conv(out),
+            "licence": USER_LICENCE,
         }
     _check_fits(out, spec, source["gradcam_layer"])
     return Backbone(model=out, input_spec=spec, source=source)

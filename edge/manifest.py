@@ -237,12 +237,14 @@ class Artifact:
 
 @dataclass(frozen=True)
 class ThresholdChoice:
-    """The bundle's default cosine threshold and how it was chosen (``far``/``tar`` if measured)."""
+    """The bundle's default cosine threshold and how it was chosen (``far``/``tar`` if measured;
+    ``native``: what the model's own rule, such as dlib's euclidean 0.6, gives on those pairs)."""
 
     cosine: float = DEFAULT_THRESHOLD
     how: str = "default"
     far: float | None = None
     tar: float | None = None
+    native: dict[str, Any] | None = None
 
     @classmethod
     def read(cls, r: _Reader) -> ThresholdChoice:
@@ -254,6 +256,7 @@ class ThresholdChoice:
             how=r.text("how", False) or "not stated",
             far=r.number("far", False),
             tar=r.number("tar", False),
+            native=r.mapping("native", False),
         )
 
     def to_dict(self) -> dict[str, Any]:
