@@ -91,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=8)
     args = parser.parse_args(argv)
     bundle = Bundle.load(args.bundle)
-    dlib_info = bundle.manifest.get("source", {}).get("dlib")
+    source = bundle.manifest.source
+    dlib_info = source.extra.get("dlib") if source is not None else None
     if dlib_info is None:
         raise FacelensError(f"{args.bundle} is not a dlib-resnet bundle; build one first")
     native = float(dlib_info["loss"]["distance_threshold"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from convert.models import DLIB_TEMPLATE_150
 from edge.bundle import ARTIFACT_FILES
@@ -15,23 +16,23 @@ from edge.preprocess import cut_face
 
 def test_every_format_is_built_faithful_and_says_its_licence(dlib_bundle):
     m = dlib_bundle.manifest
-    assert set(dlib_bundle.formats) == set(ARTIFACT_FILES), m["failed"]
-    for fmt, entry in m["artifacts"].items():
-        assert entry["fidelity"]["passed"] and len(entry["sha256"]) == 64, fmt
+    assert set(dlib_bundle.formats) == set(ARTIFACT_FILES), m.failed
+    for fmt, artifact in m.artifacts.items():
+        assert artifact.fidelity.passed and len(artifact.sha256) == 64, fmt
     for fmt in ("tflite-int8", "onnx-int8"):
-        assert m["artifacts"][fmt]["fidelity"]["cosine_min"] >= 0.99
-        assert m["artifacts"][fmt]["quantization"]["calibration"]["count"] == 60
-    source = m["source"]
-    assert source["backbone"] == "dlib-resnet" and "public domain" in source["licence"]
-    assert "7,485 identities" in source["provenance"] and source["weights"].startswith("sha256:")
-    crop = m["input"]["crop"]
-    assert crop["from"] == "landmarks" and crop["template_size"] == [150, 150]
-    np.testing.assert_allclose(crop["template"], DLIB_TEMPLATE_150)
-    assert m["input"]["color"] == "RGB" and m["embedding"]["dim"] == 128
+        assert m.artifacts[fmt].fidelity.cosine_min >= 0.99
+        assert m.artifacts[fmt].quantization["calibration"]["count"] == 60
+    assert m.source.backbone == "dlib-resnet" and "public domain" in m.source.licence
+    assert "7,485 identities" in m.source.provenance and m.source.weights.startswith("sha256:")
+    assert m.source.extra["dlib"]["loss"]["distance_threshold"] == pytest.approx(0.6)
+    crop = m.input.crop
+    assert crop.kind == "landmarks" and crop.template_size == (150, 150)
+    np.testing.assert_allclose(crop.template, DLIB_TEMPLATE_150)
+    assert m.input.color == "RGB" and m.embedding_dim == 128
     # the cosine chosen from data, beside what dlib's own euclidean 0.6 gives on those pairs
-    threshold = m["threshold"]
-    assert "FAR" in threshold["how"] and 0 < threshold["cosine"] < 1
-    assert threshold["native"]["rule"].startswith("euclidean distance < 0.6")
+    assert "FAR" in m.threshold.how and 0 < m.threshold.cosine < 1
+    assert m.threshold.native["rule"].startswith("euclidean distance < 0.6")
+    assert 0 <= m.threshold.native["far"] <= 1 and 0 <= m.threshold.native["tar"] <= 1
 
 
 def test_int8_on_the_edge_runtime_tells_people_apart(dlib_bundle, lfw_dir, yunet_path):
