@@ -17,7 +17,7 @@ from convert.models import load_backbone
 from edge.bundle import Bundle
 from edge.errors import BundleError
 from edge.preprocess import InputSpec
-from explain.base import FeatureFn
+from explain.base import Features
 
 # The notebook's Grad-CAM layers for VGG16.
 VGG16_LAYERS = ("block3_conv3", "block4_conv3", "block5_conv3")
@@ -52,21 +52,17 @@ class ExplainModel:
         suffix = " — untrained weights" if self.untrained else ""
         return f"{text} ({self.name}{suffix})"
 
-    def features(self, batch_size: int = 16) -> FeatureFn:
+    def features(self, batch_size: int = 16) -> Features:
         """Feature function: BGR pixels at the model's size -> (N, D) float outputs."""
         if self._forward is None:
             self._forward = tf.function(
                 lambda x: self.model(x, training=False), reduce_retracing=True
             )
 
-        def features(pixels: np.ndarray) -> np.ndarray:
-            out = []
-            for i in range(0, len(pixels), batch_size):
-                x = np.stack([self.spec.normalize(p) for p in pixels[i : i + batch_size]])
-                out.append(np.asarray(self._forward(tf.constant(x))).reshape(len(x), -1))
-            return np.concatenate(out)
+        def run(x: np.ndarray) -> np.ndarray:
+            return np.asarray(self._forward(tf.constant(x))).reshape(len(x), -1)
 
-        return features
+        return Features(run, self.spec, batch_size)
 
 
 def from_bundle(path: Path | str | Bundle) -> ExplainModel:
