@@ -68,6 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--format", default="keras", choices=formats, help="which model runs (keras = float)"
     )
+    p.add_argument(
+        "--refine",
+        type=float,
+        help="coarse-to-fine: run a quarter of the patches, then only this fraction of the "
+        "rest, where the coarse map is highest (e.g. 0.25; default: every patch)",
+    )
     p.set_defaults(command="occlusion")
 
     p = sub.add_parser("regions", help="mean heatmap per landmark region")

@@ -82,7 +82,9 @@ def cmd_occlusion(args: argparse.Namespace) -> int:
     """Occlusion map of each face through any format: one figure per photo, occlusion.json."""
     model = _model(args)
     fn = feature_fn(model, args.format, args.threads, args.batch_size)
-    occ = Occlusion(fn, args.patch, args.stride, args.fill, args.batch_size, progress="occlusion")
+    occ = Occlusion(
+        fn, args.patch, args.stride, args.fill, args.batch_size, "occlusion", args.refine
+    )
     loader, skipped, results = _loader(model, args), [], []
     for i, crop in enumerate(each_face(loader, image_paths(args.images, args.limit), skipped)):
         target = make_target(args.target, model, fn, crop, loader, args.gallery)
@@ -107,7 +109,13 @@ def cmd_occlusion(args: argparse.Namespace) -> int:
     return _finish(
         args,
         "occlusion.json",
-        {"model": model.source, "format": args.format, "results": results, "skipped": skipped},
+        {
+            "model": model.source,
+            "format": args.format,
+            "refine": args.refine,
+            "results": results,
+            "skipped": skipped,
+        },
     )
 
 

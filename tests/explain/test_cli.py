@@ -54,6 +54,8 @@ def test_gradcam_occlusion_regions_filters_write_figures_and_numbers(tiny_bundle
     occ = [*common, "--patch", "16", "--stride", "8"]
     assert main(["occlusion", photos[0], *occ, "--format", "tflite-int8"]) == 0
     assert json.loads((tmp_path / "occlusion.json").read_text())["format"] == "tflite-int8"
+    assert main(["occlusion", photos[0], *occ, "--format", "tflite-int8", "--refine", "0.5"]) == 0
+    assert json.loads((tmp_path / "occlusion.json").read_text())["refine"] == 0.5
     assert main(["regions", photos[1], *occ]) == 0
     assert main(["regions", photos[1], *common, "--method", "gradcam"]) == 0
     assert json.loads((tmp_path / "regions.json").read_text())["results"][0]["method"] == "gradcam"

@@ -165,3 +165,27 @@ def test_occlusion_in_normalised_space_is_the_notebooks_map(toys):
 def test_occlusion_refuses_sizes_below_one(toys, field):
     with pytest.raises(FacelensError, match="must be a positive number"):
         Occlusion(lambda x: x, **{field: 0})
+
+
+def test_coarse_to_fine_runs_fewer_patches_and_keeps_the_map(toys):
+    model = toys.window_model(8, 20, 24, 40)
+    features = features_of(model, toys.SPEC)
+    calls = []
+
+    def counted(x):
+        calls.append(len(x))
+        return features(x)
+
+    image = np.random.default_rng(0).uniform(0, 255, (toys.SIZE, toys.SIZE, 3)).astype(np.float32)
+    target = self_target(features(image[None]))
+    full = Occlusion(counted, patch=8, stride=4).explain(image[None], target)[0]
+    n_full, calls[:] = sum(calls), []
+    rough = Occlusion(counted, patch=8, stride=4, refine=0.25).explain(image[None], target)[0]
+    assert sum(calls) < 0.5 * n_full
+    assert np.corrcoef(full.ravel(), rough.ravel())[0, 1] > 0.95
+    assert peak(rough) == peak(full) or full[peak(rough)] > 0.9 * full.max()
+    # every fine patch run: the full map exactly
+    everything = Occlusion(features, patch=8, stride=4, refine=0.9999).explain(image[None], target)
+    np.testing.assert_allclose(everything[0], full, atol=1e-6)
+    with pytest.raises(FacelensError, match="between 0 and 1"):
+        Occlusion(features, refine=1.5)
