@@ -52,7 +52,13 @@ from edge.embedder import Embedder
 from edge.errors import FacelensError
 from explain.base import embedder_features
 from explain.faces import FaceLoader
-from explain.filters import default_filter_layers, maximize_filters, pattern_agreement
+from explain.filters import (
+    LayerActivation,
+    ascent_precision,
+    default_filter_layers,
+    maximize_filters,
+    pattern_agreement,
+)
 from explain.gradcam import GradCAM
 from explain.metrics import spearman, top_iou
 from explain.models import ExplainModel, from_bundle
@@ -144,7 +150,7 @@ def gradcam_layers(model: ExplainModel) -> list[str]:
     """The notebook's three Grad-CAM layers (VGG16), else three spread over the depth."""
     if len(model.gradcam_layers) > 1:
         return list(model.gradcam_layers)
-    return default_filter_layers(model.model, model.source.get("backbone"))
+    return default_filter_layers(model.model, model.backbone)
 
 
 def bench_gradcam(
@@ -290,7 +296,7 @@ def coarse_to_fine(
 
 
 def bench_filters(args: argparse.Namespace, model: ExplainModel) -> list[dict]:
-    layers = args.filter_layers or default_filter_layers(model.model, model.source.get("backbone"))
+    layers = args.filter_layers or default_filter_layers(model.model, model.backbone)
     filters = list(range(args.filters))
     task = f"filters ({len(layers)} layers x {len(filters)}, {args.steps} steps)"
     precisions = ["float32"] + (["bfloat16"] if fastest_safe_precision() == "bfloat16" else [])
@@ -340,13 +346,20 @@ def bench_filters(args: argparse.Namespace, model: ExplainModel) -> list[dict]:
                 for ref, low in zip(patterns["float32"], patterns[precision], strict=True)
             ]
             row["agreement"] = dict(zip(layers, agree, strict=True))
+            auto = [
+                layer
+                for layer in layers
+                if ascent_precision(LayerActivation(model.model, layer, [0], "float32").network)
+                == precision
+            ]
             row["note"] = (
+                f"--precision auto runs it at: {', '.join(auto) or 'none of these layers'}; "
                 f"vs float32: pattern SSIM min {min(a['ssim_min'] for a in agree):.3f} / mean "
                 f"{np.mean([a['ssim_mean'] for a in agree]):.3f}; top-3 filters same in "
                 f"{sum(a['top3_same'] for a in agree)}/{len(agree)} layers; strongest filter "
                 f"same for {np.mean([a['strongest_filter_agreement'] for a in agree]):.0%} "
-                f"of patterns; final activation ratio min "
-                f"{min(a['activation_ratio_min'] for a in agree):.3f}"
+                f"of patterns; final activations differ by at most "
+                f"{max(a['activation_deviation'] for a in agree):.1%} of the largest"
             )
         rows.append(row)
     return rows
@@ -476,7 +489,7 @@ def main(argv: list[str] | None = None) -> int:
         dest / "explain.json",
         {
             "bundle": str(args.bundle),
-            "model": model.source,
+            "model": model.source_record(),
             "machine": info,
             "settings": {k: str(v) for k, v in vars(args).items()},
             "rows": rows,

@@ -74,7 +74,9 @@ def cmd_gradcam(args: argparse.Namespace) -> int:
         )
         print(png)
     return _finish(
-        args, "gradcam.json", {"model": model.source, "results": results, "skipped": skipped}
+        args,
+        "gradcam.json",
+        {"model": model.source_record(), "results": results, "skipped": skipped},
     )
 
 
@@ -110,7 +112,7 @@ def cmd_occlusion(args: argparse.Namespace) -> int:
         args,
         "occlusion.json",
         {
-            "model": model.source,
+            "model": model.source_record(),
             "format": args.format,
             "refine": args.refine,
             "results": results,
@@ -151,14 +153,16 @@ def cmd_regions(args: argparse.Namespace) -> int:
         )
         print(png)
     return _finish(
-        args, "regions.json", {"model": model.source, "results": results, "skipped": skipped}
+        args,
+        "regions.json",
+        {"model": model.source_record(), "results": results, "skipped": skipped},
     )
 
 
 def cmd_filters(args: argparse.Namespace) -> int:
     """Activation maximisation of the first filters of three layers: filters.png/json."""
     model = _model(args)
-    layers = args.layers or default_filter_layers(model.model, model.source.get("backbone"))
+    layers = args.layers or default_filter_layers(model.model, model.backbone)
     shown, numbers = {}, {}
     for layer in layers:
         result = maximize_filters(
@@ -188,7 +192,9 @@ def cmd_filters(args: argparse.Namespace) -> int:
     png = figures.filters_figure(args.out / "filters.png", shown, title)
     print(png)
     return _finish(
-        args, "filters.json", {"model": model.source, "layers": numbers, "figure": str(png)}
+        args,
+        "filters.json",
+        {"model": model.source_record(), "layers": numbers, "figure": str(png)},
     )
 
 
@@ -221,7 +227,9 @@ def cmd_anonymize(args: argparse.Namespace) -> int:
     png = figures.masks_figure(args.out / "masks.png", crops, notes, title)
     print(png)
     _print_anonymize(result)
-    return _finish(args, "anonymize.json", {"model": model.source, **result, "figure": str(png)})
+    return _finish(
+        args, "anonymize.json", {"model": model.source_record(), **result, "figure": str(png)}
+    )
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -253,7 +261,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     summary["floors"] = {"spearman": args.min_spearman, "top10_iou": args.min_iou}
     summary["failed"] = failed = failures(summary, summary["floors"])
     report = {
-        "model": model.source,
+        "model": model.source_record(),
         "bundle": str(model.bundle.path),
         "summary": summary,
         "results": results,

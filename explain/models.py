@@ -16,6 +16,7 @@ import tensorflow as tf
 from convert.models import load_backbone
 from edge.bundle import Bundle
 from edge.errors import BundleError
+from edge.manifest import Source
 from edge.preprocess import InputSpec
 from explain.base import Features
 
@@ -29,7 +30,7 @@ class ExplainModel:
 
     model: keras.Model
     spec: InputSpec
-    source: dict[str, Any]
+    source: Source | None  # the manifest's record of the weights (None: not known)
     name: str
     classifier: bool = False  # outputs ImageNet class probabilities
     bundle: Bundle | None = None
@@ -37,15 +38,24 @@ class ExplainModel:
 
     @property
     def untrained(self) -> bool:
-        return self.source.get("weights") == "untrained"
+        return self.source is not None and self.source.untrained
+
+    @property
+    def backbone(self) -> str | None:
+        """``vgg16``, or what the manifest calls a user's model (None: not known)."""
+        return self.source.backbone if self.source else None
 
     @property
     def gradcam_layers(self) -> tuple[str, ...]:
         """The default layers: the notebook's three for VGG16, else the bundle's own."""
-        if self.source.get("backbone") == "vgg16":
+        if self.backbone == "vgg16":
             return VGG16_LAYERS
-        layer = self.source.get("gradcam_layer")
+        layer = self.source.gradcam_layer if self.source else None
         return (layer,) if layer else ()
+
+    def source_record(self) -> dict[str, Any]:
+        """The source as the manifest writes it, for the JSON files beside the figures."""
+        return self.source.to_dict() if self.source else {}
 
     def title(self, text: str) -> str:
         """A figure title that says which model, and loudly when its weights are untrained."""
@@ -78,17 +88,20 @@ def from_bundle(path: Path | str | Bundle) -> ExplainModel:
         model = keras.saving.load_model(file, compile=False)
     except Exception as exc:  # a corrupt file fails in many ways
         raise BundleError(f"cannot load {file} ({type(exc).__name__}: {exc})") from exc
-    source = bundle.manifest.source.to_dict() if bundle.manifest.source else {}
-    return ExplainModel(model, bundle.input_spec, source, bundle.name, bundle=bundle)
+    return ExplainModel(
+        model, bundle.input_spec, bundle.manifest.source, bundle.name, bundle=bundle
+    )
 
 
 def vgg16_classifier(weights: str = "none", seed: int = 0) -> ExplainModel:
     """The full VGG16 with its ImageNet top (``weights``: imagenet, none or a file)."""
     backbone = load_backbone("vgg16", weights=weights, include_top=True, seed=seed)
-    return ExplainModel(backbone.model, backbone.input_spec, backbone.source, "VGG16", True)
+    source = Source.from_dict(backbone.source)
+    return ExplainModel(backbone.model, backbone.input_spec, source, "VGG16", True)
 
 
 def load_keras_model(path: Path | str, input_spec: Path | str | None) -> ExplainModel:
     """A user's ``.keras`` embedding model with its ``input_spec.json``."""
     backbone = load_backbone(path, input_spec=input_spec)
-    return ExplainModel(backbone.model, backbone.input_spec, backbone.source, Path(path).stem)
+    source = Source.from_dict(backbone.source)
+    return ExplainModel(backbone.model, backbone.input_spec, source, Path(path).stem)

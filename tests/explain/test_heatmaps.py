@@ -12,7 +12,7 @@ from explain.targets import class_target, self_target, similarity_target, top1_t
 
 
 def features_of(model, spec):
-    return ExplainModel(model, spec, {}, model.name).features()
+    return ExplainModel(model, spec, None, model.name).features()
 
 
 def peak(heatmap):
