@@ -394,7 +394,7 @@ def default_images() -> list[Path]:
     """The two photos of the first LFW devtest pair."""
     pairs = LFW / "pairs_devtest.csv"
     if not pairs.is_file():
-        raise FacelensError(f"no --image given and {pairs} is missing: pass --image PHOTO")
+        raise FacelensError(f"no --images given and {pairs} is missing: pass --images PHOTO ...")
     first = pairs.read_text().splitlines()[1].split(",")
     return [LFW / "images" / first[0], LFW / "images" / first[1]]
 
