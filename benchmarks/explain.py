@@ -1,11 +1,19 @@
 """Wall time of explain's methods against the notebook's own way of doing the same work.
 
-In one process, on one face: Grad-CAM (explain's compiled tf.function vs an eager
-GradientTape), one occlusion map (explain's batched maps through float TF, INT8
-TFLite and INT8 ONNX vs the notebook's one ``predict`` per occluded image) and the
-notebook's 24-filter visualisation (3 layers x 8 filters: explain's one batch per
-layer vs one filter at a time, each step an eager GradientTape). Speed-ups are ratios
-of medians measured in this one run. Writes explain.json, explain.csv, explain.png.
+In one process, on one face (Grad-CAM also on a second face of the same size):
+- Grad-CAM: explain's one compiled pass for one layer and for the notebook's three
+  layers at once, against one eager GradientTape per layer; map correlation to the
+  eager maps is reported.
+- one occlusion map: explain's batched maps through float TF and through the INT8
+  artifacts at each measured (threads, batch) setting, against one ``predict`` per
+  occluded image; INT8 map correlation to the float map is reported.
+- the notebook's 24-filter figure (3 layers x 8 filters): explain's one compiled batch
+  per layer cut at that layer, in float32 and in the CPU's fastest safe precision
+  (bfloat16 where native; SSIM and top filters against float32 reported), against one
+  filter at a time, each step an eager GradientTape.
+
+Speed-ups are ratios of medians measured in this one run. Writes explain.json,
+explain.csv, explain.png.
 
     uv run python benchmarks/explain.py --bundle /work/bundles/faceres
 """
@@ -18,6 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import cv2
 import keras
 import numpy as np
 import tensorflow as tf
@@ -29,6 +38,7 @@ from _common import (
     new_parser,
     one_line,
     out_dir,
+    parse_threads,
     progress,
     pyplot,
     run_cli,
@@ -42,13 +52,20 @@ from edge.embedder import Embedder
 from edge.errors import FacelensError
 from explain.base import embedder_features
 from explain.faces import FaceLoader
-from explain.filters import default_filter_layers, maximize_filters
-from explain.gradcam import GradCAM, spatial_layers
+from explain.filters import (
+    LayerActivation,
+    ascent_precision,
+    default_filter_layers,
+    maximize_filters,
+    pattern_agreement,
+)
+from explain.gradcam import GradCAM
+from explain.metrics import spearman, top_iou
 from explain.models import ExplainModel, from_bundle
 from explain.occlusion import Occlusion, patch_starts
+from explain.precision import fastest_safe_precision
 from explain.targets import Target, self_target
 
-OCCLUSION_BATCH = 32  # occluded copies scored per call (explain's default)
 COLUMNS = [
     ("task", "task", 0),
     ("method", "method", 0),
@@ -68,24 +85,29 @@ def wall(fn: Callable[[], Any], runs: int = 1) -> float:
     return float(np.median(samples))
 
 
+def correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson correlation of two maps' pixels."""
+    return float(np.corrcoef(np.ravel(a), np.ravel(b))[0, 1])
+
+
 # -- the notebook's ways ---------------------------------------------------------------
 
 
-def eager_gradcam(model: ExplainModel, layer: str, pixels: np.ndarray, target: Target):
-    """Grad-CAM as a notebook writes it: an eager GradientTape, no compilation."""
+def eager_gradcam(model: ExplainModel, layer: str):
+    """Grad-CAM as a notebook writes it: an eager GradientTape per layer, no compilation."""
     grad_model = keras.Model(
         model.model.inputs, [model.model.get_layer(layer).output, model.model.output]
     )
-    x = tf.constant(model.spec.normalize(pixels)[None])
-    w = tf.constant(np.asarray(target.weights, np.float32).reshape(1, -1))
 
-    def run() -> np.ndarray:
+    def run(pixels: np.ndarray, target: Target) -> np.ndarray:
+        x = tf.constant(model.spec.normalize(pixels)[None])
+        w = tf.constant(np.asarray(target.weights, np.float32).reshape(1, -1))
         with tf.GradientTape() as tape:
             maps, out = grad_model(x, training=False)
             score = tf.reduce_sum(tf.reshape(out, (1, -1)) * w)
         grads = tape.gradient(score, maps)
         cam = tf.nn.relu(tf.reduce_sum(tf.reduce_mean(grads, (1, 2), keepdims=True) * maps, -1))
-        return cam.numpy()
+        return cam.numpy()[0]
 
     return run
 
@@ -124,30 +146,60 @@ def notebook_filter(sub: keras.Model, index: int, shape: tuple, steps: int, step
 # -- the benchmark ---------------------------------------------------------------------
 
 
-def bench_gradcam(model: ExplainModel, pixels: np.ndarray, layer: str, runs: int) -> list[dict]:
-    features = model.features()(pixels[None])
-    target = self_target(features)
-    cam = GradCAM(model.model, layer, model.spec)
-    first = wall(lambda: cam.explain(pixels[None], target))
-    compiled = wall(lambda: cam.explain(pixels[None], target), runs)
-    eager = eager_gradcam(model, layer, pixels, target)
-    eager()  # build the layers' eager state outside the timing
-    eager_s = wall(eager, runs)
-    return [
-        {
-            "task": f"Grad-CAM ({layer})",
-            "method": "notebook: eager GradientTape",
-            "seconds": eager_s,
-            "speedup": 1.0,
-        },
-        {
-            "task": f"Grad-CAM ({layer})",
-            "method": "explain: tf.function",
-            "seconds": compiled,
-            "speedup": eager_s / compiled,
-            "note": f"first call (tracing) {first:.2f} s",
-        },
-    ]
+def gradcam_layers(model: ExplainModel) -> list[str]:
+    """The notebook's three Grad-CAM layers (VGG16), else three spread over the depth."""
+    if len(model.gradcam_layers) > 1:
+        return list(model.gradcam_layers)
+    return default_filter_layers(model.model, model.backbone)
+
+
+def bench_gradcam(
+    model: ExplainModel, faces: list[np.ndarray], layers: list[str], runs: int
+) -> list[dict]:
+    """One layer, then all ``layers`` at once; medians over runs alternating two faces."""
+    fn = model.features()
+    targets = [self_target(fn(f[None])) for f in faces]
+    eager = {layer: eager_gradcam(model, layer) for layer in layers}
+    rows = []
+    for chosen in ([layers[-1]], layers):
+        cam = GradCAM(model.model, chosen, model.spec)
+        first = wall(lambda c=cam: c.explain_layers(faces[0][None], targets[0]))
+        turn = iter(range(10**9))
+
+        def ours(c=cam, t=turn) -> dict:
+            k = next(t) % len(faces)
+            return c.explain_layers(faces[k][None], targets[k])
+
+        def notebook(t=turn, ch=chosen) -> dict:
+            k = next(t) % len(faces)
+            return {layer: eager[layer](faces[k], targets[k]) for layer in ch}
+
+        notebook()  # build the layers' eager state outside the timing
+        eager_s, ours_s = wall(notebook, runs), wall(ours, runs)
+        ref = {layer: eager[layer](faces[0], targets[0]) for layer in chosen}
+        got = cam.explain_layers(faces[0][None], targets[0])
+        worst = min(
+            correlation(cv2.resize(ref[layer], got[layer].shape[2:0:-1]), got[layer][0])
+            for layer in chosen
+        )
+        task = f"Grad-CAM ({', '.join(chosen)})"
+        rows += [
+            {
+                "task": task,
+                "method": "notebook: eager GradientTape per layer",
+                "seconds": eager_s,
+                "speedup": 1.0,
+            },
+            {
+                "task": task,
+                "method": "explain: one tf.function pass for all layers",
+                "seconds": ours_s,
+                "speedup": eager_s / ours_s,
+                "note": f"first call (tracing) {first:.2f} s; map correlation to eager "
+                f"(worst layer) {worst:.4f}; {len(faces)} faces, same size, one trace",
+            },
+        ]
+    return rows
 
 
 def bench_occlusion(
@@ -165,45 +217,100 @@ def bench_occlusion(
             "note": f"{patches} patches" + (f", {ran} run and scaled" if ran < patches else ""),
         }
     ]
-    runners: dict[str, Callable[[], Any]] = {"float TF (Keras, batched)": lambda: model.features()}
+    runners: dict[str, Callable[[], Any]] = {
+        "float TF (Keras, batched 16)": lambda: model.features(16)
+    }
     for fmt in ("tflite-int8", "onnx-int8"):
-        if fmt in model.bundle.formats:
-            runners[f"{fmt} ({'LiteRT' if fmt.startswith('tflite') else 'onnxruntime'})"] = (
-                lambda f=fmt: embedder_features(Embedder(model.bundle, f, threads=args.threads))
+        if fmt not in model.bundle.formats:
+            continue
+        runtime = "LiteRT" if fmt.startswith("tflite") else "onnxruntime"
+        # the whole grid for LiteRT (the edge default); onnxruntime at the most threads
+        grid = (
+            [(t, b) for t in args.threads for b in args.occlusion_batches]
+            if fmt == "tflite-int8"
+            else [(max(args.threads), 8)]
+        )
+        for threads, batch in grid:
+            label = f"{fmt} ({runtime}, {threads} thread{'s' * (threads > 1)}, batch {batch})"
+            runners[label] = lambda f=fmt, t=threads, b=batch: embedder_features(
+                Embedder(model.bundle, f, threads=t), b
             )
+    float_map = None
     for label, make in runners.items():
         try:
             fn = make()
             target = self_target(fn(pixels[None]))
             occlusion = Occlusion(
-                fn, patch=args.patch, stride=args.stride, batch_size=OCCLUSION_BATCH
+                fn, patch=args.patch, stride=args.stride, batch_size=fn.batch_size
             )
             # warm-up with the batch shapes a map uses, so the timed map traces nothing new
-            for size in {OCCLUSION_BATCH, patches % OCCLUSION_BATCH} - {0}:
+            for size in {fn.batch_size, patches % fn.batch_size} - {0}:
                 fn(np.repeat(pixels[None], size, axis=0))
-            seconds = wall(lambda o=occlusion, t=target: o.explain(pixels[None], t))
+            heatmap = None
+
+            def one(o=occlusion, t=target) -> None:
+                nonlocal heatmap
+                heatmap = o.explain(pixels[None], t)[0]
+
+            seconds = wall(one)
+            float_map = heatmap if float_map is None else float_map
             rows.append(
                 {
                     "task": "occlusion map",
                     "method": f"explain: {label}",
                     "seconds": seconds,
                     "speedup": base_s / seconds,
+                    "note": f"map correlation to float TF {correlation(float_map, heatmap):.4f}",
                 }
             )
         except Exception as exc:  # one failing runtime is a row, not the end of the run
             rows.append(
                 {"task": "occlusion map", "method": f"explain: {label}", "note": one_line(exc)}
             )
+    if "tflite-int8" in model.bundle.formats and args.refine:
+        rows.append(coarse_to_fine(args, model, pixels, base_s))
     return rows
 
 
+def coarse_to_fine(
+    args: argparse.Namespace, model: ExplainModel, pixels: np.ndarray, base_s: float
+) -> dict:
+    """The INT8 map coarse-to-fine, with its agreement to the full INT8 map."""
+    fn = embedder_features(Embedder(model.bundle, "tflite-int8", threads=max(args.threads)), 8)
+    target = self_target(fn(pixels[None]))
+    full = Occlusion(fn, args.patch, args.stride, batch_size=8)
+    rough = Occlusion(fn, args.patch, args.stride, batch_size=8, refine=args.refine)
+    full_map = full.explain(pixels[None], target)[0]
+    seconds = wall(lambda: rough.explain(pixels[None], target))
+    rough_map = rough.explain(pixels[None], target)[0]
+    return {
+        "task": "occlusion map",
+        "method": f"explain: tflite-int8 coarse-to-fine, refine {args.refine} "
+        f"({max(args.threads)} threads, batch 8)",
+        "seconds": seconds,
+        "speedup": base_s / seconds,
+        "note": f"vs the full INT8 map: correlation {correlation(full_map, rough_map):.4f}, "
+        f"Spearman {spearman(full_map, rough_map):.4f}, "
+        f"top-10% IoU {top_iou(full_map, rough_map, 0.1):.3f}",
+    }
+
+
 def bench_filters(args: argparse.Namespace, model: ExplainModel) -> list[dict]:
-    layers = args.filter_layers or default_filter_layers(model.model, model.source.get("backbone"))
+    layers = args.filter_layers or default_filter_layers(model.model, model.backbone)
     filters = list(range(args.filters))
-    t0 = time.perf_counter()
-    for layer in progress(layers, "explain filters"):
-        maximize_filters(model.model, model.spec, layer, filters, steps=args.steps)
-    batched = time.perf_counter() - t0
+    task = f"filters ({len(layers)} layers x {len(filters)}, {args.steps} steps)"
+    precisions = ["float32"] + (["bfloat16"] if fastest_safe_precision() == "bfloat16" else [])
+    timed: dict[str, float] = {}
+    patterns: dict[str, list] = {}
+    for precision in precisions:
+        t0 = time.perf_counter()
+        patterns[precision] = [
+            maximize_filters(
+                model.model, model.spec, layer, filters, steps=args.steps, precision=precision
+            )
+            for layer in progress(layers, f"explain filters {precision}")
+        ]
+        timed[precision] = time.perf_counter() - t0
     per_layer = args.baseline_filters or len(filters)
     t0 = time.perf_counter()
     for layer in progress(layers, "notebook filters"):
@@ -211,28 +318,51 @@ def bench_filters(args: argparse.Namespace, model: ExplainModel) -> list[dict]:
         for index in filters[:per_layer]:
             notebook_filter(sub, index, tuple(model.model.input.shape[1:]), args.steps, 1.0)
     baseline = (time.perf_counter() - t0) * len(filters) / per_layer
-    task = f"filters ({len(layers)} layers x {len(filters)}, {args.steps} steps)"
     note = (
         f"{per_layer} of {len(filters)} per layer run and scaled"
         if per_layer < len(filters)
         else ""
     )
-    return [
+    rows = [
         {
             "task": task,
             "method": "notebook: one filter at a time, eager",
             "seconds": baseline,
             "speedup": 1.0,
             "note": note,
-        },
-        {
-            "task": task,
-            "method": "explain: one batch per layer, tf.function",
-            "seconds": batched,
-            "speedup": baseline / batched,
-            "note": ", ".join(layers),
-        },
+        }
     ]
+    for precision, seconds in timed.items():
+        row = {
+            "task": task,
+            "method": f"explain: one compiled batch per layer, cut at it, {precision}",
+            "seconds": seconds,
+            "speedup": baseline / seconds,
+            "note": ", ".join(layers),
+        }
+        if precision != "float32":
+            agree = [
+                pattern_agreement(model.model, model.spec, ref, low)
+                for ref, low in zip(patterns["float32"], patterns[precision], strict=True)
+            ]
+            row["agreement"] = dict(zip(layers, agree, strict=True))
+            auto = [
+                layer
+                for layer in layers
+                if ascent_precision(LayerActivation(model.model, layer, [0], "float32").network)
+                == precision
+            ]
+            row["note"] = (
+                f"--precision auto runs it at: {', '.join(auto) or 'none of these layers'}; "
+                f"vs float32: pattern SSIM min {min(a['ssim_min'] for a in agree):.3f} / mean "
+                f"{np.mean([a['ssim_mean'] for a in agree]):.3f}; top-3 filters same in "
+                f"{sum(a['top3_same'] for a in agree)}/{len(agree)} layers; strongest filter "
+                f"same for {np.mean([a['strongest_filter_agreement'] for a in agree]):.0%} "
+                f"of patterns; final activations differ by at most "
+                f"{max(a['activation_deviation'] for a in agree):.1%} of the largest"
+            )
+        rows.append(row)
+    return rows
 
 
 def plot(rows: list[dict], path: Path, title: str) -> None:
@@ -260,26 +390,51 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
     save_figure(fig, path)
 
 
-def default_image() -> Path:
+def default_images() -> list[Path]:
+    """The two photos of the first LFW devtest pair."""
     pairs = LFW / "pairs_devtest.csv"
     if not pairs.is_file():
-        raise FacelensError(f"no --image given and {pairs} is missing: pass --image PHOTO")
-    return LFW / "images" / pairs.read_text().splitlines()[1].split(",")[0]
+        raise FacelensError(f"no --images given and {pairs} is missing: pass --images PHOTO ...")
+    first = pairs.read_text().splitlines()[1].split(",")
+    return [LFW / "images" / first[0], LFW / "images" / first[1]]
+
+
+def positive_ints(text: str) -> list[int]:
+    """``"1,8,32"`` -> ``[1, 8, 32]``."""
+    try:
+        values = [int(part) for part in text.split(",")]
+    except ValueError:
+        values = []
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give positive integers, e.g. 1,8,32")
+    return values
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = new_parser(__doc__, "model bundle folder (needs model_float.keras)")
     parser.add_argument(
-        "--image", type=Path, help="face photo (default: the first LFW devtest photo)"
+        "--images",
+        nargs="+",
+        type=Path,
+        help="face photos: the first is timed everywhere, all of them (same size once cut) "
+        "take turns in Grad-CAM (default: the first LFW devtest pair)",
     )
-    parser.add_argument("--layer", help="Grad-CAM layer (default: the model's first default layer)")
-    parser.add_argument("--runs", type=int, default=5, help="runs per Grad-CAM timing (default 5)")
+    parser.add_argument(
+        "--layers", nargs="+", help="Grad-CAM layers (default: the notebook's three for VGG16)"
+    )
+    parser.add_argument("--runs", type=int, default=6, help="runs per Grad-CAM timing (default 6)")
     parser.add_argument("--patch", type=int, default=25, help="occlusion patch px (default 25)")
     parser.add_argument("--stride", type=int, default=14, help="occlusion stride px (default 14)")
     parser.add_argument(
         "--baseline-patches",
         type=int,
         help="run only N of the notebook's predicts and scale (default: all)",
+    )
+    parser.add_argument(
+        "--refine",
+        type=float,
+        default=0.25,
+        help="coarse-to-fine INT8 map: fraction of the fine patches run (default 0.25; 0: skip)",
     )
     parser.add_argument("--filter-layers", nargs="+", help="layers to visualise (default: three)")
     parser.add_argument("--filters", type=int, default=8, help="filters per layer (default 8)")
@@ -288,7 +443,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--baseline-filters", type=int, help="run only N filters per layer one at a time and scale"
     )
     parser.add_argument(
-        "--threads", type=int, help="threads for the INT8 runtimes (default: theirs)"
+        "--threads",
+        type=parse_threads,
+        default=[1, 2],
+        help="INT8 runtime threads to measure, e.g. 1,2,all (default 1,2)",
+    )
+    parser.add_argument(
+        "--occlusion-batches",
+        type=positive_ints,
+        default=[1, 8, 32],
+        help="occluded images per INT8 runtime call to measure (default 1,8,32)",
     )
     parser.add_argument(
         "--skip", nargs="+", default=[], choices=["gradcam", "occlusion", "filters"]
@@ -304,27 +468,28 @@ def main(argv: list[str] | None = None) -> int:
     model = from_bundle(args.bundle)
     info = machine_info()
     print(f"# explain: {model.title('wall time')}\n\nmachine: {machine_line(info)}\n")
-    image = args.image or default_image()
-    pixels = FaceLoader(model.spec, detector=create_detector(args.detector)).load(image).pixels
-    layer = args.layer or (model.gradcam_layers or (spatial_layers(model.model)[-1],))[-1]
+    images = args.images or default_images()
+    loader = FaceLoader(model.spec, detector=create_detector(args.detector))
+    faces = [loader.load(image).pixels for image in images]
+    pixels = faces[0]
     rows: list[dict] = []
     if "gradcam" not in args.skip:
-        rows += bench_gradcam(model, pixels, layer, args.runs)
+        rows += bench_gradcam(model, faces, args.layers or gradcam_layers(model), args.runs)
     if "occlusion" not in args.skip:
         rows += bench_occlusion(args, model, pixels)
     if "filters" not in args.skip:
         rows += bench_filters(args, model)
     print(markdown_table(rows, COLUMNS))
     print(
-        f"\nimage: {image}; speed-up = the notebook method's seconds / explain's, "
-        "both measured in this process, in this run."
+        f"\nimages: {', '.join(map(str, images))}; speed-up = the notebook method's seconds"
+        " / explain's, both measured in this process, in this run."
     )
     dest = out_dir(args, "explain")
     write_json(
         dest / "explain.json",
         {
             "bundle": str(args.bundle),
-            "model": model.source,
+            "model": model.source_record(),
             "machine": info,
             "settings": {k: str(v) for k, v in vars(args).items()},
             "rows": rows,

@@ -2,18 +2,22 @@
 
 A *feature function* maps a batch of BGR pixel images at the model's input size
 (N, H, W, 3, float32 in 0..255) to features (N, D). The float Keras model and every
-``edge`` artifact are wrapped into one, so a method written against it runs on all.
+``edge`` artifact are wrapped into a :class:`Features`, which is one and also exposes
+the model's normalised-input path, so a method that perturbs many copies of one image
+(occlusion) normalises the image once instead of every copy.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 from tqdm import tqdm
 
 from edge.embedder import Embedder
+from edge.preprocess import InputSpec
 from explain.targets import Target
 
 FeatureFn = Callable[[np.ndarray], np.ndarray]
@@ -39,10 +43,32 @@ def run_batched(
     return np.concatenate([fn(x[i : i + batch_size]) for i in bar])
 
 
-def embedder_features(embedder: Embedder) -> FeatureFn:
-    """Feature function through an ``edge`` artifact (INT8 TFLite, ONNX, ...)."""
+@dataclass(frozen=True)
+class Features:
+    """A model as the methods see it: a feature function over BGR pixels.
 
-    def features(pixels: np.ndarray) -> np.ndarray:
-        return embedder.embed_batch(np.stack([embedder.spec.normalize(p) for p in pixels]))
+    ``run`` takes batches already normalised by ``spec`` (what the model itself reads);
+    calling the object normalises pixels first. ``batch_size`` is how many images one
+    ``run`` call takes at most.
+    """
 
-    return features
+    run: Callable[[np.ndarray], np.ndarray]
+    spec: InputSpec
+    batch_size: int = 32
+
+    def normalize(self, pixels: np.ndarray) -> np.ndarray:
+        """(N, H, W, 3) BGR pixels -> the model's normalised (N, H, W, C) float32 batch."""
+        return np.stack([self.spec.normalize(p) for p in pixels])
+
+    def __call__(self, pixels: np.ndarray) -> np.ndarray:
+        return run_batched(self.run, self.normalize(pixels), self.batch_size)
+
+
+def embedder_features(embedder: Embedder, batch_size: int | None = None) -> Features:
+    """Feature function through an ``edge`` artifact (INT8 TFLite, ONNX, ...).
+
+    ``batch_size``: images per runtime call (default: the embedder's own).
+    """
+    if batch_size is not None:
+        embedder.batch_size = batch_size
+    return Features(embedder.embed_batch, embedder.spec, embedder.batch_size)

@@ -2,6 +2,7 @@
 
 Every command writes PNG figures (titles, colour bars) and a JSON file of numbers to
 ``--out``; bad input ends with one ``error: ...`` line and a non-zero exit status.
+Parsing loads nothing heavy: TensorFlow is imported only when a command runs.
 """
 
 from __future__ import annotations
@@ -12,14 +13,7 @@ from pathlib import Path
 
 from edge.bundle import RUNTIME_FORMATS
 from edge.commandline import run_command
-from explain.commands import (
-    cmd_anonymize,
-    cmd_compare,
-    cmd_filters,
-    cmd_gradcam,
-    cmd_occlusion,
-    cmd_regions,
-)
+from explain.precision import PRECISIONS
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
@@ -67,21 +61,27 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("gradcam", help="Grad-CAM at one or more layers")
     _model_args(p), _image_args(p)
     p.add_argument("--layers", nargs="+", help="layers (default: the model's Grad-CAM layers)")
-    p.set_defaults(func=cmd_gradcam)
+    p.set_defaults(command="gradcam")
 
     p = sub.add_parser("occlusion", help="occlusion sensitivity through any artifact")
     _model_args(p), _image_args(p), _occlusion_args(p)
     p.add_argument(
         "--format", default="keras", choices=formats, help="which model runs (keras = float)"
     )
-    p.set_defaults(func=cmd_occlusion)
+    p.add_argument(
+        "--refine",
+        type=float,
+        help="coarse-to-fine: run a quarter of the patches, then only this fraction of the "
+        "rest, where the coarse map is highest (e.g. 0.25; default: every patch)",
+    )
+    p.set_defaults(command="occlusion")
 
     p = sub.add_parser("regions", help="mean heatmap per landmark region")
     _model_args(p), _image_args(p), _occlusion_args(p)
     p.add_argument("--method", choices=("occlusion", "gradcam"), default="occlusion")
     p.add_argument("--format", default="keras", choices=formats)
     p.add_argument("--layers", nargs="+", help="Grad-CAM layer (with --method gradcam)")
-    p.set_defaults(func=cmd_regions)
+    p.set_defaults(command="regions")
 
     p = sub.add_parser("filters", help="activation maximisation of a layer's filters")
     _model_args(p)
@@ -91,7 +91,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--step", type=float, default=1.0, help="step size in pixel units")
     p.add_argument("--jitter", type=int, default=0, help="random shift per step, pixels")
     p.add_argument("--blur-every", type=int, default=0, help="blur the pattern every N steps")
-    p.set_defaults(func=cmd_filters)
+    p.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="auto",
+        help="arithmetic of the ascent: auto (bfloat16 where the CPU has it natively, "
+        "else float32), float32 or bfloat16; activations are reported in float32",
+    )
+    p.set_defaults(command="filters")
 
     p = sub.add_parser("anonymize", help="masks vs recognition over many LFW identities")
     _model_args(p)
@@ -106,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=float, help="cosine threshold (default: the bundle's)")
     p.add_argument("--no-detect", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--detector", type=Path, help="a YuNet .onnx file")
-    p.set_defaults(func=cmd_anonymize)
+    p.set_defaults(command="anonymize")
 
     p = sub.add_parser("compare", help="float vs quantized occlusion maps (+ float Grad-CAM)")
     _model_args(p), _image_args(p), _occlusion_args(p)
@@ -122,11 +129,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--min-iou", type=float, help="exit 1 when any image's top-10%% IoU is below this"
     )
-    p.set_defaults(func=cmd_compare)
+    p.set_defaults(command="compare")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
-    return run_command(lambda: args.func(args))
+    return run_command(lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Run the parsed command; TensorFlow loads here, not when the parser is built."""
+    from convert._quiet import load_tensorflow
+
+    load_tensorflow()  # first, with its native start-up banner silenced, before Keras
+    from explain import commands
+
+    return getattr(commands, f"cmd_{args.command}")(args)

@@ -1,4 +1,8 @@
-"""The six ``python -m explain`` commands: each writes PNG figures and a JSON file to ``--out``."""
+"""The six ``python -m explain`` commands: each writes PNG figures and a JSON file to ``--out``.
+
+Each ``cmd_*`` turns parsed arguments into typed calls of explain's functions; imported
+by :func:`explain.cli.main` only once a command runs (it loads TensorFlow).
+"""
 
 from __future__ import annotations
 
@@ -22,16 +26,16 @@ from explain.compare import (
     failures,
     report_markdown,
 )
-from explain.faces import FaceCrop
+from explain.faces import FaceCrop, FaceLoader
 from explain.filters import default_filter_layers, maximize_filters, pattern_stats
 from explain.gradcam import GradCAM, spatial_layers
 from explain.inputs import (
     drop_label,
     each_face,
+    face_loader,
     feature_fn,
     image_paths,
     load_model,
-    loader_for,
     make_target,
     regions_of,
     stem,
@@ -44,22 +48,22 @@ from explain.regions import region_masks, region_scores
 
 def cmd_gradcam(args: argparse.Namespace) -> int:
     """Grad-CAM at each layer for each face: one figure per photo, gradcam.json."""
-    model = load_model(args)
+    model = _model(args)
     layers = args.layers or list(model.gradcam_layers)
     if not layers:
         raise FacelensError(
             f"no default Grad-CAM layer: pass --layers (one of {spatial_layers(model.model)})"
         )
-    cams = {layer: GradCAM(model.model, layer, model.spec) for layer in layers}
-    loader, fn, skipped, results = loader_for(model, args), model.features(), [], []
+    cam = GradCAM(model.model, layers, model.spec)  # every layer from one compiled pass
+    loader, fn, skipped, results = _loader(model, args), model.features(), [], []
     for i, crop in enumerate(each_face(loader, image_paths(args.images, args.limit), skipped)):
         target = make_target(args.target, model, fn, crop, loader, args.gallery)
         maps, rows = {}, {}
-        for layer, cam in cams.items():
-            maps[f"Grad-CAM {layer}"] = heatmap = cam.explain(crop.pixels[None], target)[0]
+        for layer, heatmaps in cam.explain_layers(crop.pixels[None], target).items():
+            maps[f"Grad-CAM {layer}"] = heatmaps[0]
             rows[layer] = {
                 "target_score": float(cam.last_scores[0]),
-                "regions": regions_of(crop, heatmap),
+                "regions": regions_of(crop, heatmaps[0]),
             }
         title = model.title(f"Grad-CAM, target: {target.label}")
         png = figures.heatmap_row(
@@ -70,16 +74,20 @@ def cmd_gradcam(args: argparse.Namespace) -> int:
         )
         print(png)
     return _finish(
-        args, "gradcam.json", {"model": model.source, "results": results, "skipped": skipped}
+        args,
+        "gradcam.json",
+        {"model": model.source_record(), "results": results, "skipped": skipped},
     )
 
 
 def cmd_occlusion(args: argparse.Namespace) -> int:
     """Occlusion map of each face through any format: one figure per photo, occlusion.json."""
-    model = load_model(args)
-    fn = feature_fn(model, args.format, args.threads)
-    occ = Occlusion(fn, args.patch, args.stride, args.fill, args.batch_size, progress="occlusion")
-    loader, skipped, results = loader_for(model, args), [], []
+    model = _model(args)
+    fn = feature_fn(model, args.format, args.threads, args.batch_size)
+    occ = Occlusion(
+        fn, args.patch, args.stride, args.fill, args.batch_size, "occlusion", args.refine
+    )
+    loader, skipped, results = _loader(model, args), [], []
     for i, crop in enumerate(each_face(loader, image_paths(args.images, args.limit), skipped)):
         target = make_target(args.target, model, fn, crop, loader, args.gallery)
         heatmap = occ.explain(crop.pixels[None], target)[0]
@@ -103,7 +111,13 @@ def cmd_occlusion(args: argparse.Namespace) -> int:
     return _finish(
         args,
         "occlusion.json",
-        {"model": model.source, "format": args.format, "results": results, "skipped": skipped},
+        {
+            "model": model.source_record(),
+            "format": args.format,
+            "refine": args.refine,
+            "results": results,
+            "skipped": skipped,
+        },
     )
 
 
@@ -111,8 +125,8 @@ def cmd_regions(args: argparse.Namespace) -> int:
     """Mean occlusion / Grad-CAM value per landmark region: figures, regions.json."""
     if args.no_detect:
         raise FacelensError("regions are placed from detected landmarks: drop --no-detect")
-    model = load_model(args)
-    fn = feature_fn(model, args.format, args.threads)
+    model = _model(args)
+    fn = feature_fn(model, args.format, args.threads, args.batch_size)
     method: HeatmapMethod
     if args.method == "gradcam":
         layers = args.layers or list(model.gradcam_layers)
@@ -121,7 +135,7 @@ def cmd_regions(args: argparse.Namespace) -> int:
         method = GradCAM(model.model, layers[-1], model.spec)
     else:
         method = Occlusion(fn, args.patch, args.stride, args.fill, args.batch_size)
-    loader, skipped, results = loader_for(model, args), [], []
+    loader, skipped, results = _loader(model, args), [], []
     for i, crop in enumerate(each_face(loader, image_paths(args.images, args.limit), skipped)):
         if crop.landmarks is None:
             raise ImageError(f"{crop.source}: the detector gave no landmarks; regions need YuNet")
@@ -139,14 +153,16 @@ def cmd_regions(args: argparse.Namespace) -> int:
         )
         print(png)
     return _finish(
-        args, "regions.json", {"model": model.source, "results": results, "skipped": skipped}
+        args,
+        "regions.json",
+        {"model": model.source_record(), "results": results, "skipped": skipped},
     )
 
 
 def cmd_filters(args: argparse.Namespace) -> int:
     """Activation maximisation of the first filters of three layers: filters.png/json."""
-    model = load_model(args)
-    layers = args.layers or default_filter_layers(model.model, model.source.get("backbone"))
+    model = _model(args)
+    layers = args.layers or default_filter_layers(model.model, model.backbone)
     shown, numbers = {}, {}
     for layer in layers:
         result = maximize_filters(
@@ -160,6 +176,7 @@ def cmd_filters(args: argparse.Namespace) -> int:
             args.blur_every,
             seed=args.seed,
             progress=f"filters {layer}",
+            precision=args.precision,
         )
         stats = pattern_stats(result.inputs)
         shown[layer] = (result.patterns, result.filters, stats)
@@ -168,19 +185,23 @@ def cmd_filters(args: argparse.Namespace) -> int:
             "filters": result.filters,
             "start_activation": result.start_activation.tolist(),
             "final_activation": result.final_activation.tolist(),
+            "precision": result.precision,
         }
-    title = model.title(f"Activation maximisation, {args.steps} steps")
+    precisions = sorted({n["precision"] for n in numbers.values()})
+    title = model.title(f"Activation maximisation, {args.steps} steps, {'/'.join(precisions)}")
     png = figures.filters_figure(args.out / "filters.png", shown, title)
     print(png)
     return _finish(
-        args, "filters.json", {"model": model.source, "layers": numbers, "figure": str(png)}
+        args,
+        "filters.json",
+        {"model": model.source_record(), "layers": numbers, "figure": str(png)},
     )
 
 
 def cmd_anonymize(args: argparse.Namespace) -> int:
     """The anonymisation study over LFW identities: masks.png, anonymize.json, a table."""
-    model = load_model(args)
-    loader = loader_for(model, args)
+    model = _model(args)
+    loader = _loader(model, args)
     if not loader.detect:
         raise FacelensError("masks are placed from detected landmarks: drop --no-detect")
     people = pick_people(Path(args.lfw), args.people, args.seed)
@@ -206,17 +227,19 @@ def cmd_anonymize(args: argparse.Namespace) -> int:
     png = figures.masks_figure(args.out / "masks.png", crops, notes, title)
     print(png)
     _print_anonymize(result)
-    return _finish(args, "anonymize.json", {"model": model.source, **result, "figure": str(png)})
+    return _finish(
+        args, "anonymize.json", {"model": model.source_record(), **result, "figure": str(png)}
+    )
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
     """Float vs quantized maps per face: figures, report.json, report.md; exit 1 below a floor."""
-    model = load_model(args)
+    model = _model(args)
     settings = CompareSettings(
         args.patch, args.stride, args.fill, threads=args.threads, batch_size=args.batch_size
     )
     comparer = Comparer(model, args.formats, settings)
-    loader, skipped, results, float_maps = loader_for(model, args), [], [], []
+    loader, skipped, results, float_maps = _loader(model, args), [], [], []
     paths = image_paths(args.images, args.limit)
     for i, crop in enumerate(
         tqdm(list(each_face(loader, paths, skipped)), desc="compare", leave=False, disable=None)
@@ -238,7 +261,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     summary["floors"] = {"spearman": args.min_spearman, "top10_iou": args.min_iou}
     summary["failed"] = failed = failures(summary, summary["floors"])
     report = {
-        "model": model.source,
+        "model": model.source_record(),
         "bundle": str(model.bundle.path),
         "summary": summary,
         "results": results,
@@ -252,6 +275,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
     for line in failed:
         print(f"FAIL {line}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _model(args: argparse.Namespace) -> ExplainModel:
+    return load_model(args.bundle, args.model, args.weights, args.input_spec, args.seed)
+
+
+def _loader(model: ExplainModel, args: argparse.Namespace) -> FaceLoader:
+    return face_loader(model, detect=not args.no_detect, detector=args.detector)
 
 
 def _default_quantized(model: ExplainModel) -> list[str]:

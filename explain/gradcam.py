@@ -1,9 +1,13 @@
-"""Grad-CAM (Selvaraju et al. 2017) on a float Keras model, at any layer with spatial maps.
+"""Grad-CAM (Selvaraju et al. 2017) on a float Keras model, at any layers with spatial maps.
 
-One compiled ``tf.function`` per layer runs the forward and backward pass of a batch.
+One compiled ``tf.function`` runs one forward and one backward pass of a batch for all
+the layers at once (the notebook shows three); it is traced once and reused for every
+batch of images of the same size.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import keras
 import numpy as np
@@ -42,38 +46,55 @@ def check_layer(model: keras.Model, layer: str) -> None:
 
 
 class GradCAM(HeatmapMethod):
-    """ReLU of the gradient-weighted sum of one layer's feature maps, upsampled to the input.
+    """ReLU of the gradient-weighted sum of a layer's feature maps, upsampled to the input.
 
-    Maps are scaled so each image's maximum is 1; ``last_scores`` keeps the target scores.
+    ``layers`` is one layer or several; :meth:`explain_layers` gives every layer's maps
+    from one pass, :meth:`explain` the last given layer's. Maps are scaled so
+    each image's maximum is 1; ``last_scores`` keeps the target scores.
     """
 
     name = "gradcam"
 
-    def __init__(self, model: keras.Model, layer: str, spec: InputSpec) -> None:
-        check_layer(model, layer)
-        self.layer = layer
+    def __init__(self, model: keras.Model, layers: str | Sequence[str], spec: InputSpec) -> None:
+        self.layers = (layers,) if isinstance(layers, str) else tuple(layers)
+        if not self.layers:
+            raise FacelensError(f"Grad-CAM needs a layer: one of {spatial_layers(model)}")
+        for layer in self.layers:
+            check_layer(model, layer)
         self.spec = spec
-        self._model = keras.Model(model.inputs, [model.get_layer(layer).output, model.output])
+        maps = [model.get_layer(layer).output for layer in self.layers]
+        self._model = keras.Model(model.inputs, [*maps, model.output])
         self.last_scores: np.ndarray | None = None
 
+    @property
+    def layer(self) -> str:
+        """The layer :meth:`explain` maps: the last one given."""
+        return self.layers[-1]
+
     @tf.function(reduce_retracing=True)
-    def _cams(self, x: tf.Tensor, weights: tf.Tensor, cosine: bool) -> tuple[tf.Tensor, tf.Tensor]:
-        with tf.GradientTape() as tape:
-            maps, out = self._model(x, training=False)
+    def _cams(
+        self, x: tf.Tensor, weights: tf.Tensor, cosine: bool
+    ) -> tuple[list[tf.Tensor], tf.Tensor]:
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch(x)  # records the forward pass; only the maps' gradients are taken
+            *maps, out = self._model(x, training=False)
             f = tf.reshape(out, (tf.shape(out)[0], -1))
             w = tf.broadcast_to(weights, tf.shape(f))
             if cosine:
                 score = tf.reduce_sum(tf.math.l2_normalize(f, 1) * tf.math.l2_normalize(w, 1), 1)
             else:
                 score = tf.reduce_sum(f * w, 1)
-        grads = tape.gradient(score, maps)
-        alpha = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
-        cam = tf.nn.relu(tf.reduce_sum(alpha * maps, axis=-1, keepdims=True))
-        cam = tf.image.resize(cam, (self.spec.height, self.spec.width), method="bilinear")[..., 0]
-        peak = tf.reduce_max(cam, axis=(1, 2), keepdims=True)
-        return tf.math.divide_no_nan(cam, peak), score
+        cams = []
+        for fmap, grads in zip(maps, tape.gradient(score, maps), strict=True):
+            alpha = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
+            cam = tf.nn.relu(tf.reduce_sum(alpha * fmap, axis=-1, keepdims=True))
+            cam = tf.image.resize(cam, (self.spec.height, self.spec.width), method="bilinear")
+            peak = tf.reduce_max(cam, axis=(1, 2), keepdims=True)
+            cams.append(tf.math.divide_no_nan(cam, peak)[..., 0])
+        return cams, score
 
-    def explain(self, pixels: np.ndarray, target: Target) -> np.ndarray:
+    def explain_layers(self, pixels: np.ndarray, target: Target) -> dict[str, np.ndarray]:
+        """(N, H, W, 3) BGR pixels -> {layer: (N, H, W) heatmaps}, all from one pass."""
         x = np.stack([self.spec.normalize(p) for p in pixels])
         weights = np.asarray(target.weights, np.float32)
         cosine = target.kind == "cosine" and not target.self_reference
@@ -81,4 +102,7 @@ class GradCAM(HeatmapMethod):
             weights = l2_normalize(weights)
         cams, scores = self._cams(tf.constant(x), tf.constant(weights), cosine)
         self.last_scores = scores.numpy()
-        return cams.numpy()
+        return {layer: cam.numpy() for layer, cam in zip(self.layers, cams, strict=True)}
+
+    def explain(self, pixels: np.ndarray, target: Target) -> np.ndarray:
+        return self.explain_layers(pixels, target)[self.layer]

@@ -1,11 +1,11 @@
-"""From command-line arguments to what the methods need: a model, face crops, a target.
+"""What the methods need, from plain values: a model, face crops, a target.
 
-Shared by every ``python -m explain`` command (see :mod:`explain.commands`).
+Shared by every ``python -m explain`` command (see :mod:`explain.commands`) and usable
+from Python: every function takes typed values, never parsed command-line arguments.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections.abc import Iterator
@@ -18,7 +18,7 @@ from edge.detect import create_detector
 from edge.embedder import Embedder
 from edge.errors import FacelensError, ImageError
 from edge.images import list_images
-from explain.base import FeatureFn, embedder_features
+from explain.base import FeatureFn, Features, embedder_features
 from explain.faces import FaceCrop, FaceLoader
 from explain.models import ExplainModel, from_bundle, load_keras_model, vgg16_classifier
 from explain.regions import region_masks, region_scores
@@ -32,23 +32,30 @@ from explain.targets import (
 )
 
 
-def load_model(args: argparse.Namespace) -> ExplainModel:
-    """``--bundle DIR``, or ``--model vgg16 [--weights]``, or ``--model X.keras --input-spec``."""
-    if args.bundle:
-        model = from_bundle(args.bundle)
-    elif args.model == "vgg16":
-        model = vgg16_classifier(args.weights or "imagenet", args.seed)
-    elif args.model:
-        model = load_keras_model(args.model, args.input_spec)
+def load_model(
+    bundle: Path | str | None = None,
+    model: str | None = None,
+    weights: str | None = None,
+    input_spec: Path | str | None = None,
+    seed: int = 0,
+) -> ExplainModel:
+    """A bundle's float model, or ``model="vgg16"`` (``weights``: imagenet, none or a
+    file; ``seed`` for untrained ones), or a ``.keras`` file with its ``input_spec``."""
+    if bundle:
+        loaded = from_bundle(bundle)
+    elif model == "vgg16":
+        loaded = vgg16_classifier(weights or "imagenet", seed)
+    elif model:
+        loaded = load_keras_model(model, input_spec)
     else:
         raise FacelensError("say which model to explain: --bundle DIR, or --model vgg16 / X.keras")
-    if model.untrained:
+    if loaded.untrained:
         print(
-            f"warning: {model.name} has UNTRAINED (seeded random) weights: its explanations "
+            f"warning: {loaded.name} has UNTRAINED (seeded random) weights: its explanations "
             "show the architecture, not anything learned",
             file=sys.stderr,
         )
-    return model
+    return loaded
 
 
 def image_paths(items: list[str], limit: int | None) -> list[Path]:
@@ -67,9 +74,12 @@ def image_paths(items: list[str], limit: int | None) -> list[Path]:
     return paths[:limit] if limit else paths
 
 
-def loader_for(model: ExplainModel, args: argparse.Namespace) -> FaceLoader:
-    detector = None if args.no_detect else create_detector(args.detector)
-    return FaceLoader(model.spec, detect=not args.no_detect, detector=detector)
+def face_loader(
+    model: ExplainModel, detect: bool = True, detector: Path | str | None = None
+) -> FaceLoader:
+    """Cuts faces as ``model`` expects; ``detect=False`` takes whole photos (the notebook)."""
+    found = create_detector(detector) if detect else None
+    return FaceLoader(model.spec, detect=detect, detector=found)
 
 
 def each_face(loader: FaceLoader, paths: list[Path], skipped: list) -> Iterator[FaceCrop]:
@@ -141,10 +151,15 @@ def drop_label(target: Target) -> str:
     return "drop in " + ("probability" if target.kind == "dot" else "cosine")
 
 
-def feature_fn(model: ExplainModel, fmt: str, threads: int | None) -> FeatureFn:
-    """The float Keras model (``keras``) or an edge artifact of the bundle."""
+def feature_fn(
+    model: ExplainModel, fmt: str, threads: int | None, batch_size: int | None = None
+) -> Features:
+    """The float Keras model (``keras``) or an edge artifact of the bundle.
+
+    ``batch_size``: images per model call (default: the model's or runtime's own).
+    """
     if fmt == "keras":
-        return model.features()
+        return model.features(batch_size or 16)
     if model.bundle is None:
         raise FacelensError(f"--format {fmt} needs --bundle DIR (it runs the bundle's artifact)")
-    return embedder_features(Embedder(model.bundle, fmt, threads=threads))
+    return embedder_features(Embedder(model.bundle, fmt, threads=threads), batch_size)

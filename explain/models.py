@@ -16,8 +16,9 @@ import tensorflow as tf
 from convert.models import load_backbone
 from edge.bundle import Bundle
 from edge.errors import BundleError
+from edge.manifest import Source
 from edge.preprocess import InputSpec
-from explain.base import FeatureFn
+from explain.base import Features
 
 # The notebook's Grad-CAM layers for VGG16.
 VGG16_LAYERS = ("block3_conv3", "block4_conv3", "block5_conv3")
@@ -29,7 +30,7 @@ class ExplainModel:
 
     model: keras.Model
     spec: InputSpec
-    source: dict[str, Any]
+    source: Source | None  # the manifest's record of the weights (None: not known)
     name: str
     classifier: bool = False  # outputs ImageNet class probabilities
     bundle: Bundle | None = None
@@ -37,36 +38,41 @@ class ExplainModel:
 
     @property
     def untrained(self) -> bool:
-        return self.source.get("weights") == "untrained"
+        return self.source is not None and self.source.untrained
+
+    @property
+    def backbone(self) -> str | None:
+        """``vgg16``, or what the manifest calls a user's model (None: not known)."""
+        return self.source.backbone if self.source else None
 
     @property
     def gradcam_layers(self) -> tuple[str, ...]:
         """The default layers: the notebook's three for VGG16, else the bundle's own."""
-        if self.source.get("backbone") == "vgg16":
+        if self.backbone == "vgg16":
             return VGG16_LAYERS
-        layer = self.source.get("gradcam_layer")
+        layer = self.source.gradcam_layer if self.source else None
         return (layer,) if layer else ()
+
+    def source_record(self) -> dict[str, Any]:
+        """The source as the manifest writes it, for the JSON files beside the figures."""
+        return self.source.to_dict() if self.source else {}
 
     def title(self, text: str) -> str:
         """A figure title that says which model, and loudly when its weights are untrained."""
         suffix = " — untrained weights" if self.untrained else ""
         return f"{text} ({self.name}{suffix})"
 
-    def features(self, batch_size: int = 16) -> FeatureFn:
+    def features(self, batch_size: int = 16) -> Features:
         """Feature function: BGR pixels at the model's size -> (N, D) float outputs."""
         if self._forward is None:
             self._forward = tf.function(
                 lambda x: self.model(x, training=False), reduce_retracing=True
             )
 
-        def features(pixels: np.ndarray) -> np.ndarray:
-            out = []
-            for i in range(0, len(pixels), batch_size):
-                x = np.stack([self.spec.normalize(p) for p in pixels[i : i + batch_size]])
-                out.append(np.asarray(self._forward(tf.constant(x))).reshape(len(x), -1))
-            return np.concatenate(out)
+        def run(x: np.ndarray) -> np.ndarray:
+            return np.asarray(self._forward(tf.constant(x))).reshape(len(x), -1)
 
-        return features
+        return Features(run, self.spec, batch_size)
 
 
 def from_bundle(path: Path | str | Bundle) -> ExplainModel:
@@ -82,17 +88,20 @@ def from_bundle(path: Path | str | Bundle) -> ExplainModel:
         model = keras.saving.load_model(file, compile=False)
     except Exception as exc:  # a corrupt file fails in many ways
         raise BundleError(f"cannot load {file} ({type(exc).__name__}: {exc})") from exc
-    source = bundle.manifest.source.to_dict() if bundle.manifest.source else {}
-    return ExplainModel(model, bundle.input_spec, source, bundle.name, bundle=bundle)
+    return ExplainModel(
+        model, bundle.input_spec, bundle.manifest.source, bundle.name, bundle=bundle
+    )
 
 
 def vgg16_classifier(weights: str = "none", seed: int = 0) -> ExplainModel:
     """The full VGG16 with its ImageNet top (``weights``: imagenet, none or a file)."""
     backbone = load_backbone("vgg16", weights=weights, include_top=True, seed=seed)
-    return ExplainModel(backbone.model, backbone.input_spec, backbone.source, "VGG16", True)
+    source = Source.from_dict(backbone.source)
+    return ExplainModel(backbone.model, backbone.input_spec, source, "VGG16", True)
 
 
 def load_keras_model(path: Path | str, input_spec: Path | str | None) -> ExplainModel:
     """A user's ``.keras`` embedding model with its ``input_spec.json``."""
     backbone = load_backbone(path, input_spec=input_spec)
-    return ExplainModel(backbone.model, backbone.input_spec, backbone.source, Path(path).stem)
+    source = Source.from_dict(backbone.source)
+    return ExplainModel(backbone.model, backbone.input_spec, source, Path(path).stem)

@@ -27,6 +27,8 @@ def test_every_method_is_timed_against_the_notebook(tiny_bundle, tmp_path, run_s
         "1",
         "--threads",
         "1",
+        "--occlusion-batches",
+        "1,4",
         "--out",
         tmp_path,
     )
@@ -35,8 +37,14 @@ def test_every_method_is_timed_against_the_notebook(tiny_bundle, tmp_path, run_s
     tasks = {}
     for row in rows:
         assert row["seconds"] > 0, row
-        tasks.setdefault(row["task"].split(" (")[0], []).append(row)
-    assert set(tasks) == {"Grad-CAM", "occlusion map", "filters"}
+        tasks.setdefault(row["task"], []).append(row)
+    # the tiny model has one Grad-CAM layer of its own: three convolutions stand in
+    assert set(tasks) == {
+        "Grad-CAM (conv_last)",
+        "Grad-CAM (conv1, conv2, conv_last)",
+        "occlusion map",
+        "filters (3 layers x 2, 3 steps)",
+    }
     for task_rows in tasks.values():
         baseline, *ours = task_rows
         assert baseline["method"].startswith("notebook") and baseline["speedup"] == 1.0
@@ -49,9 +57,24 @@ def test_every_method_is_timed_against_the_notebook(tiny_bundle, tmp_path, run_s
         "tflite-int8",
         "onnx-int8",
     }
+    # LiteRT at every measured batch size; each map agrees with the float one
+    assert {m for m in occlusion if "tflite-int8" in m and "1 thread, batch" in m} == {
+        "explain: tflite-int8 (LiteRT, 1 thread, batch 1)",
+        "explain: tflite-int8 (LiteRT, 1 thread, batch 4)",
+    }
+    for row in tasks["occlusion map"][1:]:
+        if "coarse-to-fine" in row["method"]:
+            assert row["note"].startswith("vs the full INT8 map: correlation"), row
+        else:
+            assert float(row["note"].split()[-1]) > 0.9, row
+    assert sum("coarse-to-fine" in m for m in occlusion) == 1
+    for row in tasks["Grad-CAM (conv1, conv2, conv_last)"][1:]:
+        assert "one trace" in row["note"]
     # 64 px / 16 px stride = 16 patches; 5 were run one predict at a time and scaled
     assert tasks["occlusion map"][0]["note"] == "16 patches, 5 run and scaled"
-    assert tasks["filters"][0]["note"] == "1 of 2 per layer run and scaled"
+    filters = tasks["filters (3 layers x 2, 3 steps)"]
+    assert filters[0]["note"] == "1 of 2 per layer run and scaled"
+    assert "float32" in filters[1]["method"]
     assert "| speed-up vs notebook |" in proc.stdout and "machine: " in proc.stdout
     assert (tmp_path / "explain.png").stat().st_size > 10_000
 

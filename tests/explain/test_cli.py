@@ -54,6 +54,8 @@ def test_gradcam_occlusion_regions_filters_write_figures_and_numbers(tiny_bundle
     occ = [*common, "--patch", "16", "--stride", "8"]
     assert main(["occlusion", photos[0], *occ, "--format", "tflite-int8"]) == 0
     assert json.loads((tmp_path / "occlusion.json").read_text())["format"] == "tflite-int8"
+    assert main(["occlusion", photos[0], *occ, "--format", "tflite-int8", "--refine", "0.5"]) == 0
+    assert json.loads((tmp_path / "occlusion.json").read_text())["refine"] == 0.5
     assert main(["regions", photos[1], *occ]) == 0
     assert main(["regions", photos[1], *common, "--method", "gradcam"]) == 0
     assert json.loads((tmp_path / "regions.json").read_text())["results"][0]["method"] == "gradcam"
@@ -63,6 +65,12 @@ def test_gradcam_occlusion_regions_filters_write_figures_and_numbers(tiny_bundle
     assert main(["filters", *common, "--filters", "3", "--steps", "5"]) == 0
     filters = json.loads((tmp_path / "filters.json").read_text())["layers"]
     assert len(filters) == 3
+    assert {layer["precision"] for layer in filters.values()} <= {"float32", "bfloat16"}
+    assert (
+        main(["filters", *common, "--filters", "2", "--steps", "2", "--precision", "float32"]) == 0
+    )
+    filters = json.loads((tmp_path / "filters.json").read_text())["layers"]
+    assert {layer["precision"] for layer in filters.values()} == {"float32"}
     for layer in filters.values():
         assert all(
             b > a for a, b in zip(layer["start_activation"], layer["final_activation"], strict=True)
@@ -92,6 +100,28 @@ def test_user_errors_are_one_line_and_name_the_fix(
     assert main(["compare", photos[0], "--bundle", str(no_float)]) == 1
     err = capsys.readouterr().err
     assert "no float Keras model" in err and err.count("\n") == 1
+
+
+IMPORT_CHECK = """
+import os, sys, warnings
+import cv2, numpy, tqdm, edge.bundle, edge.errors  # what explain's CLI imports from elsewhere
+env, filters = dict(os.environ), list(warnings.filters)
+import explain, explain.cli, explain.precision
+try:
+    explain.cli.main(["--help"])
+except SystemExit as done:
+    assert done.code == 0
+heavy = {"tensorflow", "keras", "matplotlib", "explain.commands"} & set(sys.modules)
+assert not heavy, heavy
+assert dict(os.environ) == env, set(os.environ.items()) ^ set(env.items())
+assert warnings.filters == filters
+"""
+
+
+def test_import_and_help_load_no_tensorflow_and_touch_no_global_state():
+    proc = subprocess.run([sys.executable, "-c", IMPORT_CHECK], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "gradcam" in proc.stdout and "filters" in proc.stdout
 
 
 def test_the_command_line_exits_nonzero_without_a_traceback(tmp_path):

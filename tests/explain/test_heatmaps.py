@@ -1,5 +1,6 @@
 """Grad-CAM and occlusion on models whose right answer is known by construction."""
 
+import keras
 import numpy as np
 import pytest
 
@@ -11,7 +12,7 @@ from explain.targets import class_target, self_target, similarity_target, top1_t
 
 
 def features_of(model, spec):
-    return ExplainModel(model, spec, {}, model.name).features()
+    return ExplainModel(model, spec, None, model.name).features()
 
 
 def peak(heatmap):
@@ -108,3 +109,83 @@ def test_gradcam_similarity_targets_point_at_what_makes_the_match(toys):
     itself = cam.explain(red_only[None], own)[0]
     assert itself.max() == pytest.approx(1.0)
     assert np.linalg.norm(centre(itself) - (30, 20)) <= 1.5
+
+
+def test_gradcam_of_several_layers_in_one_pass_equals_each_layer_alone(toys):
+    keras.utils.set_random_seed(1)
+    x = keras.Input((toys.SIZE, toys.SIZE, 3))
+    a = keras.layers.Conv2D(4, 3, activation="relu", name="a")(x)
+    b = keras.layers.Conv2D(4, 3, strides=2, activation="relu", name="b")(a)
+    model = keras.Model(x, keras.layers.GlobalAveragePooling2D()(b))
+    images = np.stack([toys.blobs((12, 12), (36, 36)), toys.blobs((30, 10), (10, 30))])
+    target = self_target(features_of(model, toys.SPEC)(images))
+    both = GradCAM(model, ["a", "b"], toys.SPEC)
+    maps = both.explain_layers(images, target)
+    assert list(maps) == ["a", "b"] and both.layer == "b"
+    for layer in ("a", "b"):
+        alone = GradCAM(model, layer, toys.SPEC).explain(images, target)
+        np.testing.assert_allclose(maps[layer], alone, atol=1e-5)
+    np.testing.assert_allclose(both.explain(images, target), maps["b"], atol=1e-6)
+
+
+def test_gradcam_traces_once_for_every_image_of_the_same_size(toys):
+    model = toys.colour_detector()
+    cam = GradCAM(model, "detect", toys.SPEC)
+    for red_at in ((12, 12), (30, 20), (20, 36)):
+        cam.explain(toys.blobs(red_at, (36, 36))[None], class_target(0, 2))
+    assert cam._cams.experimental_get_tracing_count() == 1
+
+
+def plain_occlusion(features, image, target, patch, stride, fill=128.0):
+    """The notebook's map: one occluded copy at a time, in pixels, summed patch by patch."""
+    h, w = image.shape[:2]
+    base = target.score(features(image[None]))[0]
+    total, count = np.zeros((h, w)), np.zeros((h, w))
+    for y in patch_starts(h, patch, stride):
+        for x in patch_starts(w, patch, stride):
+            occluded = image.copy()
+            occluded[y : y + patch, x : x + patch] = fill
+            total[y : y + patch, x : x + patch] += base - target.score(features(occluded[None]))[0]
+            count[y : y + patch, x : x + patch] += 1
+    return total / count
+
+
+def test_occlusion_in_normalised_space_is_the_notebooks_map(toys):
+    model = toys.window_model(4, 30, 10, 44)
+    features = features_of(model, toys.SPEC)  # a Features: the normalised fast path
+    image = np.random.default_rng(2).uniform(0, 255, (toys.SIZE, toys.SIZE, 3)).astype(np.float32)
+    target = self_target(features(image[None]))
+    ours = Occlusion(features, patch=9, stride=5, batch_size=7).explain(image[None], target)[0]
+    plain = plain_occlusion(features, image, target, 9, 5)
+    np.testing.assert_allclose(ours, plain, atol=1e-5)
+    assert np.corrcoef(ours.ravel(), plain.ravel())[0, 1] > 0.9999
+
+
+@pytest.mark.parametrize("field", ["patch", "stride", "batch_size"])
+def test_occlusion_refuses_sizes_below_one(toys, field):
+    with pytest.raises(FacelensError, match="must be a positive number"):
+        Occlusion(lambda x: x, **{field: 0})
+
+
+def test_coarse_to_fine_runs_fewer_patches_and_keeps_the_map(toys):
+    model = toys.window_model(8, 20, 24, 40)
+    features = features_of(model, toys.SPEC)
+    calls = []
+
+    def counted(x):
+        calls.append(len(x))
+        return features(x)
+
+    image = np.random.default_rng(0).uniform(0, 255, (toys.SIZE, toys.SIZE, 3)).astype(np.float32)
+    target = self_target(features(image[None]))
+    full = Occlusion(counted, patch=8, stride=4).explain(image[None], target)[0]
+    n_full, calls[:] = sum(calls), []
+    rough = Occlusion(counted, patch=8, stride=4, refine=0.25).explain(image[None], target)[0]
+    assert sum(calls) < 0.5 * n_full
+    assert np.corrcoef(full.ravel(), rough.ravel())[0, 1] > 0.95
+    assert peak(rough) == peak(full) or full[peak(rough)] > 0.9 * full.max()
+    # every fine patch run: the full map exactly
+    everything = Occlusion(features, patch=8, stride=4, refine=0.9999).explain(image[None], target)
+    np.testing.assert_allclose(everything[0], full, atol=1e-6)
+    with pytest.raises(FacelensError, match="between 0 and 1"):
+        Occlusion(features, refine=1.5)

@@ -41,7 +41,7 @@ def test_cosine():
 
 def test_deletion_rewards_the_map_that_points_at_what_the_model_reads(toys):
     model = toys.window_model(0, 16, 0, 16)
-    features = ExplainModel(model, toys.SPEC, {}, "w").features()
+    features = ExplainModel(model, toys.SPEC, None, "w").features()
     rng = np.random.default_rng(1)
     image = rng.uniform(0, 60, (toys.SIZE, toys.SIZE, 3)).astype(np.float32)
     image[..., 2] += 180  # reddish: greying it out turns the features' direction
