@@ -123,7 +123,7 @@ def test_a_row_moved_to_another_person_fails_authentication(tmp_path: Path):
     with Gallery(path) as g:
         g.add("alice", unit(np.random.default_rng(9), 1), FP)
     with sqlite3.connect(path) as conn:
-        conn.execute("UPDATE embeddings SET person = 'eve'")
+        conn.execute("UPDATE chunks SET person = 'eve'")
     with Gallery(path) as g, pytest.raises(GalleryError, match="tampered"):
         g.load(FP)
 
@@ -155,14 +155,14 @@ def test_forget_leaves_no_trace_of_the_ciphertext(tmp_path: Path):
     path = tmp_path / "g.sqlite"
     keep = unit(rng, 2, dim=256)
     with Gallery(path) as g:
-        g.add("alice", unit(rng, 3, dim=256), FP)
+        g.add("alice", unit(rng, 2, dim=256), FP)
         g.add("bob", keep, FP)
+        g.add("alice", unit(rng, 1, dim=256), FP)  # a second enrolment: a second chunk
     with sqlite3.connect(path) as conn:
         secrets_ = [
-            bytes(c)
-            for (c,) in conn.execute("SELECT ciphertext FROM embeddings WHERE person='alice'")
+            bytes(c) for (c,) in conn.execute("SELECT ciphertext FROM chunks WHERE person='alice'")
         ]
-    assert len(secrets_) == 3 and all(s in path.read_bytes() for s in secrets_)
+    assert len(secrets_) == 2 and all(s in path.read_bytes() for s in secrets_)
     with Gallery(path) as g:
         assert g.forget("alice") == 3
         assert g.forget("alice") == 0
@@ -205,3 +205,98 @@ def test_sigkill_mid_enrolment_keeps_every_earlier_person(tmp_path: Path):
         assert set(people.values()) == {4}  # no half-written person
         enrolled = g.load(FP)  # every row still decrypts
         assert enrolled.matrix.shape == (4 * len(people), 25088)
+
+
+def test_add_many_is_one_chunk_per_person_and_round_trips(tmp_path: Path):
+    rng = np.random.default_rng(11)
+    names = ["p1", "p0", "p1", "p2"]
+    vectors = unit(rng, 4, dim=32)
+    path = tmp_path / "g.sqlite"
+    with Gallery(path) as g:
+        assert g.add_many(names, vectors, FP) == 4
+        with pytest.raises(GalleryError, match="3 names for 4"):
+            g.add_many(names[:3], vectors, FP)
+        assert [(p.name, p.embeddings) for p in g.people()] == [("p0", 1), ("p1", 2), ("p2", 1)]
+        enrolled = g.load(FP)
+    rows = {n: vectors[[i for i, m in enumerate(names) if m == n]] for n in set(names)}
+    assert sorted(enrolled.names) == sorted(names)
+    for name in rows:
+        got = enrolled.matrix[[i for i, m in enumerate(enrolled.names) if m == name]]
+        np.testing.assert_array_equal(got, rows[name])
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM chunks").fetchone() == (3,)
+
+
+def test_chunks_moved_to_other_positions_fail_authentication(tmp_path: Path):
+    path = tmp_path / "g.sqlite"
+    rng = np.random.default_rng(12)
+    with Gallery(path) as g:
+        g.add("alice", unit(rng, 1), FP)
+        g.add("alice", unit(rng, 2), FP)
+    with sqlite3.connect(path) as conn:  # the associated data binds each chunk's position
+        conn.execute("UPDATE chunks SET seq = 1 - seq + 10")
+    with Gallery(path) as g, pytest.raises(GalleryError, match="tampered"):
+        g.load(FP)
+
+
+def _schema1_gallery(path: Path, people: dict[str, np.ndarray]) -> bytes:
+    """A gallery as facelens' schema 1 wrote it (one AES-GCM row per embedding)."""
+    import json
+    import secrets
+
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    key = secrets.token_bytes(32)
+    path.with_name(path.name + ".key").write_text(key.hex() + "\n")
+    aes = AESGCM(key)
+    nonce = secrets.token_bytes(12)
+    check = nonce + aes.encrypt(nonce, b"facelens gallery key check", None)
+    with sqlite3.connect(path) as conn:
+        conn.executescript(
+            "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+            "CREATE TABLE embeddings (id INTEGER PRIMARY KEY, person TEXT NOT NULL, "
+            "fingerprint TEXT NOT NULL, dim INTEGER NOT NULL, nonce BLOB NOT NULL, "
+            "ciphertext BLOB NOT NULL, created TEXT NOT NULL);"
+        )
+        conn.execute("INSERT INTO meta VALUES ('key_check', ?)", (check.hex(),))
+        conn.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+        for person, vectors in people.items():
+            for v in vectors:
+                nonce = secrets.token_bytes(12)
+                ad = json.dumps([person, FP, v.size]).encode()
+                conn.execute(
+                    "INSERT INTO embeddings (person, fingerprint, dim, nonce, ciphertext, created)"
+                    " VALUES (?, ?, ?, ?, ?, '2026-01-01T00:00:00+00:00')",
+                    (person, FP, v.size, nonce, aes.encrypt(nonce, v.tobytes(), ad)),
+                )
+    return key
+
+
+def test_schema1_gallery_is_upgraded_on_open_and_its_rows_erased(tmp_path: Path):
+    rng = np.random.default_rng(13)
+    people = {"alice": unit(rng, 2), "bob": unit(rng, 1)}
+    path = tmp_path / "g.sqlite"
+    _schema1_gallery(path, people)
+    with sqlite3.connect(path) as conn:
+        old = [bytes(c) for (c,) in conn.execute("SELECT ciphertext FROM embeddings")]
+    with Gallery(path) as g:
+        enrolled = g.load(FP)
+        assert [(p.name, p.embeddings) for p in g.people()] == [("alice", 2), ("bob", 1)]
+    assert enrolled.names == ["alice", "alice", "bob"]
+    np.testing.assert_array_equal(enrolled.matrix, np.concatenate(list(people.values())))
+    raw = path.read_bytes()
+    assert not any(piece in raw for c in old for piece in chunks(np.frombuffer(c, np.uint8)))
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == (
+            "2",
+        )
+
+
+def test_schema1_gallery_without_its_key_is_refused_untouched(tmp_path: Path):
+    path = tmp_path / "g.sqlite"
+    _schema1_gallery(path, {"alice": unit(np.random.default_rng(14), 1)})
+    (tmp_path / "g.sqlite.key").unlink()
+    before = path.read_bytes()
+    with pytest.raises(GalleryError, match=r"schema 1.*needs its key"):
+        Gallery(path)
+    assert path.read_bytes() == before
