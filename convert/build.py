@@ -23,11 +23,12 @@ from convert.faces import FaceSet, calibration_and_eval, require_images
 from convert.fidelity import artifact_features, cosine_stats, keras_features
 from convert.formats import Calibration, Exporter
 from convert.models import Backbone, load_backbone
+from convert.projection import project
 from convert.report import UNTRAINED_BANNER, format_table
 from convert.threshold import choose_threshold
 from edge.bundle import ARTIFACT_FILES, MANIFEST_NAME, Bundle, sha256_path
 from edge.errors import FacelensError
-from edge.manifest import Artifact, Fidelity, Manifest, Source
+from edge.manifest import Artifact, Fidelity, Manifest, ProjectionInfo, Source
 from edge.preprocess import CropRule, InputSpec
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,10 @@ def build_bundle(
     min_cosine: float = 0.98,
     seed: int = 0,
     name: str | None = None,
+    embedding_dim: int | None = None,
+    whiten: bool = False,
+    projection_faces: Path | str | None = None,
+    projection_count: int = 2000,
     detector: Path | str | None = None,
     no_detect: bool = False,
     force: bool = False,
@@ -77,11 +82,17 @@ def build_bundle(
     in its runtime and compared with the float model; a failed format or one whose
     cosine min is under ``min_cosine`` raises :class:`ConversionFailed` (and nothing is
     written) unless ``allow_failures``. ``out`` is replaced only if it is a bundle and ``force``.
+
+    ``embedding_dim``: fold a PCA to that many dimensions (``whiten``: whitened) into
+    the model before export, fitted on ``projection_count`` faces from
+    ``projection_faces`` (default ``calibration``) other than the held-out ones; see
+    :mod:`convert.projection`. The manifest's ``embedding.projection`` says how.
     """
     out = Path(out)
     formats = _check_formats(formats)
     _check_out(out, force)
-    for folder in (calibration, eval_dir):  # cheap checks before minutes of model building
+    # cheap checks before minutes of model building
+    for folder in (calibration, eval_dir, projection_faces):
         if folder is not None:
             require_images(folder)
     backbone = load_backbone(model, weights, layer, input_spec, seed)
@@ -99,6 +110,19 @@ def build_bundle(
         progress,
         detector,
     )
+    projection = None
+    if embedding_dim is not None:
+        backbone, projection = project(
+            backbone,
+            embedding_dim,
+            projection_faces or calibration,
+            whiten=whiten,
+            count=projection_count,
+            exclude=held.paths,
+            seed=seed,
+            detector=detector,
+            progress=progress,
+        )
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     tmp.chmod(0o755)  # mkdtemp's 0700 would make the published bundle private
@@ -117,8 +141,9 @@ def build_bundle(
             model_id=backbone.model_id(),
             input=backbone.input_spec,
             embedding_dim=backbone.dim,
+            embedding_projection=projection,
             artifacts=artifacts,
-            name=name or _default_name(backbone),
+            name=name or _default_name(backbone, projection),
             threshold=choose_threshold(reference, held.identities, native),
             source=Source.from_dict(backbone.source),
             created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -188,9 +213,11 @@ def _publish(tmp: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _default_name(backbone: Backbone) -> str:
+def _default_name(backbone: Backbone, projection: ProjectionInfo | None) -> str:
     stem = Path(backbone.source["backbone"]).stem
     name = f"{stem}-{backbone.source['output_layer']}"
+    if projection is not None:
+        name += f"-{projection.kind}{projection.dim}"
     return f"{name}-untrained" if backbone.untrained else name
 
 

@@ -62,6 +62,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="the notebook's mode: whole photos resized, no face detection (comparison only)",
     )
+    p.add_argument(
+        "--embedding-dim",
+        type=int,
+        default=None,
+        help="compact embeddings: fold a PCA to N dims into the model (e.g. 512, 256, 128)",
+    )
+    p.add_argument("--whiten", action="store_true", help="with --embedding-dim: whitened PCA")
+    p.add_argument(
+        "--projection-faces",
+        type=Path,
+        default=None,
+        help="face photos the PCA is fitted on (default: --calibration; held-out faces excluded)",
+    )
+    p.add_argument("--projection-count", type=int, default=2000, help="faces to fit the PCA on")
     p.add_argument("--name", default=None, help="bundle name (default from model and layer)")
     p.add_argument("--force", action="store_true", help="replace an existing bundle at --out")
     p.add_argument(
@@ -97,6 +111,10 @@ def _build(args: argparse.Namespace) -> int:
             min_cosine=args.min_cosine,
             seed=args.seed,
             name=args.name,
+            embedding_dim=args.embedding_dim,
+            whiten=args.whiten,
+            projection_faces=args.projection_faces,
+            projection_count=args.projection_count,
             detector=args.detector,
             no_detect=args.no_detect,
             force=args.force,
@@ -113,6 +131,13 @@ def _build(args: argparse.Namespace) -> int:
         f"calibration: {cal.count} faces from {cal.source} (skipped {cal.skipped}); "
         f"held-out: {held.count} faces (skipped {held.skipped})"
     )
+    if m.embedding_projection is not None:
+        pca = m.embedding_projection
+        print(
+            f"embedding: {pca.dim}-d {pca.kind} of the {pca.from_dim}-d features (variance "
+            f"kept {pca.variance_kept:.3f}, fitted on {pca.fitted_on.count} faces from "
+            f"{pca.fitted_on.source})"
+        )
     print(f"threshold: cosine {m.threshold.cosine} ({m.threshold.how})")
     print(f"bundle: {bundle.path}  (model_id {m.model_id[:12]}, fingerprint {bundle.fingerprint})")
     if m.warning:

@@ -288,6 +288,46 @@ class FaceSetInfo:
 
 
 @dataclass(frozen=True)
+class ProjectionInfo:
+    """A projection ``convert --embedding-dim`` folded into the model: what, and fitted on what.
+
+    The artifacts already output the projected embedding: ``edge`` reads this to tell
+    people, never to compute anything.
+    """
+
+    kind: str  # "pca" or "pca-whitened"
+    from_dim: int
+    dim: int
+    variance_kept: float  # of the fitting faces' total variance
+    fitted_on: FaceSetInfo
+    excluded: int = 0  # held-out photos kept out of the fit
+    layers: tuple[str, ...] = ()
+
+    @classmethod
+    def read(cls, r: _Reader) -> ProjectionInfo:
+        return cls(
+            kind=r.text("kind"),
+            from_dim=r.integer("from_dim", minimum=1),
+            dim=r.integer("dim", minimum=1),
+            variance_kept=r.number("variance_kept"),
+            fitted_on=FaceSetInfo.read(r.child("fitted_on")),
+            excluded=r.integer("excluded", False, minimum=0) or 0,
+            layers=tuple(r.get("layers", False) or ()),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "from_dim": self.from_dim,
+            "dim": self.dim,
+            "variance_kept": self.variance_kept,
+            "fitted_on": self.fitted_on.to_dict(),
+            "excluded": self.excluded,
+            "layers": list(self.layers),
+        }
+
+
+@dataclass(frozen=True)
 class Manifest:
     """Everything a runtime needs to run a bundle, and how it was built and measured."""
 
@@ -297,6 +337,7 @@ class Manifest:
     artifacts: dict[str, Artifact]
     name: str | None = None
     embedding_normalize: str = "l2"
+    embedding_projection: ProjectionInfo | None = None
     threshold: ThresholdChoice = field(default_factory=ThresholdChoice)
     source: Source | None = None
     created: str | None = None
@@ -349,6 +390,7 @@ class Manifest:
         except BundleError as exc:
             raise BundleError(f"{file}: input: {exc}; {_REBUILD}") from None
         embedding = r.child("embedding")
+        projection = embedding.child("projection", False)
         artifacts = r.child("artifacts")
         if not artifacts.data:
             r.fail("artifacts", "is empty")
@@ -359,6 +401,7 @@ class Manifest:
             input=spec,
             embedding_dim=embedding.integer("dim", minimum=1),
             embedding_normalize=embedding.text("normalize", False) or "l2",
+            embedding_projection=ProjectionInfo.read(projection) if projection else None,
             artifacts={fmt: Artifact.read(artifacts.child(fmt)) for fmt in artifacts.data},
             name=r.text("name", False),
             threshold=ThresholdChoice.read(threshold) if threshold else ThresholdChoice(),
@@ -381,7 +424,15 @@ class Manifest:
             "tools": self.tools,
             "source": self.source.to_dict() if self.source else None,
             "input": self.input.to_dict(),
-            "embedding": {"dim": self.embedding_dim, "normalize": self.embedding_normalize},
+            "embedding": _drop_none(
+                {
+                    "dim": self.embedding_dim,
+                    "normalize": self.embedding_normalize,
+                    "projection": self.embedding_projection.to_dict()
+                    if self.embedding_projection
+                    else None,
+                }
+            ),
             "model_id": self.model_id,
             "artifacts": {fmt: a.to_dict() for fmt, a in self.artifacts.items()},
             "failed": self.failed,
