@@ -117,7 +117,9 @@ class FaceLens:
     default to the ``edge`` command's (``$FACELENS_HOME``). ``fmt``/``runtime``/``threads``
     choose the artifact and how it runs; ``detector`` is a YuNet file or a detector
     object; ``detect=False`` uses the whole image as the face (the notebook's mode);
-    ``threshold`` overrides the gallery's calibrated and the bundle's default cosine.
+    ``threshold`` overrides the gallery's calibrated and the bundle's default cosine;
+    ``index`` is how the gallery is searched (see :class:`edge.matching.Matcher`: ``auto``
+    is exact for small galleries, an in-memory FAISS index for large ones).
     """
 
     def __init__(
@@ -131,6 +133,7 @@ class FaceLens:
         detector: Path | str | FaceDetector | None = None,
         detect: bool = True,
         threshold: float | None = None,
+        index: str = "auto",
     ) -> None:
         self._bundle_source = bundle if bundle is not None else paths.default_bundle_dir()
         self.gallery_path = Path(gallery) if gallery is not None else paths.default_gallery_path()
@@ -138,6 +141,7 @@ class FaceLens:
             fmt=fmt, runtime=runtime, threads=threads, detector=detector, detect=detect
         )
         self._threshold_override = None if threshold is None else float(threshold)
+        self._index = index
         self._pipeline: Pipeline | None = None
         self._gallery: Gallery | None = None
         self._matcher: Matcher | None = None
@@ -197,7 +201,9 @@ class FaceLens:
                         f"embeddings, the bundle makes {bundle.embedding_dim}-d ones: re-enrol "
                         "into a new --gallery"
                     )
-                self._matcher = Matcher(enrolled.names, enrolled.matrix, self.threshold.value)
+                self._matcher = Matcher(
+                    enrolled.names, enrolled.matrix, self.threshold.value, self._index
+                )
             return self._matcher
 
     def load(self) -> FaceLens:
@@ -211,7 +217,7 @@ class FaceLens:
         return (
             f"bundle {p.bundle.path} ({p.embedder.format} via {p.embedder.backend.runtime}), "
             f"detector {p.detector_name}, threshold {t.value:.3f} ({t.origin}), "
-            f"{len(self.matcher)} people"
+            f"{len(self.matcher)} people ({self.matcher.index.kind} search)"
         )
 
     # -- faces and embeddings -----------------------------------------------------------

@@ -78,6 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--show", action="store_true", help="show a window (needs an OpenCV GUI)")
     p.add_argument("--save", type=Path, metavar="OUT.mp4", help="write the annotated video")
     p.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
+    p.add_argument(
+        "--index",
+        default="auto",
+        help="gallery search: auto (exact; FAISS IVF past 50,000 embeddings), exact, flat, "
+        "ivf or hnsw",
+    )
     _add_engine(p)
 
     p = sub.add_parser("people", help="list who is enrolled (no key needed)")
@@ -113,6 +119,7 @@ def _lens(args: argparse.Namespace) -> FaceLens:
             detector=args.detector,
             detect=not args.no_detect,
             threshold=getattr(args, "threshold", None),
+            index=getattr(args, "index", "auto"),
         )
     return FaceLens(getattr(args, "bundle", None), args.gallery, **engine)
 

@@ -194,6 +194,26 @@ def tiny_bundle(request, lfw_dir: Path, yunet_path: Path):
 
 
 @pytest.fixture(scope="session")
+def tiny_pca_bundle(request, lfw_dir: Path, yunet_path: Path):
+    """The tiny CNN with an 8-d PCA folded in (``--embedding-dim 8``), INT8 TFLite and ONNX."""
+    if PREBUILT:
+        return _prebuilt("tiny-pca8")
+    model, spec = request.getfixturevalue("tiny_model")
+    return _cached_bundle(
+        "tiny-pca8",
+        model=model,
+        input_spec=spec,
+        calibration=lfw_dir / "images",
+        calibration_count=30,
+        eval_count=20,
+        formats=["keras", "tflite-int8", "onnx-int8"],
+        embedding_dim=8,
+        projection_count=80,
+        detector=yunet_path,
+    )
+
+
+@pytest.fixture(scope="session")
 def faceres_bundle(request, faceres_dir: Path, lfw_dir: Path, yunet_path: Path):
     """The face-trained faceres model (1024-d) in all seven formats, calibrated on LFW."""
     if PREBUILT:
