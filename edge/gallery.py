@@ -273,13 +273,13 @@ class Gallery:
         matrix = np.empty((total, dim), np.float32)
         names: list[str] = []
         cursor = self._conn.execute(
-            "SELECT person, seq, dim, count, nonce, ciphertext FROM chunks ORDER BY id"
+            "SELECT person, seq, count, nonce, ciphertext FROM chunks ORDER BY id"
         )
         try:
             while rows := cursor.fetchmany(_READ_BATCH):
                 plain = []
-                for person, seq, row_dim, count, nonce, ciphertext in rows:
-                    ad = _associated(person, seq, fingerprint, row_dim, count)
+                for person, seq, count, nonce, ciphertext in rows:
+                    ad = _associated(person, seq, fingerprint, dim, count)  # any other dim fails
                     try:
                         plain.append(aes.decrypt(nonce, ciphertext, ad))
                     except InvalidTag:
@@ -336,11 +336,10 @@ class Gallery:
         try:
             with self._transaction() as conn:
                 self._init_meta(conn, fingerprint, bundle_name)
+                next_seq = _next_seqs(conn, list(rows_of))
                 records = []
                 for person, rows in rows_of.items():
-                    (seq,) = conn.execute(
-                        "SELECT COALESCE(MAX(seq) + 1, 0) FROM chunks WHERE person = ?", (person,)
-                    ).fetchone()
+                    seq = next_seq.get(person, 0)
                     nonce = secrets.token_bytes(12)
                     ad = _associated(person, seq, fingerprint, dim, len(rows))
                     ciphertext = aes.encrypt(nonce, vectors[rows].tobytes(), ad)
@@ -445,6 +444,22 @@ class Gallery:
             )
         self._conn.execute("VACUUM")
         log.info("upgraded %s to gallery schema %d (%d embeddings)", self.path, 2, len(rows))
+
+
+def _next_seqs(conn: sqlite3.Connection, people: list[str]) -> dict[str, int]:
+    """The next chunk position of each of ``people`` already enrolled (others start at 0)."""
+    out: dict[str, int] = {}
+    for i in range(0, len(people), 500):  # SQLite's bound-parameter limit
+        part = people[i : i + 500]
+        marks = ",".join("?" * len(part))
+        out.update(
+            conn.execute(
+                f"SELECT person, MAX(seq) + 1 FROM chunks WHERE person IN ({marks}) "
+                "GROUP BY person",
+                part,
+            ).fetchall()
+        )
+    return out
 
 
 def _associated(person: str, seq: int, fingerprint: str, dim: int, count: int) -> bytes:
