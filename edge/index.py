@@ -30,7 +30,7 @@ KINDS = ("auto", "exact", "flat", "ivf", "hnsw")
 # Below this many embeddings exact search is a few milliseconds at most and IVF's
 # k-means has too few points per cell to train on: stay exact.
 APPROX_FROM = 50_000
-IVF_PROBE_FRACTION = 0.2  # of the cells, scanned per query (recall vs time: benchmarks)
+IVF_PROBE_FRACTION = 0.3  # of the cells scanned per query: recall@1 0.977 at 0.2, 1.0 at 0.3 (100k)
 IVF_CANDIDATES = 64  # fast-scan candidates re-ranked exactly per query
 HNSW_NEIGHBOURS = 32
 HNSW_EF_SEARCH = 128
