@@ -37,7 +37,7 @@ from convert.fidelity import keras_features
 from convert.models import load_backbone
 from convert.projection import fit_pca
 from edge.embedder import l2_normalize
-from edge.images import IMAGE_SUFFIXES
+from edge.images import list_images
 
 COLUMNS = [
     ("embedding", "embedding", 0),
@@ -113,8 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     name = f"{Path(backbone.source['backbone']).stem} ({backbone.source['weights']})"
     print(f"# projection: {name}, {backbone.dim} dims\n\nmachine: {machine_line(info)}\n")
     asked = {p.parent.name for p in pairs.photos}
-    others = [p for p in images.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES]
-    others = sorted(p for p in others if p.parent.name not in asked)
+    others = [p for p in list_images(images) if p.parent.name not in asked]
     random.Random(args.seed).shuffle(others)
     fit_on = others[: args.fit_count]
     photos = pairs.photos
