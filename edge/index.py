@@ -5,7 +5,8 @@ Exact search is one matrix product in numpy and needs nothing else. Past
 extra), ``auto`` switches to an inverted-file index: the gallery is cut into
 ``nlist`` cells by k-means, a query scans only the ``nprobe`` nearest cells in
 4-bit product-quantised form (FAISS' SIMD "fast scan"), and the best candidates are
-re-ranked with the exact float embeddings, so the scores returned are exact cosines.
+re-ranked with the exact float embeddings, so the scores returned are exact cosines
+(galleries under :data:`IVF_PQ_FROM` keep float vectors in their cells).
 ``benchmarks/gallery.py`` measured where that pays and what it costs in recall.
 
 An index lives in memory only: it is built from the decrypted embeddings when a
@@ -31,6 +32,7 @@ KINDS = ("auto", "exact", "flat", "ivf", "hnsw")
 # k-means has too few points per cell to train on: stay exact.
 APPROX_FROM = 50_000
 IVF_PROBE_FRACTION = 0.3  # of the cells scanned per query: recall@1 0.977 at 0.2, 1.0 at 0.3 (100k)
+IVF_PQ_FROM = 1_000  # smaller galleries keep float codes in their cells
 IVF_CANDIDATES = 64  # fast-scan candidates re-ranked exactly per query
 HNSW_NEIGHBOURS = 32
 HNSW_EF_SEARCH = 128
@@ -137,7 +139,9 @@ class FaissIndex(SearchIndex):
             self._index.hnsw.efSearch = ef_search or HNSW_EF_SEARCH
         elif kind == "ivf":
             nlist = max(1, min(int(math.sqrt(n)), n // 40))  # >= 40 training points per cell
-            codes = f"PQ{dim // 4}x4fs" if dim % 4 == 0 else "SQ8"
+            # 4-bit PQ needs 16 training points per code: a small gallery keeps floats.
+            pq = dim % 4 == 0 and n >= IVF_PQ_FROM
+            codes = f"PQ{dim // 4}x4fs" if pq else "Flat"
             self._index = faiss.index_factory(
                 dim, f"IVF{nlist},{codes}", faiss.METRIC_INNER_PRODUCT
             )
@@ -146,7 +150,7 @@ class FaissIndex(SearchIndex):
             self._index.train(sample)
             self._index.nprobe = min(nlist, nprobe or max(1, round(IVF_PROBE_FRACTION * nlist)))
             self._index.parallel_mode = 1  # one query's cells split across threads
-            self._rerank = True
+            self._rerank = pq
         else:
             raise FacelensError(f"unknown FAISS index {kind!r}: choose flat, ivf or hnsw")
         self._index.add(matrix)
@@ -154,11 +158,10 @@ class FaissIndex(SearchIndex):
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         wanted = max(k, IVF_CANDIDATES) if self._rerank else k
         sims, rows = self._index.search(np.ascontiguousarray(queries, np.float32), wanted)
-        if not self._rerank:
-            return sims, rows
-        # Exact cosines of the candidates: approximate codes choose, float vectors score.
-        exact = np.einsum("nkd,nd->nk", self.matrix[np.maximum(rows, 0)], queries)
-        sims, rows = _top_k(np.where(rows >= 0, exact, -np.inf), rows, k)
+        if self._rerank:
+            # Exact cosines of the candidates: approximate codes choose, float vectors score.
+            exact = np.einsum("nkd,nd->nk", self.matrix[np.maximum(rows, 0)], queries)
+            sims, rows = _top_k(np.where(rows >= 0, exact, -np.inf), rows, k)
         lost = rows[:, 0] < 0  # the probed cells held nothing: rare, answered exactly
         if lost.any():
             sims[lost], rows[lost] = super().search(queries[lost], k)
@@ -171,7 +174,10 @@ class FaissIndex(SearchIndex):
         info = {"kind": self.kind, "size": len(self)}
         if self.kind == "ivf":
             info.update(
-                nlist=self._index.nlist, nprobe=self._index.nprobe, candidates=IVF_CANDIDATES
+                nlist=self._index.nlist,
+                nprobe=self._index.nprobe,
+                codes="pq-4bit" if self._rerank else "float",
+                candidates=IVF_CANDIDATES if self._rerank else None,
             )
         elif self.kind == "hnsw":
             info.update(neighbours=HNSW_NEIGHBOURS, ef_search=self._index.hnsw.efSearch)

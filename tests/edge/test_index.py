@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edge.api import FaceLens
 from edge.errors import FacelensError
 from edge.gallery import KEY_ENV, Gallery
 from edge.index import APPROX_FROM, IndexUnavailable, build_index, choose_kind
@@ -132,3 +133,24 @@ def test_matching_does_not_import_faiss_for_small_galleries():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
+
+
+def test_facelens_enrols_forgets_and_recognises_the_same_with_an_index(
+    tiny_bundle, lfw_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.delenv(KEY_ENV, raising=False)
+    people = ["Colin_Powell", "Tony_Blair", "Serena_Williams", "Gerhard_Schroeder"]
+    photos = {p: sorted((lfw_dir / "images" / p).glob("*.jpg"))[:2] for p in people}
+    results = {}
+    for kind in ("exact", "ivf", "hnsw"):
+        with FaceLens(tiny_bundle.path, tmp_path / f"{kind}.db", threshold=0.5, index=kind) as lens:
+            for person, (enrol, _) in photos.items():
+                lens.enroll(person, enrol)
+            before = [lens.identify(query)[0] for _, query in photos.values()]
+            assert lens.matcher.index.kind == kind
+            assert lens.forget("Tony_Blair") == 1
+            after = [lens.identify(query)[0] for _, query in photos.values()]
+            assert len(lens.matcher.index) == 3
+        assert all(f.nearest != "Tony_Blair" for f in after)
+        results[kind] = [(f.nearest, round(f.score, 5), f.name) for f in before + after]
+    assert results["ivf"] == results["hnsw"] == results["exact"]
