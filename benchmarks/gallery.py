@@ -254,7 +254,8 @@ def main(argv: list[str] | None = None) -> int:
     dest = out_dir(args, "gallery")
     settings = {k: v for k, v in vars(args).items() if k != "out"}
     write_json(dest / "gallery.json", {"machine": info, "settings": settings, "rows": rows})
-    plot(rows, dest / "gallery.png", f"{info['cpu']}, FAISS threads {args.threads}")
+    load = info["load_average_at_start"][0]
+    plot(rows, dest / "gallery.png", f"{info['cpu']}, FAISS threads {args.threads}, load {load}")
     print(f"\nwrote {dest / 'gallery.json'} and gallery.png")
     return 0
 

@@ -50,6 +50,7 @@ class Matcher:
         self.people: list[str] = people.tolist()
         self._person_of_row = person_of_row[order]
         self._starts = np.searchsorted(self._person_of_row, np.arange(len(people)))
+        self._ends = np.append(self._starts[1:], len(names))
         self._matrix = l2_normalize(matrix[order]) if names else np.zeros((0, 0), np.float32)
         self.index: SearchIndex = build_index(self._matrix, index, **index_options)
 
@@ -78,13 +79,12 @@ class Matcher:
         if not self.people:
             return [Match(None, 0.0, None) for _ in range(len(embeddings))]
         _, rows = self.index.search(embeddings, 1)
-        ends = np.append(self._starts[1:], len(self._matrix))
         out = []
         for query, row in zip(embeddings, rows[:, 0].tolist(), strict=True):
             person = self._person_of_row[row]
             # The person's best embedding, exactly: an approximate index may have found
             # only one of their others.
-            own = self._matrix[self._starts[person] : ends[person]]
+            own = self._matrix[self._starts[person] : self._ends[person]]
             score = float(np.max(own @ query))
             nearest = self.people[person]
             out.append(Match(nearest if score >= self.threshold else None, score, nearest))
