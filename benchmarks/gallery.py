@@ -37,6 +37,7 @@ from _common import (
     pyplot,
     run_cli,
     save_figure,
+    shared_yunet,
     write_json,
 )
 
@@ -83,10 +84,12 @@ def synthetic(n: int, dim: int, queries: int, cosine: float, seed: int) -> dict[
     }
 
 
-def real_faces(bundle_path: Path, photos: int, threads: int) -> dict[str, Any]:
+def real_faces(
+    bundle_path: Path, photos: int, threads: int, detector: Path | None
+) -> dict[str, Any]:
     """LFW photos through the bundle: all but one photo per person enrolled, that one queried."""
     bundle = Bundle.load(bundle_path)
-    pipeline = Pipeline.create(bundle, threads=threads)
+    pipeline = Pipeline.create(bundle, threads=threads, detector=detector)
     by_person: dict[str, list[Path]] = defaultdict(list)
     for path in sorted((LFW / "images").glob("*/*.jpg")):
         by_person[path.parent.name].append(path)
@@ -225,6 +228,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--bundle", type=Path, help="also search real LFW faces through it")
     parser.add_argument("--real-photos", type=int, default=3000, help="LFW photos (--bundle)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--detector", type=Path, default=shared_yunet(), help="YuNet .onnx file")
     parser.add_argument("--out", help="output folder (default benchmarks/results/gallery)")
     args = parser.parse_args(argv)
     args.indexes = args.indexes.split(",")
@@ -248,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.bundle is not None:
             if not LFW.is_dir():
                 raise FacelensError(f"--bundle needs LFW photos at {LFW}; set FACELENS_SHARED")
-            data = real_faces(args.bundle, args.real_photos, args.threads)
+            data = real_faces(args.bundle, args.real_photos, args.threads, args.detector)
             rows += measure(data, args.indexes, f"LFW ({data['bundle']})", Path(tmp))
     print("\n" + markdown_table(rows, COLUMNS))
     dest = out_dir(args, "gallery")

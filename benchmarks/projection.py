@@ -28,6 +28,7 @@ from _common import (
     out_dir,
     progress,
     run_cli,
+    shared_yunet,
     write_json,
 )
 from _faces import crop_photos
@@ -36,6 +37,7 @@ from _verification import Pairs, auc, kfold, read_pairs
 from convert.fidelity import keras_features
 from convert.models import load_backbone
 from convert.projection import fit_pca
+from edge.detect import create_detector
 from edge.embedder import l2_normalize
 from edge.images import list_images
 
@@ -51,8 +53,10 @@ COLUMNS = [
 ]
 
 
-def features(model: Any, spec: Any, paths: list[Path], batch: int, desc: str) -> np.ndarray:
-    crops, _ = crop_photos(paths, spec)
+def features(
+    model: Any, spec: Any, paths: list[Path], batch: int, desc: str, detector: Any
+) -> np.ndarray:
+    crops, _ = crop_photos(paths, spec, detector)
     out = [
         keras_features(model, np.stack([spec.normalize(c) for c in crops[i : i + batch]]))
         for i in progress(range(0, len(crops), batch), desc, total=-(-len(crops) // batch))
@@ -95,6 +99,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--folds", type=int, default=10)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--detector", type=Path, default=shared_yunet(), help="YuNet .onnx file")
     parser.add_argument("--out", help="output folder (default benchmarks/results/projection)")
     return parser.parse_args(argv)
 
@@ -118,8 +123,9 @@ def main(argv: list[str] | None = None) -> int:
     fit_on = others[: args.fit_count]
     photos = pairs.photos
     spec = backbone.input_spec
-    fit = features(backbone.model, spec, fit_on, args.batch, "features: PCA photos")
-    full = features(backbone.model, spec, photos, args.batch, "features: pair photos")
+    detector = create_detector(args.detector)
+    fit = features(backbone.model, spec, fit_on, args.batch, "features: PCA photos", detector)
+    full = features(backbone.model, spec, photos, args.batch, "features: pair photos", detector)
     index = {p: i for i, p in enumerate(photos)}
     person = np.asarray([p.parent.name for p in photos])
     reference = l2_normalize(full)
