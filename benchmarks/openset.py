@@ -43,15 +43,14 @@ from _common import (
     write_json,
 )
 
-from edge.bundle import DEFAULT_FORMAT
+from edge.api import FaceLens
+from edge.bundle import DEFAULT_FORMAT, Bundle
 from edge.calibrate import DEFAULT_FPIR, Calibration, calibrate
-from edge.detect import rank_faces
-from edge.enroll import enroll
 from edge.errors import FacelensError, ImageError
-from edge.gallery import Gallery
+from edge.faces import rank_faces
 from edge.images import read_image
 from edge.matching import Matcher
-from edge.pipeline import Pipeline, load_matcher, resolve_threshold
+from edge.pipeline import Pipeline
 
 N_ENROLLED, N_UNKNOWN, MAX_PROBES = 150, 150, 4
 AUGMENTATIONS: dict[str, Callable[[np.ndarray], list[np.ndarray]]] = {}
@@ -133,33 +132,36 @@ def calibrate_lfw(pipeline: Pipeline, lfw: Path, fpir: float = DEFAULT_FPIR) -> 
     return calibrate(pipeline, lfw / "pairs_devtrain.csv", lfw / "images", 0.001, False, fpir=fpir)
 
 
-def store(gallery: Gallery, pipeline: Pipeline, cal: Calibration) -> None:
-    """Store a calibration in a gallery, as ``edge calibrate`` does."""
-    gallery.set_threshold(pipeline.bundle.fingerprint, cal.to_dict(), cohort=cal.cohort)
+def store(lens: FaceLens, cal: Calibration) -> None:
+    """Store one calibration in another gallery, as ``edge calibrate`` would have."""
+    lens.gallery.set_threshold(lens.bundle.fingerprint, cal.to_dict(), cohort=cal.cohort)
 
 
 def protocol(
-    pipeline: Pipeline,
+    engine: dict[str, Any],
     lfw: Path,
     gallery_path: Path,
     shots: int,
     embed: Embeddings,
     cal: Calibration,
 ) -> dict[str, Any]:
-    """Enrol ``shots`` photos each under the calibration ``cal``; identify probes, strangers."""
+    """Enrol ``shots`` photos each under the calibration ``cal``; identify probes, strangers.
+
+    ``engine`` is FaceLens' bundle and model options; each protocol has its own gallery.
+    """
     photos, enrolled, unknown = split_people(lfw, shots)
-    with Gallery(gallery_path) as gallery:
-        store(gallery, pipeline, cal)
+    with FaceLens(gallery=gallery_path, **engine) as lens:
+        store(lens, cal)
         refused = []
         for person in enrolled:  # no flags: what `edge enroll NAME PHOTO...` does
             try:
-                enroll(pipeline, gallery, person, photos[person][:shots])
+                lens.enroll(person, photos[person][:shots])
             except ImageError as exc:
                 refused.append(str(exc))
-        threshold = resolve_threshold(pipeline.bundle, gallery, None)
-        matcher = load_matcher(pipeline.bundle, gallery, threshold.value, threshold.open_set)
-        cosine = load_matcher(pipeline.bundle, gallery, cal.cosine)
-        enrolled = [p for p in enrolled if p in matcher.people]
+        matcher, threshold = lens.matcher, lens.threshold
+    with FaceLens(gallery=gallery_path, threshold=cal.cosine, **engine) as lens:
+        cosine = lens.matcher  # the old rule: one cosine at FAR 1e-3
+    enrolled = [p for p in enrolled if p in matcher.people]
     probes = [(p, f) for p in enrolled for f in photos[p][shots : shots + MAX_PROBES]]
     known = [embed(f) for _, f in probes]
     strangers = [embed(photos[p][0]) for p in unknown]
@@ -220,10 +222,11 @@ def curve(matcher: Matcher, known, truth, strangers) -> list[tuple[float, float]
 
 
 def augmentation_study(
-    pipeline: Pipeline, lfw: Path, gallery_dir: Path, embed: Embeddings, cal: Calibration
+    engine: dict[str, Any], lfw: Path, gallery_dir: Path, embed: Embeddings, cal: Calibration
 ) -> list[dict[str, Any]]:
     """Named/rejected at the stored rule, enrolling each photo plus each augmentation."""
     rows = []
+    pipeline = embed.pipeline
     for shots in (1, 3):
         photos, enrolled, unknown = split_people(lfw, shots)
         base: dict[str, list[np.ndarray]] = {}
@@ -237,9 +240,9 @@ def augmentation_study(
                 _, cut = pipeline.cut(image, rank_faces(faces, image.shape)[:1])
                 base.setdefault(person, []).append(embed(path))
                 crops.setdefault(person, []).extend(cut)
-        with Gallery(gallery_dir / f"aug{shots}.sqlite") as gallery:
-            store(gallery, pipeline, cal)
-            threshold = resolve_threshold(pipeline.bundle, gallery, None)
+        with FaceLens(gallery=gallery_dir / f"aug{shots}.sqlite", **engine) as lens:
+            store(lens, cal)
+            threshold = lens.threshold
         probes = [(p, f) for p in base for f in photos[p][shots : shots + MAX_PROBES]]
         known = [embed(f) for _, f in probes]
         strangers = [embed(photos[p][0]) for p in unknown]
@@ -309,9 +312,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if not (LFW / "pairs_devtrain.csv").is_file():
         raise FacelensError(f"{LFW} is missing: put ../shared in place or set FACELENS_SHARED")
-    pipeline = Pipeline.create(
-        args.bundle, fmt=args.format, threads=args.threads, detector=args.detector
+    engine = dict(
+        bundle=Bundle.load(args.bundle),
+        fmt=args.format,
+        threads=args.threads,
+        detector=args.detector,
     )
+    pipeline = Pipeline.create(**engine)
     info = machine_info()
     print(f"# open-set identification: {pipeline.bundle.name}, {args.format}, "
           f"{args.threads} threads\n\nmachine: {machine_line(info)}\n")  # fmt: skip
@@ -322,15 +329,13 @@ def main(argv: list[str] | None = None) -> int:
     results, rows = [], []
     with tempfile.TemporaryDirectory(prefix="facelens-openset-") as tmp:
         for shots in (1, 3):
-            r = protocol(pipeline, LFW, Path(tmp) / f"g{shots}.sqlite", shots, embed, cal)
+            r = protocol(engine, LFW, Path(tmp) / f"g{shots}.sqlite", shots, embed, cal)
             results.append(r)
             for rule in ("open_set", "cosine_far_1e-3"):
                 rows.append({"shots": shots, "rule": rule, **r[rule]})
         print(markdown_table(rows, COLUMNS))
         augmentation = (
-            []
-            if args.skip_augmentation
-            else augmentation_study(pipeline, LFW, Path(tmp), embed, cal)
+            [] if args.skip_augmentation else augmentation_study(engine, LFW, Path(tmp), embed, cal)
         )
     if augmentation:
         print("\n## enrolment augmentation (stored open-set rule)\n")

@@ -1,5 +1,7 @@
 """Enrolment views: a person's best distinct faces from photos, folders or a video.
 
+:meth:`edge.FaceLens.enroll` stores what :func:`choose_views` keeps.
+
 Views come from photos (files or folders) or from a video or camera. Each candidate
 face is checked (:func:`edge.quality.assess`: size, sharpness, pose) and the best
 distinct ones are kept (:func:`edge.quality.select_views`). A photo the user named
@@ -17,9 +19,9 @@ import numpy as np
 
 from edge.detect import Face
 from edge.errors import FacelensError, ImageError
-from edge.gallery import Gallery
-from edge.images import is_image_file, read_image
-from edge.pipeline import Pipeline, choose_face
+from edge.faces import choose_face
+from edge.images import list_images, read_image
+from edge.pipeline import Pipeline
 from edge.quality import FaceQuality, View, assess, select_views
 
 MAX_VIEWS = 5
@@ -71,7 +73,7 @@ def expand_photos(images: Sequence[Photo]) -> tuple[list[tuple[str, Photo]], lis
             named.append((f"image #{i}", item))
         elif Path(item).is_dir():
             folder = Path(item)
-            files = sorted(f for f in folder.rglob("*") if f.is_file() and is_image_file(f))
+            files = list_images(folder)
             if not files:
                 raise ImageError(f"{folder} holds no image files (.jpg, .png, ...); check it")
             found.extend(files)
@@ -81,12 +83,15 @@ def expand_photos(images: Sequence[Photo]) -> tuple[list[tuple[str, Photo]], lis
 
 
 def _candidate(
-    pipeline: Pipeline, image: np.ndarray, source: str, face_index: int | None
+    pipeline: Pipeline, image: np.ndarray, source: str, face_index: int | Face | None
 ) -> _Candidate | str:
     """The face a photo or frame is about, measured and embedded; or why there is none."""
     try:
         faces = pipeline.faces(image)
-        face = choose_face(faces, image.shape, source, face_index)
+        if isinstance(face_index, Face):
+            face = face_index
+        else:
+            face = choose_face(faces, image.shape, source, face_index)
     except ImageError as exc:
         return str(exc)
     kept, crops = pipeline.cut(image, [face])
@@ -102,7 +107,7 @@ def _candidate(
 
 
 def photo_candidates(
-    pipeline: Pipeline, images: Sequence[Photo], face_index: int | None = None
+    pipeline: Pipeline, images: Sequence[Photo], face_index: int | Face | None = None
 ) -> tuple[list[_Candidate], list[tuple[str, str]]]:
     """Candidates from photos and folders; a named photo that fails raises, naming it."""
     named, found = expand_photos(images)
@@ -161,7 +166,7 @@ def choose_views(
     pipeline: Pipeline,
     name: str,
     images: Sequence[Photo] = (),
-    face_index: int | None = None,
+    face_index: int | Face | None = None,
     *,
     video: str | None = None,
     max_views: int = MAX_VIEWS,
@@ -192,18 +197,3 @@ def choose_views(
         kept.append(EnrolledPhoto(v.source, c.face, c.faces_found, v.quality))
     embeddings = np.stack([v.embedding for v in selection.kept])
     return Enrolment(name, kept, left_out, embeddings)
-
-
-def enroll(
-    pipeline: Pipeline,
-    gallery: Gallery,
-    name: str,
-    images: Sequence[Photo] = (),
-    face_index: int | None = None,
-    **options: object,
-) -> Enrolment:
-    """:func:`choose_views`, then every kept view into the gallery in one transaction."""
-    enrolment = choose_views(pipeline, name, images, face_index, **options)
-    bundle = pipeline.bundle
-    gallery.add(name, enrolment.embeddings, bundle.fingerprint, bundle.name)
-    return enrolment

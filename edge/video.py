@@ -7,24 +7,25 @@ face that stays is followed every frame; a face that *enters* is found at the ne
 full detection, ``detect_every - 1`` frames late at most. ``benchmarks/pipeline.py``
 measures what that costs in missed faces against full detection on every frame.
 
-Every face is checked by :func:`edge.quality.assess`: one too small or blurred is
-reported as "can't tell" and casts no vote. The :class:`~edge.track.Tracker` turns the
+Faces are named by :meth:`edge.FaceLens.recognize` (given the faces, so it does not
+detect again): one too small or blurred to tell is reported as "can't tell" and casts
+no vote. The :class:`~edge.track.Tracker` turns the
 frames into labels ("deciding…" until confident) and appearances.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import cv2
 import numpy as np
 
+from edge.api import STAGES, FaceLens
 from edge.detect import Face
-from edge.matching import Matcher
-from edge.pipeline import STAGES, FaceResult, FrameResult, Pipeline
-from edge.quality import assess
+from edge.run import FrameResult
 from edge.sources import Frame
-from edge.track import Observation, Tracker, iou
+from edge.track import Appearance, Observation, Tracker, iou
 
 DETECT_EVERY = 5  # at 25 FPS a face entering is found within 0.16 s
 FOLLOW_PX = 64  # a followed face is looked for at this size (px), never larger
@@ -54,20 +55,19 @@ class VideoRecognizer:
     ``detect_every=1`` detects on every full frame (no following); ``5`` detects on
     every fifth frame and follows tracks in between. ``fps`` (a video file's frame rate)
     makes appearance times seconds into the video; without it they are epoch seconds.
+    Use :meth:`edge.FaceLens.video` to make one.
     """
 
     def __init__(
         self,
-        pipeline: Pipeline,
-        matcher: Matcher,
-        tracker: Tracker | None = None,
+        lens: FaceLens,
         detect_every: int = DETECT_EVERY,
         fps: float = 0.0,
+        tracker: Tracker | None = None,
     ) -> None:
         if detect_every < 1:
             raise ValueError(f"detect_every={detect_every}: detect on at least every frame")
-        self.pipeline = pipeline
-        self.matcher = matcher
+        self.lens = lens
         self.tracker = tracker or Tracker()
         self.detect_every = detect_every
         self.fps = fps
@@ -78,7 +78,7 @@ class VideoRecognizer:
 
     def _follow(self, image: np.ndarray) -> list[Face]:
         """Each live track's face, looked for in a window around its last box."""
-        detector = self.pipeline.detector
+        detector = self.lens.pipeline.detector
         faces: list[Face] = []
         for track in self.tracker.tracks:
             if track.missed > 1:  # lost: wait for the next full detection
@@ -103,55 +103,33 @@ class VideoRecognizer:
         return faces
 
     def __call__(self, frame: Frame) -> FrameResult:
+        """Name one frame's faces; ``result.appearances`` holds the tracks that ended."""
         image = frame.image
-        ms = {"decode": frame.decode_ms}
+        pipeline = self.lens.pipeline
         t0 = time.perf_counter()
         full = (
-            self.pipeline.detector is None
+            pipeline.detector is None
             or frame.index % self.detect_every == 0
             or not self.tracker.tracks
         )
-        faces = self.pipeline.faces(image) if full else self._follow(image)
+        faces = pipeline.faces(image) if full else self._follow(image)
         t1 = time.perf_counter()
-        faces, crops = self.pipeline.cut(image, faces)
-        quality = [assess(image, f) for f in faces] if self.pipeline.detector else None
-        batch = self.pipeline.embedder.prepare(crops)
+        named = self.lens.recognize(image, faces)
         t2 = time.perf_counter()
-        embeddings = self.pipeline.embedder.embed_batch(batch)
-        t3 = time.perf_counter()
-        matches = self.matcher.match(embeddings) if len(faces) else []
         observations = [
-            Observation(
-                face.box,
-                embeddings[i],
-                m.name,
-                m.score,
-                quality[i].problem if quality else None,
-            )
-            for i, (face, m) in enumerate(zip(faces, matches, strict=True))
+            Observation(face.box, embedding, face.name, face.score, face.problem)
+            for face, embedding in zip(named.faces, named.embeddings, strict=True)
         ]
         tracked, ended = self.tracker.update(self._timestamp(frame), observations)
-        ms.update(
-            detect=(t1 - t0) * 1000,
-            align=(t2 - t1) * 1000,
-            embed=(t3 - t2) * 1000,
-            match=(time.perf_counter() - t3) * 1000,  # matching and tracking
-        )
+        ms = {**named.ms, "decode": frame.decode_ms, "detect": (t1 - t0) * 1000}
+        ms["match"] += (time.perf_counter() - t2) * 1000  # matching and tracking
         ms["total"] = sum(ms[s] for s in STAGES)
-        results = [
-            FaceResult(
-                face.box,
-                face.score,
-                None if tf.observation.problem else m.name,  # can't tell: no guess
-                m.score,
-                m.nearest,
-                tf.track_id,
-                tf.label,
-            )
-            for face, m, tf in zip(faces, matches, tracked, strict=True)
+        faces_out = [
+            replace(face, track_id=tf.track_id, label=tf.label)
+            for face, tf in zip(named.faces, tracked, strict=True)
         ]
-        return FrameResult(frame, results, ms, ended)
+        return FrameResult(frame, faces_out, ms, ended)
 
-    def finish(self) -> list:
+    def finish(self) -> list[Appearance]:
         """The appearances still open when the source ends."""
         return self.tracker.finish()

@@ -8,18 +8,23 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.enroll import choose_views, enroll
+from edge import FaceLens
+from edge.enroll import choose_views
 from edge.errors import ImageError
-from edge.gallery import Gallery
 from edge.images import read_image
-from edge.pipeline import Pipeline
 
 PERSON = "Tony_Blair"
 
 
 @pytest.fixture(scope="module")
-def pipeline(faceres_bundle):
-    return Pipeline.create(faceres_bundle, threads=2)
+def lens(faceres_bundle, tmp_path_factory):
+    with FaceLens(faceres_bundle, tmp_path_factory.mktemp("enrol") / "g.sqlite", threads=2) as fl:
+        yield fl
+
+
+@pytest.fixture(scope="module")
+def pipeline(lens):
+    return lens.pipeline
 
 
 @pytest.fixture(scope="module")
@@ -39,20 +44,21 @@ def test_several_photos_are_kept_with_their_quality(pipeline, photos):
     assert all(v.quality.ok and v.quality.size > 60 for v in views)
 
 
-def test_a_blurred_or_tiny_named_photo_is_refused_and_nothing_is_written(
-    pipeline, photos, tmp_path
-):
+def test_a_blurred_or_tiny_named_photo_is_refused_and_nothing_is_written(lens, photos, tmp_path):
     image = read_image(photos[1])
     blurred = _write(tmp_path / "blurred.jpg", cv2.GaussianBlur(image, (0, 0), 4))
     tiny = np.full((400, 400, 3), 128, np.uint8)
     tiny[180:212, 180:212] = cv2.resize(image, (32, 32), interpolation=cv2.INTER_AREA)
     tiny = _write(tmp_path / "tiny.png", tiny)
-    with Gallery(tmp_path / "g.sqlite") as gallery:
-        with pytest.raises(ImageError, match=r"blurred\.jpg: face too blurred \(sharpness"):
-            enroll(pipeline, gallery, PERSON, [photos[0], blurred])
-        with pytest.raises(ImageError, match=r"tiny\.png: face too small \(\d+ px, needs 40\)"):
-            enroll(pipeline, gallery, PERSON, [tiny])
-        assert gallery.people() == []
+    with pytest.raises(ImageError, match=r"blurred\.jpg: face too blurred \(sharpness"):
+        lens.enroll(PERSON, [photos[0], blurred])
+    with pytest.raises(ImageError, match=r"tiny\.png: face too small \(\d+ px, needs 40\)"):
+        lens.enroll(PERSON, [tiny])
+    assert lens.people() == []
+    enrolment = lens.enroll(PERSON, [photos[0], read_image(photos[1])])  # arrays too
+    assert sorted(v.path for v in enrolment) == sorted([str(photos[0]), "image #1"])
+    assert [p.embeddings for p in lens.people()] == [2]
+    assert lens.forget(PERSON) == 2
 
 
 def test_a_folder_leaves_out_bad_photos_and_says_why(pipeline, photos, tmp_path):

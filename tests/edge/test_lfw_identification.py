@@ -24,12 +24,13 @@ sys.path.append(str(Path(__file__).resolve().parents[2] / "benchmarks"))
 def lfw_runs(faceres_bundle, lfw_dir, tmp_path_factory):
     import openset
 
-    pipeline = Pipeline.create(faceres_bundle, threads=2)
+    engine = {"bundle": faceres_bundle, "threads": 2}
+    pipeline = Pipeline.create(**engine)
     embed = openset.Embeddings(pipeline)  # each photo embedded once for both protocols
     cal = openset.calibrate_lfw(pipeline, lfw_dir)
     tmp = tmp_path_factory.mktemp("lfw")
     return {
-        shots: openset.protocol(pipeline, lfw_dir, tmp / f"g{shots}.sqlite", shots, embed, cal)
+        shots: openset.protocol(engine, lfw_dir, tmp / f"g{shots}.sqlite", shots, embed, cal)
         for shots in (1, 3)
     }
 
@@ -39,7 +40,7 @@ def test_one_shot_identification_on_lfw(lfw_runs):
     print({k: v for k, v in r.items() if k not in ("curve", "calibration")})
     assert r["enrolled_people"] >= 100 and r["unknown_people"] >= 100
     assert r["enrolled_probes"] >= 250
-    assert r["rule"].startswith("calibrated: open set: s-norm")
+    assert r["rule"].startswith("calibrated open set: s-norm")
     # Issue 11 asks for >= 0.93 named and >= 0.95 rejected. Measured with the faceres INT8
     # bundle: 0.819 named, 0.980 rejected (rank-1 ignoring any threshold: 0.943, so 0.93
     # named is out of this model's reach one-shot; not asserted). The floors sit ~2.5

@@ -6,7 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.detect import create_detector, rank_faces
+from edge.detect import create_detector
+from edge.faces import rank_faces
 from edge.images import read_image
 from edge.quality import MIN_FACE_PX, FaceQuality, View, assess, pose, select_views
 

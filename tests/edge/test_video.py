@@ -15,13 +15,10 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.enroll import enroll
-from edge.gallery import Gallery
+from edge import FaceLens
 from edge.images import read_image
-from edge.pipeline import Pipeline, load_matcher
 from edge.sources import Frame, VideoSource
 from edge.track import CANT_TELL, DECIDING, UNKNOWN
-from edge.video import VideoRecognizer
 
 sys.path.append(str(Path(__file__).resolve().parent))
 from walkclip import H, W, default_walks, owner, write_walk_clip
@@ -30,11 +27,11 @@ PEOPLE = ["Colin_Powell", "Serena_Williams", "Junichiro_Koizumi"]
 STRANGER = "Hugo_Chavez"
 
 
-def _single_face_photo(pipeline: Pipeline, folder: Path) -> np.ndarray:
+def _single_face_photo(lens: FaceLens, folder: Path) -> np.ndarray:
     """A photo other than the enrolment one (the first) with exactly one face."""
     for path in sorted(folder.glob("*.jpg"))[1:]:
         image = read_image(path)
-        if len(pipeline.faces(image)) == 1:
+        if len(lens.faces(image)) == 1:
             return image
     raise AssertionError(f"no single-face photo in {folder}")
 
@@ -42,24 +39,23 @@ def _single_face_photo(pipeline: Pipeline, folder: Path) -> np.ndarray:
 @pytest.fixture(scope="module")
 def walk(faceres_bundle, lfw_dir, nonface_dir, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("walk")
-    pipeline = Pipeline.create(faceres_bundle, threads=2)
+    lens = FaceLens(faceres_bundle, tmp / "g.sqlite", threads=2)  # the bundle's threshold
     images = lfw_dir / "images"
-    with Gallery(tmp / "g.sqlite") as gallery:
-        for person in PEOPLE:
-            enroll(pipeline, gallery, person, [sorted((images / person).glob("*.jpg"))[0]])
-        matcher = load_matcher(pipeline.bundle, gallery, pipeline.bundle.threshold)
-    photos = {p: _single_face_photo(pipeline, images / p) for p in [*PEOPLE, STRANGER]}
+    for person in PEOPLE:
+        lens.enroll(person, [sorted((images / person).glob("*.jpg"))[0]])
+    photos = {p: _single_face_photo(lens, images / p) for p in [*PEOPLE, STRANGER]}
     background = cv2.resize(read_image(nonface_dir / "opencv_samples" / "building.jpg"), (W, H))
     walks = default_walks(PEOPLE, STRANGER)
     truth = write_walk_clip(tmp / "walk.avi", photos, walks, background)
-    return pipeline, matcher, walks, truth, tmp / "walk.avi", photos
+    yield lens, walks, truth, tmp / "walk.avi", photos
+    lens.close()
 
 
 @pytest.mark.parametrize("detect_every", [1, 5])
 def test_one_event_per_appearance_and_no_wrong_names(walk, detect_every):
-    pipeline, matcher, walks, truth, clip, _ = walk
+    lens, walks, truth, clip, _ = walk
     with VideoSource(clip) as source:
-        recognizer = VideoRecognizer(pipeline, matcher, detect_every=detect_every, fps=source.fps)
+        recognizer = lens.video(detect_every, fps=source.fps)
         appearances, labels = [], []
         for frame in source:
             result = recognizer(frame)
@@ -90,14 +86,17 @@ def test_one_event_per_appearance_and_no_wrong_names(walk, detect_every):
 
 
 def test_a_blurred_face_is_cant_tell_not_a_guess(walk):
-    pipeline, matcher, _, _, _, photos = walk
+    lens, _, _, _, photos = walk
     frame_image = np.zeros((H, W, 3), np.uint8)
     frame_image[100:350, 200:450] = cv2.GaussianBlur(photos[PEOPLE[0]], (0, 0), 4)
-    recognizer = VideoRecognizer(pipeline, matcher, detect_every=1, fps=25)
+    recognizer = lens.video(detect_every=1, fps=25)
     labels = []
     for i in range(5):
         result = recognizer(Frame(frame_image, i, "blurred", 0.0))
         labels += [f.label for f in result.faces]
+        assert all(f.name is None and "blurred" in f.problem for f in result.faces)
     assert labels and set(labels) == {CANT_TELL}
+    (identity,) = lens.identify(frame_image)  # a photo: can't tell either, not a guess
+    assert identity.name is None and "too blurred" in identity.problem
     (appearance,) = recognizer.finish()
     assert appearance.name is None and appearance.status == "unclear"
