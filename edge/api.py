@@ -230,11 +230,15 @@ class FaceLens:
 
     def describe(self) -> str:
         """One line: bundle, artifact and runtime, detector, threshold, people enrolled."""
-        p, t = self.pipeline, self.threshold
+        p, t, m = self.pipeline, self.threshold, self.matcher
+        rule = (
+            f"threshold {m.threshold:.3f} normalised ({t.origin})"
+            if t.open_set
+            else f"threshold {t.value:.3f} ({t.origin})"
+        )
         return (
             f"bundle {p.bundle.path} ({p.embedder.format} via {p.embedder.backend.runtime}), "
-            f"detector {p.detector_name}, threshold {t.value:.3f} ({t.origin}), "
-            f"{len(self.matcher)} people"
+            f"detector {p.detector_name}, {rule}, {len(m)} people"
         )
 
     # -- faces and embeddings -----------------------------------------------------------

@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # the library loads OpenCV and a runtime: only once a command
     from edge.track import Appearance
 
 log = logging.getLogger("edge")
+LEFT_OUT_SHOWN = 12  # enrolment from a video leaves out hundreds of frames: list a few
 
 
 def _default_threads() -> int:
@@ -167,8 +168,10 @@ def cmd_enroll(args: argparse.Namespace) -> int:
                 f"kept {photo.path}: face at ({x}, {y}, {w}x{h}) score {photo.face.score:.2f}"
                 f" (of {photo.faces_found} found), {photo.quality.describe()}"
             )
-        for source, reason in enrolment.left_out:
+        for source, reason in enrolment.left_out[:LEFT_OUT_SHOWN]:
             print(f"left out {source}: {reason}")
+        if len(enrolment.left_out) > LEFT_OUT_SHOWN:
+            print(f"... and {len(enrolment.left_out) - LEFT_OUT_SHOWN} more left out")
         total = sum(p.embeddings for p in lens.people() if p.name == args.name)
         print(
             f"enrolled {args.name!r} from {len(enrolment)} view(s) into {lens.gallery_path}"

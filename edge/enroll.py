@@ -22,7 +22,7 @@ from edge.errors import FacelensError, ImageError
 from edge.faces import choose_face
 from edge.images import list_images, read_image
 from edge.pipeline import Pipeline
-from edge.quality import FaceQuality, View, assess, select_views
+from edge.quality import FULL, FaceQuality, View, assess, select_views
 
 MAX_VIEWS = 5
 VIDEO_FRAMES = 200  # frames looked at in a video file, spread over its length
@@ -188,6 +188,7 @@ def choose_views(
     by_source = {c.view.source: c for c in candidates}
     selection = select_views([c.view for c in candidates], max_views, min_distance)
     left_out += [(v.source, reason) for v, reason in selection.left_out]
+    left_out.sort(key=lambda item: item[1].endswith(FULL))  # the informative reasons first
     if not selection.kept:
         reasons = "; ".join(f"{s}: {r}" for s, r in left_out[:5]) or "no face found"
         raise FacelensError(f"no usable view of {name!r} ({reasons})")

@@ -27,6 +27,7 @@ MIN_FACE_PX = 40  # below this the embedding is mostly upsampling blur
 MIN_SHARPNESS = 0.025
 MAX_YAW = 0.35  # nose offset from the eyes' midpoint, in eye distances: ~35 degrees
 SHARPNESS_SIDE = 96
+FULL = "better views already kept"  # why a good view was left out of a full selection
 
 
 @dataclass(frozen=True)
@@ -145,7 +146,7 @@ def select_views(views: Sequence[View], k: int, min_distance: float = 0.08) -> S
     kept: list[View] = []
     for view in good:
         if len(kept) == k:
-            left_out.append((view, f"{k} better views already kept"))
+            left_out.append((view, f"{k} {FULL}"))
             continue
         if kept:
             closest = max(float(view.embedding @ v.embedding) for v in kept)
