@@ -23,6 +23,7 @@ from edge.faces import choose_face
 from edge.images import list_images, read_image
 from edge.pipeline import Pipeline
 from edge.quality import FULL, FaceQuality, View, assess, select_views
+from edge.sources import open_source
 
 MAX_VIEWS = 5
 VIDEO_FRAMES = 200  # frames looked at in a video file, spread over its length
@@ -52,6 +53,9 @@ class Enrolment:
 
     def __len__(self) -> int:
         return len(self.kept)
+
+    def __getitem__(self, i: int) -> EnrolledPhoto:
+        return self.kept[i]
 
 
 @dataclass(frozen=True)
@@ -84,7 +88,7 @@ def expand_photos(images: Sequence[Photo]) -> tuple[list[tuple[str, Photo]], lis
 
 def _candidate(
     pipeline: Pipeline, image: np.ndarray, source: str, face_index: int | Face | None
-) -> _Candidate | str:
+) -> _Candidate | ImageError:
     """The face a photo or frame is about, measured and embedded; or why there is none."""
     try:
         faces = pipeline.faces(image)
@@ -93,10 +97,10 @@ def _candidate(
         else:
             face = choose_face(faces, image.shape, source, face_index)
     except ImageError as exc:
-        return str(exc)
+        return exc
     kept, crops = pipeline.cut(image, [face])
     if not kept:
-        return f"the chosen face of {source} lies outside the image; pick another"
+        return ImageError(f"the chosen face of {source} lies outside the image; pick another")
     quality = (
         assess(image, face)
         if pipeline.detector is not None
@@ -123,10 +127,10 @@ def photo_candidates(
             left_out.append((label, str(exc)))
             continue
         got = _candidate(pipeline, image, label, face_index)
-        if isinstance(got, str):
+        if isinstance(got, ImageError):
             if strict:
-                raise ImageError(got)
-            left_out.append((label, got))
+                raise got
+            left_out.append((label, str(got)))
         elif strict and not got.view.quality.ok:
             raise ImageError(
                 f"{label}: {got.view.quality.problem}; use a larger, sharper photo of the face"
@@ -140,8 +144,6 @@ def video_candidates(
     pipeline: Pipeline, spec: str, frames: int = VIDEO_FRAMES
 ) -> tuple[list[_Candidate], list[tuple[str, str]]]:
     """Candidates from up to ``frames`` frames of a video file, stream or camera."""
-    from edge.sources import open_source
-
     candidates, left_out = [], []
     with open_source(spec) as source:
         total = int(getattr(source, "frame_count", 0) or 0)
@@ -152,8 +154,8 @@ def video_candidates(
                 continue
             label = f"{source.label} frame {frame.index}"
             got = _candidate(pipeline, frame.image, label, None)
-            if isinstance(got, str):
-                left_out.append((label, got.replace(f"{label} ", "").replace(label, "frame")))
+            if isinstance(got, ImageError):
+                left_out.append((label, str(got)))
             else:
                 candidates.append(got)
             seen += 1
