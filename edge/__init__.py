@@ -6,7 +6,7 @@
 
     fl = edge.FaceLens(bundle="bundles/faceres", gallery="people.db")
     fl.verify("a.jpg", "b.jpg")      # Verification(same=..., score=..., threshold=...)
-    fl.enroll("Ada", ["ada.jpg"])    # [EnrolledPhoto(...)]
+    fl.enroll("Ada", ["ada.jpg"])    # Enrolment: the kept views (EnrolledPhoto), left out
     fl.identify("door.jpg")          # [Identity(name="Ada" or None, score, box, ...)]
 
 The names below load on first use, so ``import edge`` itself imports nothing heavy
