@@ -37,7 +37,7 @@ from edge.gallery import Gallery, PersonInfo
 from edge.images import read_image
 from edge.matching import Matcher, OpenSet
 from edge.pipeline import Pipeline
-from edge.quality import assess
+from edge.quality import MIN_DECIDE_PX, assess
 
 if TYPE_CHECKING:  # edge.video builds on this module
     from edge.video import VideoRecognizer
@@ -337,9 +337,8 @@ class FaceLens:
             faces = pipeline.faces(array) if faces is None else faces
             t2 = time.perf_counter()
             faces, crops = pipeline.cut(array, faces)
-            problems = [
-                assess(array, f).problem if pipeline.detector is not None else None for f in faces
-            ]
+            checked = pipeline.detector is not None  # the whole image is no face to measure
+            problems = [assess(array, f, MIN_DECIDE_PX).problem if checked else None for f in faces]
             batch = pipeline.embedder.prepare(crops)
             t3 = time.perf_counter()
             embeddings = pipeline.embedder.embed_batch(batch)
