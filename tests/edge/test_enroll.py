@@ -17,8 +17,10 @@ PERSON = "Tony_Blair"
 
 
 @pytest.fixture(scope="module")
-def lens(faceres_bundle, tmp_path_factory):
-    with FaceLens(faceres_bundle, tmp_path_factory.mktemp("enrol") / "g.sqlite", threads=2) as fl:
+def lens(faceres_bundle, yunet_path, tmp_path_factory):
+    gallery = tmp_path_factory.mktemp("enrol") / "g.sqlite"
+    # YuNet named: module scope runs before the per-test offline setting
+    with FaceLens(faceres_bundle, gallery, threads=2, detector=yunet_path) as fl:
         yield fl
 
 

@@ -21,10 +21,11 @@ sys.path.append(str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
 
 @pytest.fixture(scope="module")
-def lfw_runs(faceres_bundle, lfw_dir, tmp_path_factory):
+def lfw_runs(faceres_bundle, lfw_dir, yunet_path, tmp_path_factory):
     import openset
 
-    engine = {"bundle": faceres_bundle, "threads": 2}
+    # module scope runs before the per-test offline YuNet setting: name the file
+    engine = {"bundle": faceres_bundle, "threads": 2, "detector": yunet_path}
     pipeline = Pipeline.create(**engine)
     embed = openset.Embeddings(pipeline)  # each photo embedded once for both protocols
     cal = openset.calibrate_lfw(pipeline, lfw_dir)

@@ -37,9 +37,10 @@ def _single_face_photo(lens: FaceLens, folder: Path) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def walk(faceres_bundle, lfw_dir, nonface_dir, tmp_path_factory):
+def walk(faceres_bundle, lfw_dir, nonface_dir, yunet_path, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("walk")
-    lens = FaceLens(faceres_bundle, tmp / "g.sqlite", threads=2)  # the bundle's threshold
+    # the bundle's threshold; YuNet named (module scope runs before the offline setting)
+    lens = FaceLens(faceres_bundle, tmp / "g.sqlite", threads=2, detector=yunet_path)
     images = lfw_dir / "images"
     for person in PEOPLE:
         lens.enroll(person, [sorted((images / person).glob("*.jpg"))[0]])
