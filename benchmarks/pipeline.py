@@ -3,7 +3,10 @@
 Part 1 runs edge's own recognition loop (video decode -> detect -> align -> embed ->
 match, as ``edge recognize`` does) on three generated clips with 0, 1 and 4 faces per
 frame (LFW photos pasted on a background, the people enrolled from *other* photos of
-them into an encrypted gallery): FPS and per-stage latency.
+them into an encrypted gallery): FPS and per-stage latency, per frame as for photos.
+The clips with faces are then run as a video is (``edge.video.VideoRecognizer``): full
+detection every ``--detect-every`` frames, tracks followed in between, with the faces
+missed against full-frame detection on every frame.
 
 Part 2 times edge's brute-force matcher (one matrix product) against galleries of
 random unit embeddings (default 25,088 dims, VGG16 block5_pool): search time per face
@@ -50,6 +53,9 @@ from edge.images import read_image
 from edge.matching import Matcher
 from edge.run import recognize_frame, run_to_end
 from edge.sources import VideoSource
+from edge.stats import RunStats
+from edge.track import iou
+from edge.video import VideoRecognizer
 
 FRAME_W, FRAME_H = 640, 480
 FACE_COUNTS = (0, 1, 4)
@@ -109,8 +115,9 @@ def write_clip(path: Path, photos: list[np.ndarray], frames: int, base: np.ndarr
     writer.release()
 
 
-def run_clips(args: argparse.Namespace, bundle: Bundle, tmp: Path) -> list[dict[str, Any]]:
-    """Enrol four people, then recognise each clip through edge's own loop."""
+def run_clips(args: argparse.Namespace, bundle: Bundle, tmp: Path) -> tuple[list, list]:
+    """Enrol four people, then recognise each clip through edge's own loop, per frame
+    (``edge recognize`` on photos) and following tracks (on a video)."""
     lens = FaceLens(
         bundle, tmp / "gallery.db", fmt=args.format, threads=args.threads, detector=args.detector
     )
@@ -118,7 +125,7 @@ def run_clips(args: argparse.Namespace, bundle: Bundle, tmp: Path) -> list[dict[
     for name, enrol_photo, _ in people:
         lens.enroll(name, [enrol_photo])
     base = background()
-    rows = []
+    rows, tracking = [], []
     for count in progress(FACE_COUNTS, "clips"):
         clip = tmp / f"faces{count}.avi"
         shown = people[:count]
@@ -148,7 +155,60 @@ def run_clips(args: argparse.Namespace, bundle: Bundle, tmp: Path) -> list[dict[
                 "named_wrong": named - right,
             }
         )
+        if count:
+            tracking += run_tracking(args, lens, clip, count)
     lens.close()
+    return rows, tracking
+
+
+# -- following faces between detections ---------------------------------------------
+
+
+def reference_boxes(lens: FaceLens, clip: Path) -> list[list[tuple[float, ...]]]:
+    """Every frame's faces by full-frame detection: what a skipped detection may miss."""
+    with VideoSource(clip) as source:
+        return [[f.box for f in lens.faces(frame.image)] for frame in source]
+
+
+def run_tracking(
+    args: argparse.Namespace, lens: FaceLens, clip: Path, count: int
+) -> list[dict[str, Any]]:
+    """FPS and missed faces of the tracking recognizer for each ``--detect-every``."""
+    reference = reference_boxes(lens, clip)
+    rows = []
+    for every in args.detect_every:
+        missed = total = 0
+
+        def tally(result, reference=reference) -> None:
+            nonlocal missed, total
+            for box in reference[result.frame.index]:
+                total += 1
+                missed += not any(iou(box, f.box) >= 0.5 for f in result.faces)
+
+        stats = None
+        with VideoSource(clip) as source:
+            recognizer = VideoRecognizer(lens, detect_every=every, fps=source.fps)
+            for frame in source:
+                result = recognizer(frame)
+                if stats is None:  # the first frame warms up, untimed
+                    stats = RunStats(STAGES)
+                    continue
+                stats.add(result.ms, len(result.faces))
+                tally(result)
+        stats = stats.summary()
+        lat = stats["latency_ms"]
+        rows.append(
+            {
+                "faces_per_frame": count,
+                "detect_every": every,
+                "frames": stats["frames"],
+                "fps": stats["fps"],
+                **{f"{s}_p50": lat[s].get("p50") for s in (*STAGES, "total")},
+                "missed_faces": missed,
+                "reference_faces": total,
+                "missed_pct": 100 * missed / total if total else None,
+            }
+        )
     return rows
 
 
@@ -210,6 +270,17 @@ CLIP_COLUMNS = [
     ("total_p90", "total p90 ms", 1),
     ("named_right_pct", "named right %", 1),
     ("named_wrong", "named wrong", 0),
+]
+TRACKING_COLUMNS = [
+    ("faces_per_frame", "faces/frame", 0),
+    ("detect_every", "detect every", 0),
+    ("fps", "FPS", 1),
+    ("detect_p50", "detect ms", 2),
+    ("embed_p50", "embed ms", 2),
+    ("total_p50", "total p50 ms", 1),
+    ("missed_faces", "missed", 0),
+    ("reference_faces", "of faces", 0),
+    ("missed_pct", "missed %", 2),
 ]
 GALLERY_COLUMNS = [
     ("embeddings", "embeddings", 0),
@@ -279,10 +350,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=1.5,
         help="largest float32 matrix to really build; bigger sizes are extrapolated (default 1.5)",
     )
+    parser.add_argument(
+        "--detect-every",
+        type=lambda s: [int(v) for v in s.split(",")],
+        default=[1, 3, 5],
+        help="tracking runs: full detection every N frames, following tracks in between "
+        "(default 1,3,5)",
+    )
     parser.add_argument("--skip-clips", action="store_true", help="only the gallery search")
     args = parser.parse_args(argv)
     if args.frames < 2 or args.dim < 1 or min(args.gallery_sizes) < 1:
         parser.error("--frames must be >= 2; --dim and gallery sizes >= 1")
+    if min(args.detect_every) < 1:
+        parser.error("--detect-every values must be >= 1")
     return args
 
 
@@ -292,11 +372,17 @@ def main(argv: list[str] | None = None) -> int:
     info = machine_info()
     print(f"# pipeline: {bundle.name}, {args.format}\n\nmachine: {machine_line(info)}\n")
     clips: list[dict[str, Any]] = []
+    tracking: list[dict[str, Any]] = []
     if not args.skip_clips:
         with tempfile.TemporaryDirectory(prefix="facelens-pipeline-") as tmp:
-            clips = run_clips(args, bundle, Path(tmp))
+            clips, tracking = run_clips(args, bundle, Path(tmp))
         print(f"## {FRAME_W}x{FRAME_H} clips, {args.frames} frames each (median ms per frame)\n")
         print(markdown_table(clips, CLIP_COLUMNS))
+        print(
+            "\n## following tracks between full detections (video): FPS and faces missed "
+            "against full detection on every frame\n"
+        )
+        print(markdown_table(tracking, TRACKING_COLUMNS))
     gallery = gallery_search(args)
     print(f"\n## brute-force gallery search ({args.dim} dims, float32, one face per query)\n")
     print(markdown_table(gallery, GALLERY_COLUMNS))
@@ -321,12 +407,15 @@ def main(argv: list[str] | None = None) -> int:
             "machine": info,
             "settings": {k: str(v) for k, v in vars(args).items()},
             "clips": clips,
+            "tracking": tracking,
             "gallery": gallery,
             "brute_force_limit": limits,
         },
     )
     write_csv(dest / "pipeline_clips.csv", clips, [k for k, _, _ in CLIP_COLUMNS])
     write_csv(dest / "pipeline_gallery.csv", gallery, [k for k, _, _ in GALLERY_COLUMNS])
+    if tracking:
+        write_csv(dest / "pipeline_tracking.csv", tracking, [k for k, _, _ in TRACKING_COLUMNS])
     if clips:
         plot(clips, gallery, dest / "pipeline.png", f"{bundle.name} ({args.format}), {info['cpu']}")
     print(f"\nwrote {dest / 'pipeline.json'}, CSVs, pipeline.png")

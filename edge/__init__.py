@@ -6,7 +6,7 @@
 
     fl = edge.FaceLens(bundle="bundles/faceres", gallery="people.db")
     fl.verify("a.jpg", "b.jpg")      # Verification(same=..., score=..., threshold=...)
-    fl.enroll("Ada", ["ada.jpg"])    # [EnrolledPhoto(...)]
+    fl.enroll("Ada", ["ada.jpg"])    # Enrolment: the kept views (EnrolledPhoto), left out
     fl.identify("door.jpg")          # [Identity(name="Ada" or None, score, box, ...)]
 
 The names below load on first use, so ``import edge`` itself imports nothing heavy
@@ -22,7 +22,9 @@ from typing import TYPE_CHECKING, Any
 _EXPORTS = {
     "FaceLens": "edge.api",
     "Verification": "edge.api",
-    "EnrolledPhoto": "edge.api",
+    "EnrolledPhoto": "edge.enroll",
+    "Enrolment": "edge.enroll",
+    "Appearance": "edge.track",
     "Identity": "edge.api",
     "Recognition": "edge.api",
     "Threshold": "edge.api",
@@ -44,12 +46,14 @@ _EXPORTS = {
 }
 __all__ = [  # the same names as _EXPORTS, spelled out for linters and type checkers
     "AmbiguousFacesError",
+    "Appearance",
     "Bundle",
     "BundleError",
     "Calibration",
     "CropError",
     "DetectorError",
     "EnrolledPhoto",
+    "Enrolment",
     "Face",
     "FaceLens",
     "FacelensError",
@@ -67,11 +71,12 @@ __all__ = [  # the same names as _EXPORTS, spelled out for linters and type chec
 ]
 
 if TYPE_CHECKING:
-    from edge.api import EnrolledPhoto, FaceLens, Identity, Recognition, Threshold, Verification
+    from edge.api import FaceLens, Identity, Recognition, Threshold, Verification
     from edge.bundle import Bundle
     from edge.calibrate import Calibration
     from edge.detect import Face
     from edge.draw import annotate
+    from edge.enroll import EnrolledPhoto, Enrolment
     from edge.errors import (
         AmbiguousFacesError,
         BundleError,
@@ -85,6 +90,7 @@ if TYPE_CHECKING:
     )
     from edge.gallery import PersonInfo
     from edge.manifest import Manifest
+    from edge.track import Appearance
 
 
 def __getattr__(name: str) -> Any:

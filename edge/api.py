@@ -22,20 +22,25 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 
 from edge import paths
 from edge.bundle import DEFAULT_FORMAT, Bundle
-from edge.calibrate import Calibration, calibrate
+from edge.calibrate import DEFAULT_FPIR, Calibration, calibrate
 from edge.detect import Face, FaceDetector
+from edge.enroll import MAX_VIEWS, Enrolment, choose_views
 from edge.errors import GalleryError, ImageError
 from edge.faces import choose_face, rank_faces
 from edge.gallery import Gallery, PersonInfo
 from edge.images import read_image
-from edge.matching import Matcher
+from edge.matching import Matcher, OpenSet
 from edge.pipeline import Pipeline
+from edge.quality import MIN_DECIDE_PX, assess
+
+if TYPE_CHECKING:  # edge.video builds on this module
+    from edge.video import VideoRecognizer
 
 Image = Union[str, Path, np.ndarray]  # noqa: UP007 - a runtime alias, also on Python 3.10
 FaceChoice = Union[int, Face, None]  # noqa: UP007
@@ -54,20 +59,15 @@ class Verification:
 
 
 @dataclass(frozen=True)
-class EnrolledPhoto:
-    """Which face of which photo was enrolled, and how many faces the photo had."""
-
-    path: str
-    face: Face
-    faces_found: int
-
-
-@dataclass(frozen=True)
 class Identity:
     """One face found in an image and who it is.
 
     ``name`` is ``None`` for someone unknown (below the threshold); ``nearest`` is the
-    closest enrolled person either way and ``score`` the cosine to them.
+    closest enrolled person either way and ``score`` the cosine to them. ``problem``
+    says why a face is too small or blurred to decide on ("can't tell": ``name`` is
+    then ``None``, not a guess). In a video, ``track_id`` is the face's track and
+    ``label`` the track's decision so far (a name, "unknown", "deciding…" or
+    "can't tell"; see :mod:`edge.track`).
     """
 
     box: tuple[float, float, float, float]  # x, y, width, height in image pixels
@@ -75,22 +75,34 @@ class Identity:
     name: str | None
     score: float
     nearest: str | None
+    problem: str | None = None
+    track_id: int | None = None
+    label: str | None = None
 
 
 @dataclass(frozen=True)
 class Recognition:
-    """Every face of one image, named, with each stage's time in milliseconds."""
+    """Every face of one image, named, with each stage's time in milliseconds.
+
+    ``embeddings`` holds one unit-length row per face (what tracking follows).
+    """
 
     faces: list[Identity]
     ms: dict[str, float]
+    embeddings: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
 class Threshold:
-    """The cosine threshold in use and where it came from, for the user."""
+    """The threshold in use and where it came from, for the user.
+
+    With an ``open_set`` rule (stored by calibration) that rule decides and ``value``
+    is the calibrated cosine, kept for :meth:`FaceLens.verify`.
+    """
 
     value: float
     origin: str
+    open_set: OpenSet | None = None
 
 
 def load_image(image: Image, name: str | None = None) -> tuple[np.ndarray, str]:
@@ -181,12 +193,20 @@ class FaceLens:
     def _resolve_threshold(self) -> Threshold:
         if self._threshold_override is not None:
             return Threshold(self._threshold_override, "--threshold")
-        stored = self.gallery.threshold(self.bundle.fingerprint)
-        if stored is not None:
-            return Threshold(
-                float(stored["cosine"]), f"calibrated: {stored.get('how', 'edge calibrate')}"
-            )
-        return Threshold(self.bundle.threshold, "bundle default")
+        fingerprint = self.bundle.fingerprint
+        stored = self.gallery.threshold(fingerprint)
+        if stored is None:
+            return Threshold(self.bundle.threshold, "bundle default")
+        cosine = float(stored["cosine"])
+        cohort = self.gallery.cohort(fingerprint) if stored.get("open_set") else None
+        if cohort is None:
+            return Threshold(cosine, f"calibrated: {stored.get('how', 'edge calibrate')}")
+        rule = OpenSet.from_settings(stored["open_set"], cohort)
+        how = (
+            f"calibrated open set: {rule.norm}-norm against {len(cohort)} cohort faces, "
+            f"FPIR {rule.fpir:g} for the gallery's size"
+        )
+        return Threshold(cosine, how, rule)
 
     @property
     def matcher(self) -> Matcher:
@@ -201,8 +221,13 @@ class FaceLens:
                         f"embeddings, the bundle makes {bundle.embedding_dim}-d ones: re-enrol "
                         "into a new --gallery"
                     )
+                threshold = self.threshold
                 self._matcher = Matcher(
-                    enrolled.names, enrolled.matrix, self.threshold.value, self._index
+                    enrolled.names,
+                    enrolled.matrix,
+                    threshold.value,
+                    self._index,
+                    open_set=threshold.open_set,
                 )
             return self._matcher
 
@@ -213,11 +238,15 @@ class FaceLens:
 
     def describe(self) -> str:
         """One line: bundle, artifact and runtime, detector, threshold, people enrolled."""
-        p, t = self.pipeline, self.threshold
+        p, t, m = self.pipeline, self.threshold, self.matcher
+        rule = (
+            f"threshold {m.threshold:.3f} normalised ({t.origin})"
+            if t.open_set
+            else f"threshold {t.value:.3f} ({t.origin})"
+        )
         return (
             f"bundle {p.bundle.path} ({p.embedder.format} via {p.embedder.backend.runtime}), "
-            f"detector {p.detector_name}, threshold {t.value:.3f} ({t.origin}), "
-            f"{len(self.matcher)} people ({self.matcher.index.kind} search)"
+            f"detector {p.detector_name}, {rule}, {len(m)} people ({m.index.kind} search)"
         )
 
     # -- faces and embeddings -----------------------------------------------------------
@@ -265,48 +294,59 @@ class FaceLens:
     # -- the gallery --------------------------------------------------------------------
 
     def enroll(
-        self, name: str, images: Image | Sequence[Image], face: FaceChoice = None
-    ) -> list[EnrolledPhoto]:
-        """Enrol ``name`` from photos: the dominant face of each, or face ``face``.
+        self,
+        name: str,
+        images: Image | Sequence[Image] = (),
+        face: FaceChoice = None,
+        *,
+        video: str | None = None,
+        max_views: int = MAX_VIEWS,
+    ) -> Enrolment:
+        """Enrol ``name`` from photos, folders of photos and/or a video or camera (``video``).
 
-        ``face`` is an index into :meth:`faces` (the command's ``--face N``) or a
-        :class:`Face` found in the photo.
-
-        Every photo is checked before anything is written: one bad photo enrols none.
-        Returns which face of which photo was enrolled.
+        Each candidate face is checked (size, sharpness, pose) and at most ``max_views``
+        good, distinct views are kept. A photo named on its own whose face is missing,
+        ambiguous, too small or too blurred refuses the whole enrolment, saying why; in a
+        folder or a video such faces are left out. ``face`` (an index into :meth:`faces`
+        or a :class:`Face`) picks the face in photos with several. Returns an
+        :class:`Enrolment`: the kept views (iterating gives :class:`EnrolledPhoto`) and
+        what was left out and why.
         """
         if isinstance(images, str | Path | np.ndarray):
             images = [images]
-        if not images:
-            raise ImageError(f"no photo given for {name!r}: pass at least one image file")
+        photos = [
+            load_image(x, f"image #{i}")[0] if isinstance(x, np.ndarray) else x
+            for i, x in enumerate(images)
+        ]
         with self._lock:
-            embeddings, report = [], []
-            for i, image in enumerate(images):
-                array, label = load_image(
-                    image, None if isinstance(image, str | Path) else f"image #{i}"
-                )
-                chosen, found = self._choose(array, label, face)
-                embeddings.append(self.pipeline.face_embedding(array, chosen, label))
-                report.append(EnrolledPhoto(label, chosen, found))
+            enrolment = choose_views(
+                self.pipeline, name, photos, face, video=video, max_views=max_views
+            )
             bundle = self.bundle
-            self.gallery.add(name, np.stack(embeddings), bundle.fingerprint, bundle.name)
+            self.gallery.add(name, enrolment.embeddings, bundle.fingerprint, bundle.name)
             self._matcher = None
-            return report
+            return enrolment
 
     def identify(self, image: Image) -> list[Identity]:
         """Every face in the image and who it is (``name`` ``None`` = unknown)."""
         return self.recognize(image).faces
 
-    def recognize(self, image: Image) -> Recognition:
-        """:meth:`identify` with each stage's time in ms (``decode`` when given a file)."""
+    def recognize(self, image: Image, faces: list[Face] | None = None) -> Recognition:
+        """:meth:`identify` with each stage's time in ms (``decode`` when given a file).
+
+        ``faces`` (already found, e.g. by following a track) skips detection. A face too
+        small or blurred to decide on gets a ``problem`` and no name.
+        """
         t0 = time.perf_counter()
         array, _ = load_image(image)
         with self._lock:
             pipeline, matcher = self.pipeline, self.matcher
             t1 = time.perf_counter()
-            faces = pipeline.faces(array)
+            faces = pipeline.faces(array) if faces is None else faces
             t2 = time.perf_counter()
             faces, crops = pipeline.cut(array, faces)
+            checked = pipeline.detector is not None  # the whole image is no face to measure
+            problems = [assess(array, f, MIN_DECIDE_PX).problem if checked else None for f in faces]
             batch = pipeline.embedder.prepare(crops)
             t3 = time.perf_counter()
             embeddings = pipeline.embedder.embed_batch(batch)
@@ -322,10 +362,10 @@ class FaceLens:
         }
         ms["total"] = sum(ms[s] for s in STAGES)
         identities = [
-            Identity(face.box, face.score, m.name, m.score, m.nearest)
-            for face, m in zip(faces, matches, strict=True)
+            Identity(face.box, face.score, None if bad else m.name, m.score, m.nearest, bad)
+            for face, m, bad in zip(faces, matches, problems, strict=True)
         ]
-        return Recognition(identities, ms)
+        return Recognition(identities, ms, embeddings)
 
     def people(self) -> list[PersonInfo]:
         """Everyone enrolled: name, embeddings, bundle fingerprint, date (no key, no model)."""
@@ -340,18 +380,45 @@ class FaceLens:
             return removed
 
     def calibrate(
-        self, pairs: Path | str, images: Path | str, far: float = 0.001, progress: bool = False
+        self,
+        pairs: Path | str,
+        images: Path | str,
+        far: float = 0.001,
+        progress: bool = False,
+        fpir: float | None = DEFAULT_FPIR,
     ) -> Calibration:
         """Choose and store the threshold at false-accept rate ``far`` on labelled pairs.
 
         ``pairs`` is a CSV ``img_a,img_b,same`` with paths under ``images``; returns the
-        :class:`Calibration`, whose threshold later calls use.
+        :class:`Calibration`, whose threshold later calls use. With ``fpir`` (the share of
+        strangers that may be named as someone) the same photos also choose the open-set
+        rule, reported for this gallery (``result.open_set``) and stored with its cohort.
         """
         with self._lock:
-            result = calibrate(self.pipeline, pairs, images, far, progress=progress)
-            self.gallery.set_threshold(self.bundle.fingerprint, result.to_dict())
+            bundle = self.bundle
+            enrolled = self.gallery.load(bundle.fingerprint, bundle.name)
+            result = calibrate(
+                self.pipeline,
+                pairs,
+                images,
+                far,
+                progress=progress,
+                fpir=fpir,
+                enrolled=(enrolled.names, enrolled.matrix) if enrolled.names else None,
+            )
+            self.gallery.set_threshold(bundle.fingerprint, result.to_dict(), cohort=result.cohort)
             self._threshold = self._matcher = None
             return result
+
+    def video(self, detect_every: int | None = None, fps: float = 0.0) -> VideoRecognizer:
+        """A recognizer for consecutive frames of one source: tracks, votes, appearances.
+
+        Full detection every ``detect_every`` frames (default 5), faces followed in
+        between; ``fps`` (a file's frame rate) makes appearance times seconds into it.
+        """
+        from edge.video import DETECT_EVERY, VideoRecognizer
+
+        return VideoRecognizer(self, detect_every or DETECT_EVERY, fps)
 
     # -- lifetime -----------------------------------------------------------------------
 

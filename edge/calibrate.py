@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import logging
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -13,7 +14,16 @@ from tqdm import tqdm
 
 from edge.errors import FacelensError, ImageError
 from edge.images import read_image
+from edge.matching import NORMS, Matcher, OpenSet
 from edge.pipeline import Pipeline
+
+log = logging.getLogger(__name__)
+
+
+DEFAULT_FPIR = 0.03  # at most 3 % of strangers named as someone
+FPIR_GRID = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2)
+MAX_COHORT = 1000
+REFERENCE_GALLERY = 100  # the size open-set numbers are reported for when no one is enrolled
 
 
 @dataclass(frozen=True)
@@ -64,7 +74,11 @@ def read_pairs(path: Path | str, images: Path | str | None = None) -> list[Pair]
 
 @dataclass(frozen=True)
 class Calibration:
-    """A threshold and what it gives on the pairs it was chosen on."""
+    """A threshold and what it gives on the pairs it was chosen on.
+
+    ``open_set`` is the open-set rule chosen on the same photos (``None`` when they
+    hold too few identities); its cohort is stored beside ``to_dict()``.
+    """
 
     cosine: float
     target_far: float
@@ -75,9 +89,19 @@ class Calibration:
     impostor_pairs: int
     skipped_pairs: int
     how: str
+    open_set: OpenSetReport | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """What the gallery stores as the threshold (the cohort goes beside it)."""
+        d = {k: v for k, v in asdict(self).items() if k != "open_set"}
+        if self.open_set is not None:
+            d["open_set"] = self.open_set.to_dict()
+        return d
+
+    @property
+    def cohort(self) -> np.ndarray | None:
+        """The open-set rule's impostor cohort, stored encrypted beside :meth:`to_dict`."""
+        return None if self.open_set is None else self.open_set.open_set.cohort
 
 
 def threshold_at_far(genuine: np.ndarray, impostor: np.ndarray, far: float) -> float:
@@ -90,17 +114,30 @@ def threshold_at_far(genuine: np.ndarray, impostor: np.ndarray, far: float) -> f
     return float(np.nextafter(ranked[allowed], np.inf))
 
 
-def pair_scores(
-    pipeline: Pipeline, pairs: list[Pair], images: Path, progress: bool = True
-) -> tuple[np.ndarray, np.ndarray, int]:
-    """Cosine of every pair's two dominant faces -> (scores, same, skipped pairs)."""
-    names = sorted({p.a for p in pairs} | {p.b for p in pairs})
+def photo_embeddings(
+    pipeline: Pipeline, names: list[str], images: Path, progress: bool = True
+) -> dict[str, np.ndarray | None]:
+    """Each photo's dominant-face embedding, once (``None``: no face, or unreadable)."""
     embeddings: dict[str, np.ndarray | None] = {}
     for name in tqdm(names, desc="embedding photos", unit="img", disable=not progress):
         try:
             embeddings[name] = pipeline.photo_embedding(read_image(images / name))
         except ImageError:
             embeddings[name] = None
+    return embeddings
+
+
+def pair_scores(
+    pipeline: Pipeline,
+    pairs: list[Pair],
+    images: Path,
+    progress: bool = True,
+    embeddings: dict[str, np.ndarray | None] | None = None,
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Cosine of every pair's two dominant faces -> (scores, same, skipped pairs)."""
+    if embeddings is None:
+        names = sorted({p.a for p in pairs} | {p.b for p in pairs})
+        embeddings = photo_embeddings(pipeline, names, images, progress)
     scores, same = [], []
     for p in pairs:
         ea, eb = embeddings[p.a], embeddings[p.b]
@@ -121,15 +158,24 @@ def calibrate(
     images: Path | str,
     far: float = 0.001,
     progress: bool = True,
+    *,
+    fpir: float | None = DEFAULT_FPIR,
+    enrolled: tuple[list[str], np.ndarray] | None = None,
 ) -> Calibration:
-    """Choose the cosine threshold with false-accept rate <= ``far`` on labelled pairs."""
+    """Choose the cosine threshold with false-accept rate <= ``far`` on labelled pairs.
+
+    With ``fpir`` the same photos also give the open-set rule (see
+    :func:`calibrate_open_set`) for the gallery ``enrolled`` (its names and embeddings).
+    """
     if not 0 <= far < 1:
         raise FacelensError(f"--far {far} must be in [0, 1), e.g. 0.001")
     images = Path(images)
     if not images.is_dir():
         raise FacelensError(f"--images {images} is not a folder")
     pairs = read_pairs(pairs_csv)
-    scores, same, skipped = pair_scores(pipeline, pairs, images, progress)
+    names = sorted({p.a for p in pairs} | {p.b for p in pairs})
+    embeddings = photo_embeddings(pipeline, names, images, progress)
+    scores, same, skipped = pair_scores(pipeline, pairs, images, progress, embeddings)
     genuine, impostor = scores[same], scores[~same]
     if not len(genuine) or not len(impostor):
         raise FacelensError("after skipping faceless photos, same or different pairs are missing")
@@ -148,4 +194,155 @@ def calibrate(
         impostor_pairs=len(impostor),
         skipped_pairs=skipped,
         how=how,
+        open_set=None if fpir is None else _open_set_or_none(embeddings, fpir, enrolled),
+    )
+
+
+def _open_set_or_none(
+    embeddings: dict[str, np.ndarray | None],
+    fpir: float,
+    enrolled: tuple[list[str], np.ndarray] | None,
+) -> OpenSetReport | None:
+    try:
+        return calibrate_open_set(
+            {k: v for k, v in embeddings.items() if v is not None}, fpir, enrolled
+        )
+    except FacelensError as exc:
+        log.warning("no open-set calibration: %s; one cosine threshold is used", exc)
+        return None
+
+
+@dataclass(frozen=True)
+class OpenSetReport:
+    """What open-set calibration chose, and the DIR/FPIR it predicts for a gallery size."""
+
+    open_set: OpenSet
+    people: int  # the gallery size the numbers are for (REFERENCE_GALLERY when empty)
+    threshold: float  # normalised threshold at the target FPIR for ``people``
+    dir: float  # predicted detection-and-identification rate there
+    measured_fpir: float | None  # held-out strangers against the user's gallery
+    curve: list[tuple[float, float, float]]  # (fpir, threshold, dir) for ``people``
+    by_norm: dict[str, float]  # predicted DIR at the target FPIR per normalisation
+    cohort_faces: int
+    stranger_faces: int
+    genuine_comparisons: int
+    impostor_comparisons: int
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {k: v for k, v in asdict(self).items() if k != "open_set"}
+        d.update(self.open_set.settings())
+        return d
+
+
+def _split_identities(labels: list[str], seed: int) -> set[str]:
+    people = sorted(set(labels))
+    rng = np.random.default_rng(seed)
+    return set(rng.permutation(people)[: len(people) // 2].tolist())
+
+
+def _far_curve(impostor: np.ndarray, points: int = 120) -> tuple[tuple[float, ...], ...]:
+    """(thresholds ascending, per-comparison FAR at each) on a log grid of FARs."""
+    ranked = np.sort(np.asarray(impostor, np.float64))[::-1]
+    n = len(ranked)
+    fars = np.unique(np.geomspace(1.0 / n, 1.0, points))[::-1]
+    # as threshold_at_far: just above the (allowed+1)-th highest impostor score
+    allowed = np.minimum(np.floor(fars * n).astype(int), n - 1)
+    thresholds = np.nextafter(ranked[allowed], np.inf)
+    measured = 1.0 - np.searchsorted(ranked[::-1], thresholds, side="left") / n
+    return tuple(thresholds.tolist()), tuple(measured.tolist())
+
+
+def _predicted_dir(rule: OpenSet, genuine: np.ndarray, impostor: np.ndarray, people: int):
+    """DIR for a gallery of ``people``: the genuine score clears the threshold and beats
+    every one of the ``people - 1`` others (independent impostor comparisons)."""
+    t = rule.threshold(people)
+    ranked = np.sort(impostor)
+    beaten = 1.0 - np.searchsorted(ranked, genuine, side="left") / len(ranked)  # FAR at genuine
+    return t, float(np.mean((genuine >= t) * (1.0 - beaten) ** max(people - 1, 0)))
+
+
+def calibrate_open_set(
+    embeddings: dict[str, np.ndarray],
+    fpir: float = 0.01,
+    gallery: tuple[list[str], np.ndarray] | None = None,
+    norm: str | None = None,
+    margin: float = 0.0,
+    seed: int = 0,
+) -> OpenSetReport:
+    """Choose an open-set rule from labelled photos (identity = the photo's parent folder).
+
+    Half the identities become the stored *cohort*; the other half are held out: one
+    photo per identity plays an enrolled person, every other photo a probe, giving the
+    genuine and impostor comparisons the per-comparison FAR curve and the DIR estimate
+    come from. With ``norm=None`` each normalisation is tried and the one with the best
+    predicted DIR at ``fpir`` for the gallery's size is kept. ``gallery`` (the user's
+    names and embeddings) sets that size (else ``REFERENCE_GALLERY``) and gets a direct
+    FPIR measurement. The stored rule adapts its threshold to the gallery's size at
+    every load, so people enrolled later need no new calibration.
+    """
+    if not 0 < fpir < 1:
+        raise FacelensError(f"--fpir {fpir} must be in (0, 1), e.g. 0.01")
+    paths = sorted(embeddings)
+    labels = [Path(p).parent.name for p in paths]
+    cohort_ids = _split_identities(labels, seed)
+    labelled = list(zip(paths, labels, strict=True))
+    cohort = np.stack([embeddings[p] for p, lab in labelled if lab in cohort_ids])
+    held = [(p, lab) for p, lab in labelled if lab not in cohort_ids]
+    if len(cohort_ids) < 20 or len({lab for _, lab in held}) < 20:
+        raise FacelensError(
+            f"open-set calibration needs photos of at least 40 identities (one folder each); "
+            f"got {len(set(labels))}: give a larger --pairs/--images set"
+        )
+    if len(cohort) > MAX_COHORT:
+        keep = np.sort(np.random.default_rng(seed).choice(len(cohort), MAX_COHORT, replace=False))
+        cohort = cohort[keep]
+    models: dict[str, str] = {}
+    for p, lab in held:
+        models.setdefault(lab, p)
+    model_names = sorted(models)
+    probes = held
+    probe_matrix = np.stack([embeddings[p] for p, _ in probes])
+    probe_labels = np.array([lab for _, lab in probes], dtype=object)
+    is_genuine = probe_labels[:, None] == np.array(model_names, dtype=object)[None, :]
+    model_paths = np.array([models[m] for m in model_names], dtype=object)
+    is_self = np.array([p for p, _ in probes], dtype=object)[:, None] == model_paths[None, :]
+    people = len(set(gallery[0])) if gallery else 0
+    size = people or REFERENCE_GALLERY
+
+    def rule_for(name: str) -> tuple[OpenSet, np.ndarray, np.ndarray]:
+        base = OpenSet(cohort, name, ((0.0,), (1.0,)), fpir, margin)
+        model_matcher = Matcher(
+            model_names, np.stack([embeddings[models[m]] for m in model_names]), 0.0, open_set=base
+        )
+        z = model_matcher.normalize(probe_matrix, model_matcher.scores(probe_matrix))
+        genuine, impostor = z[is_genuine & ~is_self], z[~is_genuine]
+        return OpenSet(cohort, name, _far_curve(impostor), fpir, margin), genuine, impostor
+
+    tried = {}
+    for name in (norm,) if norm else NORMS:
+        rule, genuine, impostor = rule_for(name)
+        tried[name] = (rule, genuine, impostor, _predicted_dir(rule, genuine, impostor, size)[1])
+    chosen = max(tried, key=lambda k: tried[k][3])
+    rule, genuine, impostor, _ = tried[chosen]
+    threshold, dir_ = _predicted_dir(rule, genuine, impostor, size)
+    curve = []
+    for f in FPIR_GRID:
+        at = OpenSet(cohort, rule.norm, rule.far_curve, f, margin)
+        curve.append((f, *_predicted_dir(at, genuine, impostor, size)))
+    measured = None
+    if people:
+        user = Matcher(gallery[0], gallery[1], 0.0, open_set=rule)
+        measured = float(np.mean([m.name is not None for m in user.match(probe_matrix)]))
+    return OpenSetReport(
+        open_set=rule,
+        people=size,
+        threshold=threshold,
+        dir=dir_,
+        measured_fpir=measured,
+        curve=curve,
+        by_norm={k: v[3] for k, v in tried.items()},
+        cohort_faces=len(cohort),
+        stranger_faces=len(probes),
+        genuine_comparisons=len(genuine),
+        impostor_comparisons=len(impostor),
     )

@@ -21,10 +21,13 @@ from edge.commandline import run_command
 from edge.errors import FacelensError
 
 if TYPE_CHECKING:  # the library loads OpenCV and a runtime: only once a command runs
-    from edge.api import FaceLens
+    from edge.api import FaceLens, Identity
+    from edge.calibrate import OpenSetReport
     from edge.run import FrameResult
+    from edge.track import Appearance
 
 log = logging.getLogger("edge")
+LEFT_OUT_SHOWN = 12  # enrolment from a video leaves out hundreds of frames: list a few
 
 
 def _default_threads() -> int:
@@ -65,16 +68,33 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="say more on stderr")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("enroll", help="add a person from one or more photos")
+    p = sub.add_parser(
+        "enroll", help="add a person from photos, folders, a video or a camera (best views)"
+    )
     p.add_argument("name")
-    p.add_argument("images", nargs="+", type=Path, metavar="IMAGE")
+    p.add_argument("images", nargs="*", type=Path, metavar="IMAGE", help="photos or folders")
+    p.add_argument("--video", metavar="SRC", help="take the views from a video file or stream")
+    p.add_argument("--camera", type=int, metavar="N", help="take the views live from camera N")
+    p.add_argument(
+        "--max-views", type=int, metavar="K", help="keep at most K distinct views (default 5)"
+    )
     p.add_argument("--face", type=int, help="which face to use when several are alike (#N)")
     _add_engine(p)
 
     p = sub.add_parser("recognize", help="name the faces in a camera, video, image or folder")
     p.add_argument("source", help="camera index (0), video file, stream URL, image or folder")
     p.add_argument("--threshold", type=float, help="cosine threshold (overrides calibration)")
-    p.add_argument("--json", action="store_true", help="one JSON line per face, then a summary")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="one JSON line per face (and, in a video, per appearance), then a summary",
+    )
+    p.add_argument(
+        "--detect-every",
+        type=int,
+        metavar="N",
+        help="video: full detection every Nth frame, faces followed in between (default 5)",
+    )
     p.add_argument("--show", action="store_true", help="show a window (needs an OpenCV GUI)")
     p.add_argument("--save", type=Path, metavar="OUT.mp4", help="write the annotated video")
     p.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
@@ -97,6 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pairs", type=Path, required=True, help="CSV with img_a,img_b,same")
     p.add_argument("--images", type=Path, required=True, help="folder the pair paths are in")
     p.add_argument("--far", type=float, default=0.001, help="target false-accept rate")
+    p.add_argument(
+        "--fpir",
+        type=float,
+        help="open set: the share of strangers that may be named as someone, for this "
+        "gallery's size (default 0.03)",
+    )
     _add_engine(p)
 
     p = sub.add_parser("demo", help="the whole loop on generated images: no camera, no network")
@@ -125,17 +151,37 @@ def _lens(args: argparse.Namespace) -> FaceLens:
 
 
 def cmd_enroll(args: argparse.Namespace) -> int:
+    if not args.images and args.video is None and args.camera is None:
+        raise FacelensError(
+            f"nothing to enrol {args.name!r} from: give photos or folders, --video FILE "
+            "or --camera N"
+        )
+    if args.video is not None and args.camera is not None:
+        raise FacelensError("give --video or --camera, not both")
+    if args.max_views is not None and args.max_views < 1:
+        raise FacelensError(f"--max-views {args.max_views}: keep at least one view")
+    video = str(args.camera) if args.camera is not None else args.video
+    if args.camera is not None:
+        print(
+            f"camera {args.camera}: look at it and turn your head a little, slowly...",
+            file=sys.stderr,
+        )
+    options = {} if args.max_views is None else {"max_views": args.max_views}
     with _lens(args) as lens:
-        report = lens.enroll(args.name, args.images, args.face)
-        for photo in report:
+        enrolment = lens.enroll(args.name, args.images, args.face, video=video, **options)
+        for photo in enrolment:
             x, y, w, h = (round(v) for v in photo.face.box)
             print(
-                f"{photo.path}: face at ({x}, {y}, {w}x{h}) score {photo.face.score:.2f}"
-                f" (of {photo.faces_found} found)"
+                f"kept {photo.path}: face at ({x}, {y}, {w}x{h}) score {photo.face.score:.2f}"
+                f" (of {photo.faces_found} found), {photo.quality.describe()}"
             )
+        for source, reason in enrolment.left_out[:LEFT_OUT_SHOWN]:
+            print(f"left out {source}: {reason}")
+        if len(enrolment.left_out) > LEFT_OUT_SHOWN:
+            print(f"... and {len(enrolment.left_out) - LEFT_OUT_SHOWN} more left out")
         total = sum(p.embeddings for p in lens.people() if p.name == args.name)
         print(
-            f"enrolled {args.name!r} from {len(report)} photo(s) into {lens.gallery_path}"
+            f"enrolled {args.name!r} from {len(enrolment)} view(s) into {lens.gallery_path}"
             f" ({total} embedding(s) in all)"
         )
     return 0
@@ -145,7 +191,7 @@ def cmd_recognize(args: argparse.Namespace) -> int:
     from edge.api import STAGES
     from edge.display import Display
     from edge.run import recognize_frames
-    from edge.sources import open_source
+    from edge.sources import ImageSource, VideoSource, open_source
     from edge.stats import RunStats
 
     with _lens(args) as lens:
@@ -157,44 +203,67 @@ def cmd_recognize(args: argparse.Namespace) -> int:
         interrupted = False
         with open_source(args.source) as source:
             display = Display(args.show, args.save, source.fps) if args.show or args.save else None
-            frames = recognize_frames(lens, source, stats, display, args.max_frames)
+            # a video is followed face by face and reported per appearance; photos one by one
+            video = None
+            if not isinstance(source, ImageSource):
+                fps = source.fps if isinstance(source, VideoSource) else 0.0
+                video = lens.video(args.detect_every, fps=fps)
+            frames = recognize_frames(lens, source, stats, display, args.max_frames, video)
             try:
                 for result in frames:
-                    for line in _face_lines(result, args.json):
-                        print(line, flush=True)
+                    if video is None or args.json:
+                        for line in _face_lines(result, args.json):
+                            print(line, flush=True)
+                    for appearance in result.appearances:
+                        print(_appearance_line(appearance, source.label), flush=True)
             except KeyboardInterrupt:
                 interrupted = True
             finally:
                 if display is not None:
                     display.close()
+                for appearance in video.finish() if video is not None else []:
+                    print(_appearance_line(appearance, source.label), flush=True)
     print(json.dumps({"summary": stats.summary()}) if args.json else stats.table())
     if args.save:
         print(f"annotated video: {args.save}", file=sys.stderr)
     return 130 if interrupted else 0
 
 
+def _appearance_line(appearance: Appearance, source: str) -> str:
+    """One JSON event per appearance of a person (``name`` null for a stranger)."""
+    return json.dumps({"event": "appearance", "source": source, **appearance.to_dict()})
+
+
 def _face_lines(result: FrameResult, as_json: bool) -> list[str]:
     frame = result.frame
     if as_json:
         ms = {k: round(v, 2) for k, v in result.ms.items()}
-        return [
-            json.dumps(
-                {
-                    "source": frame.name,
-                    "frame": frame.index,
-                    "box": [round(v, 1) for v in face.box],
-                    "name": face.name,
-                    "score": round(face.score, 4),
-                    "ms": ms,
-                }
-            )
-            for face in result.faces
-        ]
+        lines = []
+        for face in result.faces:
+            line = {
+                "source": frame.name,
+                "frame": frame.index,
+                "box": [round(v, 1) for v in face.box],
+                "name": face.name,
+                "score": round(face.score, 4),
+            }
+            if face.problem:
+                line["cant_tell"] = face.problem
+            if face.track_id is not None:
+                line.update(track=face.track_id, label=face.label)
+            lines.append(json.dumps({**line, "ms": ms}))
+        return lines
     return [
-        f"{frame.name} frame {frame.index}: {face.name or 'unknown'} {face.score:.3f} at "
+        f"{frame.name} frame {frame.index}: {_who(face)} {face.score:.3f} at "
         f"({', '.join(str(round(v)) for v in face.box)})"
         for face in result.faces
     ]
+
+
+def _who(face: Identity) -> str:
+    if face.problem:
+        return f"can't tell ({face.problem})"
+    return face.name or "unknown"
 
 
 def cmd_people(args: argparse.Namespace) -> int:
@@ -227,17 +296,45 @@ def cmd_forget(args: argparse.Namespace) -> int:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
+    options = {} if args.fpir is None else {"fpir": args.fpir}
     with _lens(args) as lens:
-        result = lens.calibrate(args.pairs, args.images, args.far, progress=sys.stderr.isatty())
+        result = lens.calibrate(
+            args.pairs, args.images, args.far, progress=sys.stderr.isatty(), **options
+        )
         bundle = lens.bundle
         print(
             f"threshold {result.cosine:.4f} ({result.how})\n"
             f"at this threshold: FAR {result.far:.4f}, TAR {result.tar:.4f}, "
             f"accuracy {result.accuracy:.4f} on {result.genuine_pairs} same + "
-            f"{result.impostor_pairs} different pairs ({result.skipped_pairs} skipped: no face)\n"
-            f"stored in {lens.gallery_path} for bundle {bundle.name} ({bundle.fingerprint})"
+            f"{result.impostor_pairs} different pairs ({result.skipped_pairs} skipped: no face)"
         )
+        if result.open_set is not None:
+            print(_open_set_lines(result.open_set, len(lens.people())))
+        print(f"stored in {lens.gallery_path} for bundle {bundle.name} ({bundle.fingerprint})")
     return 0
+
+
+def _open_set_lines(report: OpenSetReport, enrolled: int) -> str:
+    """The open-set operating point ``edge calibrate`` chose, as the user reads it."""
+    rule = report.open_set
+    size = f"your {report.people} people" if enrolled else f"a gallery of {report.people}"
+    norms = ", ".join(f"{k} {v:.3f}" for k, v in report.by_norm.items())
+    lines = [
+        f"open set: {rule.norm}-norm against {report.cohort_faces} cohort faces (predicted DIR "
+        f"at FPIR {rule.fpir:g} by normalisation: {norms}), margin {rule.margin:g}",
+        f"for {size}: threshold {report.threshold:.3f} (normalised), predicted "
+        f"DIR {report.dir:.3f} (named right) at FPIR {rule.fpir:g} (strangers named)"
+        + (
+            f"; measured FPIR {report.measured_fpir:.3f} on {report.stranger_faces} held-out "
+            "strangers against your gallery"
+            if report.measured_fpir is not None
+            else ""
+        ),
+        "  FPIR   threshold   DIR",
+        *(f"  {f:<6g} {t:9.3f}   {d:.3f}" for f, t, d in report.curve),
+        "the threshold follows the gallery's size as people are enrolled or forgotten",
+    ]
+    return "\n".join(lines)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -8,9 +8,11 @@ import cv2
 import numpy as np
 
 from edge.api import Identity
+from edge.track import CANT_TELL, DECIDING
 
 KNOWN = (60, 200, 60)  # BGR green
 UNKNOWN = (40, 40, 220)  # BGR red
+UNSURE = (40, 170, 230)  # BGR amber: deciding, or too small/blurred to tell
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
@@ -22,13 +24,20 @@ def _label(image: np.ndarray, text: str, x: int, y: int, color: tuple[int, int, 
 
 
 def annotate(image: np.ndarray, faces: Sequence[Identity], fps: float | None = None) -> np.ndarray:
-    """A copy of ``image`` with each face's box, name (or ``unknown``) and score."""
+    """A copy of ``image`` with each face's box, name (or ``unknown``) and score.
+
+    A tracked face shows its track's decision ("deciding...", "can't tell", a name).
+    """
     image = image.copy()
     for face in faces:
         x, y, w, h = (round(v) for v in face.box)
-        color = KNOWN if face.name else UNKNOWN
+        label = face.label or (face.name if not face.problem else "can't tell") or "unknown"
+        color = KNOWN if label not in ("unknown", DECIDING, CANT_TELL) else UNKNOWN
+        if label in (DECIDING, CANT_TELL):
+            color = UNSURE
+        text = label.replace("…", "...")  # OpenCV's fonts are ASCII
         cv2.rectangle(image, (x, y), (x + w, y + h), color, 2)
-        _label(image, f"{face.name or 'unknown'} {face.score:.2f}", x, y - 2, color)
+        _label(image, f"{text} {face.score:.2f}", x, y - 2, color)
     if fps is not None:
         _label(image, f"{fps:.1f} FPS", 4, 20, (80, 80, 80))
     return image

@@ -300,6 +300,28 @@ class Gallery:
         value = self._meta(f"threshold:{fingerprint}")
         return json.loads(value) if value else None
 
+    def cohort(self, fingerprint: str) -> np.ndarray | None:
+        """The impostor cohort ``edge calibrate`` stored for this bundle (decrypted), if any.
+
+        The cohort is embeddings of calibration faces (no enrolled person's): open-set
+        scoring normalises every score against it. It is encrypted like the rest.
+        """
+        value = self._meta(f"cohort:{fingerprint}")
+        if not value:
+            return None
+        blob = base64.b64decode(value)
+        rows, dim = json.loads(blob[:64].rstrip(b" "))
+        try:
+            plain = AESGCM(self._load_key(create=False)).decrypt(
+                blob[64:76], blob[76:], _cohort_associated(fingerprint, dim)
+            )
+        except InvalidTag:
+            raise GalleryError(
+                f"the calibration cohort in {self.path} fails authentication: the gallery was "
+                "tampered with; run `edge calibrate` again"
+            ) from None
+        return np.frombuffer(plain, np.float32).reshape(rows, dim)
+
     # -- writing ----------------------------------------------------------------------
 
     def add(
@@ -367,14 +389,34 @@ class Gallery:
         if self.fingerprint() is None:  # the first embedding binds the gallery to a bundle
             conn.execute("INSERT OR REPLACE INTO meta VALUES ('bundle_name', ?)", (bundle_name,))
 
-    def set_threshold(self, fingerprint: str, info: dict[str, Any]) -> None:
-        """Store a calibrated threshold (``info["cosine"]`` and how it was chosen)."""
+    def set_threshold(
+        self, fingerprint: str, info: dict[str, Any], cohort: np.ndarray | None = None
+    ) -> None:
+        """Store a calibrated threshold (``info["cosine"]`` and how it was chosen).
+
+        ``cohort`` (impostor embeddings for open-set scoring) is stored encrypted in the
+        same transaction, replacing any earlier one; without it an earlier one is dropped.
+        """
         self._connect()
+        blob = None
+        if cohort is not None:
+            matrix = np.ascontiguousarray(np.atleast_2d(cohort), np.float32)
+            rows, dim = matrix.shape
+            aes = AESGCM(self._load_key(create=True))
+            nonce = secrets.token_bytes(12)
+            header = json.dumps([rows, dim]).encode().ljust(64)
+            sealed = aes.encrypt(nonce, matrix.tobytes(), _cohort_associated(fingerprint, dim))
+            blob = base64.b64encode(header + nonce + sealed).decode()
         with self._transaction() as conn:
+            if blob is not None:
+                self._init_meta(conn, fingerprint, "")
             conn.execute(
                 "INSERT OR REPLACE INTO meta VALUES (?, ?)",
                 (f"threshold:{fingerprint}", json.dumps(info, sort_keys=True)),
             )
+            conn.execute("DELETE FROM meta WHERE key = ?", (f"cohort:{fingerprint}",))
+            if blob is not None:
+                conn.execute("INSERT INTO meta VALUES (?, ?)", (f"cohort:{fingerprint}", blob))
 
     def forget(self, person: str) -> int:
         """Erase every embedding of ``person`` for good; returns how many were removed."""
@@ -471,3 +513,8 @@ def _associated(person: str, seq: int, fingerprint: str, dim: int, count: int) -
         + b"\0"
         + person.encode()
     )
+
+
+def _cohort_associated(fingerprint: str, dim: int) -> bytes:
+    """The calibration cohort's associated data: never a person's chunk's."""
+    return b"facelens-cohort\0" + struct.pack("<I", dim) + fingerprint.encode()

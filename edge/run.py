@@ -3,22 +3,28 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from edge.api import STAGES, FaceLens, Identity
 from edge.display import Display
 from edge.draw import annotate
 from edge.sources import Frame, Source
 from edge.stats import RunStats
+from edge.track import Appearance
 
 
 @dataclass(frozen=True)
 class FrameResult:
-    """Every face of one frame of a source, with each stage's time in milliseconds."""
+    """Every face of one frame of a source, with each stage's time in milliseconds.
+
+    ``appearances`` are the tracks that ended at this frame (video: see
+    :class:`edge.video.VideoRecognizer`).
+    """
 
     frame: Frame
     faces: list[Identity]
     ms: dict[str, float]
+    appearances: list[Appearance] = field(default_factory=list)
 
 
 def recognize_frame(lens: FaceLens, frame: Frame) -> FrameResult:
@@ -35,14 +41,17 @@ def recognize_frames(
     stats: RunStats | None = None,
     display: Display | None = None,
     max_frames: int | None = None,
+    recognizer: Callable[[Frame], FrameResult] | None = None,
 ) -> Iterator[FrameResult]:
     """Recognise each frame of ``source``, timing it in ``stats`` and drawing it to ``display``.
 
-    Stops at the source's end, after ``max_frames``, or when the window is closed.
+    ``recognizer`` (default: each frame on its own) may follow faces across frames, as
+    :meth:`FaceLens.video` does. Stops at the source's end, after ``max_frames``, or
+    when the window is closed.
     """
     stats = stats if stats is not None else RunStats(STAGES)
     for frame in source:
-        result = recognize_frame(lens, frame)
+        result = recognizer(frame) if recognizer is not None else recognize_frame(lens, frame)
         stats.add(result.ms, len(result.faces))
         yield result
         if display is not None:

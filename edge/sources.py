@@ -99,6 +99,7 @@ class VideoSource(Source):
             str(path), f"{path} is neither an image nor a video OpenCV can open; check the file"
         )
         self.fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        self.frame_count = max(0, int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0))
 
     def frames(self) -> Iterator[Frame]:
         index = 0

@@ -56,7 +56,8 @@ def enrolled_home(tmp_path: Path, tiny_bundle, photos) -> Path:
     for name in ("Serena_Williams", "Tony_Blair"):
         run = edge("enroll", name, photos[name][0], "--bundle", tiny_bundle.path, home=home)
         assert run.returncode == 0, run.stderr
-        assert f"enrolled '{name}' from 1 photo(s)" in run.stdout
+        assert f"enrolled '{name}' from 1 view(s)" in run.stdout
+        assert f"kept {photos[name][0]}: face at" in run.stdout
     return home
 
 
@@ -206,13 +207,43 @@ def test_recognize_a_video_names_the_enrolled_person(faceres_bundle, photos, tmp
         "recognize", clip, "--bundle", faceres_bundle.path, "--json", "--save", out, home=home
     )
     assert run.returncode == 0, run.stderr
-    *faces, summary = [json.loads(line) for line in run.stdout.splitlines()]
+    *lines, summary = [json.loads(line) for line in run.stdout.splitlines()]
+    faces = [x for x in lines if "event" not in x]
+    # a video is followed face by face: one event for the one appearance
+    (appearance,) = [x for x in lines if x.get("event") == "appearance"]
+    assert appearance["name"] == "Serena" and appearance["frames"] >= 22
+    assert appearance["source"] == str(clip) and appearance["first_seen"] == 0.0
+    assert all(f["track"] == appearance["track_id"] for f in faces)
     assert summary["summary"]["frames"] == 24
     assert len({f["frame"] for f in faces}) >= 22  # a face found in (nearly) every frame
     named = [f["frame"] for f in faces if f["name"] == "Serena"]
     assert len(set(named)) >= 18, faces
     assert {f["name"] for f in faces} <= {"Serena", None}
     assert cv2.VideoCapture(str(out)).get(cv2.CAP_PROP_FRAME_COUNT) == 24
+
+
+def test_enrol_from_a_video_then_one_event_per_appearance(faceres_bundle, photos, tmp_path):
+    home = tmp_path / "home"
+    serena = photos["Serena_Williams"]
+    clip = face_clip(tmp_path / "me.avi", serena[:4], frames=20)
+    run = edge(
+        "enroll", "Serena", "--video", clip, "--max-views", "3",
+        "--bundle", faceres_bundle.path, home=home,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    kept = [line for line in run.stdout.splitlines() if line.startswith("kept ")]
+    assert 1 <= len(kept) <= 3 and all(line.startswith(f"kept {clip} frame ") for line in kept)
+    assert any(line.startswith("left out ") for line in run.stdout.splitlines())
+    assert f"enrolled 'Serena' from {len(kept)} view(s)" in run.stdout
+
+    door = face_clip(tmp_path / "door.avi", serena[4:8], frames=20)  # other photos of her
+    run = edge("recognize", door, "--bundle", faceres_bundle.path, home=home)
+    assert run.returncode == 0, run.stderr
+    events = [json.loads(x) for x in run.stdout.splitlines() if x.startswith("{")]
+    assert [(e["event"], e["name"]) for e in events] == [("appearance", "Serena")]
+    assert events[0]["frames"] >= 18 and "FPS" in run.stdout  # then the timing table
+
+    assert_clean_error(edge("enroll", "X", "--bundle", faceres_bundle.path, home=home), "nothing")
 
 
 def test_calibrate_stores_a_threshold_that_recognize_uses(
@@ -227,13 +258,16 @@ def test_calibrate_stores_a_threshold_that_recognize_uses(
     args = ("--pairs", pairs, "--images", lfw_dir / "images", "--far", "0.05")
     run = edge("calibrate", *args, "--bundle", tiny_bundle.path, home=home)
     assert run.returncode == 0, run.stderr
-    t = float(re.search(r"threshold (\S+) \(FAR <= 0.05 on 30 impostor pairs", run.stdout)[1])
+    assert re.search(r"threshold (\S+) \(FAR <= 0.05 on 30 impostor pairs", run.stdout)
     assert "stored in" in run.stdout and tiny_bundle.fingerprint in run.stdout
+    # the open-set rule chosen on the same photos, and its operating point for 2 people
+    assert re.search(r"open set: [nzts]\w*-norm against \d+ cohort faces", run.stdout)
+    assert "for your 2 people: threshold" in run.stdout and "measured FPIR" in run.stdout
 
     photo = photos["Tony_Blair"][0]
     base = ("recognize", photo, "--bundle", tiny_bundle.path, "--json")
     calibrated = edge(*base, home=home)
-    assert f"threshold {t:.3f} (calibrated" in calibrated.stderr
+    assert re.search(r"threshold \S+ normalised \(calibrated open set: ", calibrated.stderr)
     overridden = edge(*base, "--threshold", "1.5", home=home)
     assert "threshold 1.500 (--threshold)" in overridden.stderr
     faces = [json.loads(x) for x in overridden.stdout.splitlines()[:-1]]

@@ -300,3 +300,33 @@ def test_schema1_gallery_without_its_key_is_refused_untouched(tmp_path: Path):
     with pytest.raises(GalleryError, match=r"schema 1.*needs its key"):
         Gallery(path)
     assert path.read_bytes() == before
+
+
+def test_the_calibration_cohort_is_encrypted_and_replaced_with_the_threshold(tmp_path: Path):
+    cohort = unit(np.random.default_rng(3), 40, dim=128)
+    path = tmp_path / "g.sqlite"
+    with Gallery(path) as g:
+        assert g.cohort(FP) is None
+        g.set_threshold(FP, {"cosine": 0.5, "open_set": {"norm": "s"}}, cohort=cohort)
+        np.testing.assert_array_equal(g.cohort(FP), cohort)
+        assert g.cohort("0000000000000000") is None
+    raw = path.read_bytes()
+    assert not [c for c in chunks(cohort) if c in raw], "cohort embeddings stored in clear"
+    with Gallery(path) as g:  # a new calibration without a cohort drops the old one
+        np.testing.assert_array_equal(g.cohort(FP), cohort)
+        g.set_threshold(FP, {"cosine": 0.6})
+        assert g.cohort(FP) is None and g.threshold(FP) == {"cosine": 0.6}
+    with sqlite3.connect(path) as conn:
+        assert not conn.execute("SELECT 1 FROM meta WHERE key LIKE 'cohort:%'").fetchall()
+
+
+def test_a_tampered_cohort_fails_authentication(tmp_path: Path):
+    path = tmp_path / "g.sqlite"
+    with Gallery(path) as g:
+        g.set_threshold(FP, {"cosine": 0.5}, cohort=unit(np.random.default_rng(4), 4))
+    with sqlite3.connect(path) as conn:
+        (value,) = conn.execute(f"SELECT value FROM meta WHERE key = 'cohort:{FP}'").fetchone()
+        flipped = value[:-8] + ("A" if value[-8] != "A" else "B") + value[-7:]
+        conn.execute(f"UPDATE meta SET value = ? WHERE key = 'cohort:{FP}'", (flipped,))
+    with Gallery(path) as g, pytest.raises(GalleryError, match=r"cohort .* tampered"):
+        g.cohort(FP)

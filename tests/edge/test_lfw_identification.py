@@ -1,84 +1,66 @@
-"""One-shot identification on LFW with the face-trained INT8 TFLite bundle.
+"""Open-set identification on LFW with the face-trained INT8 TFLite bundle.
 
-Enrol one photo each of 150 people, recognise up to 4 other photos of each, and one
-photo each of 150 people never enrolled, with the threshold ``edge calibrate`` picks
-on ``pairs_devtrain.csv`` at FAR 1e-3. People in the dev-train pairs are kept out of
-both groups so the threshold is not chosen on the people it is tested on.
+The protocol of ``benchmarks/openset.py`` (its functions, so there is one copy): 150
+people enrolled from one photo (and, separately, from three: people with >= 4 photos)
+through edge's enrolment, up to 4 other photos of each as probes, one photo each of
+150 people never enrolled, under the calibration ``edge calibrate`` stores for the
+dev-train pairs (cosine at FAR 1e-3 and the open-set rule). People in the dev-train
+pairs are kept out of both groups so nothing is chosen on the people it is tested on.
 """
 
 from __future__ import annotations
 
-import csv
-import random
+import sys
 from pathlib import Path
-from typing import Any
 
-import numpy as np
+import pytest
 
-from edge import FaceLens
-from edge.images import read_image
-from edge.matching import Match
+from edge.pipeline import Pipeline
 
-N_ENROLLED, N_UNKNOWN, MAX_PROBES = 150, 150, 4
+sys.path.append(str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
 
-def one_shot_identification(lens: FaceLens, lfw: Path) -> dict[str, Any]:
-    images = lfw / "images"
-    with open(lfw / "pairs_devtrain.csv", newline="") as f:
-        calibration_people = {
-            Path(row[k]).parent.name for row in csv.DictReader(f) for k in ("img_a", "img_b")
-        }
-    photos = {
-        d.name: sorted(d.glob("*.jpg"))
-        for d in sorted(images.iterdir())
-        if d.is_dir() and d.name not in calibration_people
-    }
-    rng = random.Random(0)
-    several = [p for p, files in photos.items() if len(files) >= 2]
-    enrolled = sorted(rng.sample(several, N_ENROLLED))
-    unknown = sorted(rng.sample([p for p in photos if p not in enrolled], N_UNKNOWN))
+@pytest.fixture(scope="module")
+def lfw_runs(faceres_bundle, lfw_dir, yunet_path, tmp_path_factory):
+    import openset
 
-    cal = lens.calibrate(lfw / "pairs_devtrain.csv", images, far=0.001)
-    assert lens.threshold.value == cal.cosine  # the stored calibration is used from now on
-    for person in enrolled:  # no flags: the dominant face must be found in every photo
-        lens.enroll(person, [photos[person][0]])
-    pipeline, matcher = lens.pipeline, lens.matcher
-
-    def best(paths: list[Path]) -> list[Match]:
-        """The match of each photo's dominant face; a photo without a face is a miss."""
-        out = []
-        for path in paths:
-            embedding = pipeline.photo_embedding(read_image(path))
-            out.append(Match(None, 0.0, None) if embedding is None else matcher.match(embedding)[0])
-        return out
-
-    probes = [(p, f) for p in enrolled for f in photos[p][1 : 1 + MAX_PROBES]]
-    known = best([f for _, f in probes])
-    strangers = best([photos[p][0] for p in unknown])
-    truth = [p for p, _ in probes]
+    # module scope runs before the per-test offline YuNet setting: name the file
+    engine = {"bundle": faceres_bundle, "threads": 2, "detector": yunet_path}
+    pipeline = Pipeline.create(**engine)
+    embed = openset.Embeddings(pipeline)  # each photo embedded once for both protocols
+    cal = openset.calibrate_lfw(pipeline, lfw_dir)
+    tmp = tmp_path_factory.mktemp("lfw")
     return {
-        "threshold": cal.cosine,
-        "calibration_tar": cal.tar,
-        "enrolled_people": len(enrolled),
-        "enrolled_probes": len(known),
-        "top1_accuracy": float(np.mean([m.name == t for m, t in zip(known, truth, strict=True)])),
-        "rank1_ignoring_threshold": float(
-            np.mean([m.nearest == t for m, t in zip(known, truth, strict=True)])
-        ),
-        "unknown_people": len(strangers),
-        "unknown_rejection": float(np.mean([m.name is None for m in strangers])),
+        shots: openset.protocol(engine, lfw_dir, tmp / f"g{shots}.sqlite", shots, embed, cal)
+        for shots in (1, 3)
     }
 
 
-def test_one_shot_identification_on_lfw(faceres_bundle, lfw_dir, tmp_path):
-    with FaceLens(faceres_bundle, tmp_path / "g.sqlite", threads=2) as lens:
-        r = one_shot_identification(lens, lfw_dir)
-    print(r)
+def test_one_shot_identification_on_lfw(lfw_runs):
+    r = lfw_runs[1]
+    print({k: v for k, v in r.items() if k not in ("curve", "calibration")})
     assert r["enrolled_people"] >= 100 and r["unknown_people"] >= 100
     assert r["enrolled_probes"] >= 250
-    # Measured with the faceres INT8 TFLite bundle: threshold 0.600 (TAR 0.894 on the
-    # dev-train pairs), top-1 0.857 on 287 probes (0.934 ignoring the threshold) and
-    # 0.853 of 150 strangers rejected. The floors sit ~2.5 standard errors (~2.1 points)
-    # below, so a broken crop, a wrong face or a lost calibration fails here.
-    assert r["top1_accuracy"] >= 0.80
-    assert r["unknown_rejection"] >= 0.80
+    assert r["rule"].startswith("calibrated open set: s-norm")
+    # Issue 11 asks for >= 0.93 named and >= 0.95 rejected. Measured with the faceres INT8
+    # bundle: 0.819 named, 0.980 rejected (rank-1 ignoring any threshold: 0.943, so 0.93
+    # named is out of this model's reach one-shot; not asserted). The floors sit ~2.5
+    # standard errors under the measurement, so a lost cohort, a wrong norm or a broken
+    # gallery-size rule fails here; the old single cosine threshold is the baseline.
+    assert r["open_set"]["strangers_rejected"] >= 0.95
+    assert r["open_set"]["named_right"] >= 0.78
+    old = r["cosine_far_1e-3"]
+    assert r["open_set"]["named_right"] + r["open_set"]["strangers_rejected"] > (
+        old["named_right"] + old["strangers_rejected"]
+    )
+
+
+def test_three_shot_identification_on_lfw(lfw_runs):
+    r = lfw_runs[3]
+    print({k: v for k, v in r.items() if k not in ("curve", "calibration")})
+    assert r["enrolled_people"] >= 100 and r["enrolled_probes"] >= 250
+    # Issue 11 asks for >= 0.97 and >= 0.97; measured 0.971 named, 0.973 rejected (README).
+    # Floors ~2.5 standard errors under that, as above.
+    assert r["open_set"]["strangers_rejected"] >= 0.94
+    assert r["open_set"]["named_right"] >= 0.94
+    assert r["open_set"]["named_right"] > lfw_runs[1]["open_set"]["named_right"]

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from edge.matching import Matcher
+from edge.matching import Matcher, OpenSet
 
 
 def unit(*rows: list[float]) -> np.ndarray:
@@ -36,3 +36,55 @@ def test_dimension_mismatch_is_refused():
     matcher = Matcher(["a"], unit([1, 0, 0]), threshold=0.5)
     with pytest.raises(ValueError, match="dims"):
         matcher.match(unit([1, 0]))
+
+
+def test_under_an_open_set_rule_a_person_also_scores_their_centroid():
+    # two views 90 degrees apart: a probe between them is closer to their mean direction
+    views, probe = unit([1, 0, 0], [0, 1, 0], [0, 0, 1]), unit([1, 1, 0.05])
+    rule = OpenSet(unit([0, 0, 1]), "none", ((0.0,), (1.0,)), 0.01)
+    (m,) = Matcher(["a", "a", "b"], views, 0.0, open_set=rule).match(probe)
+    assert m.name == "a" and m.score > 0.99
+    # a plain cosine threshold was chosen on single comparisons: no centroid there
+    (m,) = Matcher(["a", "a", "b"], views, threshold=0.9).match(probe)
+    assert m.name is None and m.score == pytest.approx(0.706, abs=1e-3)
+
+
+def _rule(cohort: np.ndarray, norm: str, fpir: float = 0.01) -> OpenSet:
+    # per-comparison FAR falling tenfold per normalised unit from 1 at 0
+    thresholds = tuple(float(t) for t in range(7))
+    return OpenSet(cohort, norm, (thresholds, tuple(10.0**-t for t in thresholds)), fpir)
+
+
+def test_the_open_set_threshold_grows_with_the_gallery():
+    rule = _rule(unit([1, 0]), "none", fpir=0.01)
+    assert rule.comparison_far(1) == pytest.approx(0.01)
+    assert rule.comparison_far(100) == pytest.approx(1 - 0.99 ** (1 / 100))
+    t1, t10, t100 = rule.threshold(1), rule.threshold(10), rule.threshold(100)
+    assert t1 == pytest.approx(2.0) and t1 < t10 < t100
+    assert t100 == pytest.approx(-np.log10(rule.comparison_far(100)), abs=1e-6)
+    assert rule.threshold(10**9) == 6.0  # below the curve's last point: nothing passes
+
+
+def test_z_norm_gives_each_person_their_own_scale():
+    rng = np.random.default_rng(0)
+    cohort = rng.standard_normal((400, 8)).astype(np.float32)
+    cohort /= np.linalg.norm(cohort, axis=1, keepdims=True)
+    gallery = unit(*np.eye(8)[:3].tolist())
+    matcher = Matcher(["a", "b", "c"], gallery, 0.0, open_set=_rule(cohort, "z"))
+    impostor = matcher.normalize(cohort, matcher.scores(cohort))
+    np.testing.assert_allclose(impostor.mean(axis=0), 0.0, atol=1e-5)
+    np.testing.assert_allclose(impostor.std(axis=0), 1.0, atol=1e-4)
+    (m,) = matcher.match(gallery[:1])
+    assert m.name == "a" and m.normalized > matcher.threshold and m.score == pytest.approx(1.0)
+    settings = matcher.open_set.settings()
+    again = OpenSet.from_settings(settings, cohort)
+    assert again.threshold(3) == matcher.threshold and again.norm == "z"
+
+
+def test_the_margin_rule_rejects_a_face_between_two_people():
+    rule = OpenSet(unit([0, 0, 1]), "none", ((0.0, 0.5), (1.0, 1e-9)), 0.01, margin=0.2)
+    matcher = Matcher(["a", "b"], unit([1, 0, 0], [0, 1, 0]), 0.0, open_set=rule)
+    between, near_a = unit([1, 0.95, 0]), unit([1, 0.1, 0])
+    assert [m.name for m in matcher.match(np.concatenate([between, near_a]))] == [None, "a"]
+    with pytest.raises(ValueError, match="normalisation"):
+        OpenSet(unit([1, 0]), "x", ((0.0,), (1.0,)), 0.01)

@@ -1,0 +1,135 @@
+"""Recognition over a video: detect on some frames, follow the tracks in between, vote.
+
+Full-frame detection (YuNet at 640 px) is the largest stage of a frame. Between two
+full detections :class:`VideoRecognizer` looks for each live track's face only in a
+small window around where it was (a few hundred pixels instead of 307,200), so a
+face that stays is followed every frame; a face that *enters* is found at the next
+full detection, ``detect_every - 1`` frames late at most. ``benchmarks/pipeline.py``
+measures what that costs in missed faces against full detection on every frame.
+
+Faces are named by :meth:`edge.FaceLens.recognize` (given the faces, so it does not
+detect again): one too small or blurred to tell is reported as "can't tell" and casts
+no vote. The :class:`~edge.track.Tracker` turns the
+frames into labels ("deciding…" until confident) and appearances.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+import cv2
+import numpy as np
+
+from edge.api import STAGES, FaceLens
+from edge.detect import Face
+from edge.run import FrameResult
+from edge.sources import Frame
+from edge.track import Appearance, Observation, Tracker, iou
+
+DETECT_EVERY = 5  # at 25 FPS a face entering is found within 0.16 s
+FOLLOW_PX = 64  # a followed face is looked for at this size (px), never larger
+WINDOW_PX = 128  # ... in a window of this size (a constant size: YuNet need not re-plan)
+
+
+def _window(box: tuple[float, ...], shape: tuple[int, ...], grow: float) -> tuple[int, ...]:
+    """The box widened by ``grow`` box sizes on every side, clipped to the image."""
+    x, y, w, h = box
+    side = max(w, h)
+    ih, iw = shape[:2]
+    x0, y0 = max(0, int(x - grow * side)), max(0, int(y - grow * side))
+    x1, y1 = min(iw, int(x + w + grow * side)), min(ih, int(y + h + grow * side))
+    return x0, y0, x1, y1
+
+
+def _to_frame(face: Face, dx: int, dy: int, scale: float) -> Face:
+    """A face found in a window shrunk by ``scale`` at (dx, dy), in frame coordinates."""
+    x, y, w, h = (v / scale for v in face.box)
+    marks = None if face.landmarks is None else face.landmarks / scale + np.float32([dx, dy])
+    return Face((x + dx, y + dy, w, h), face.score, marks)
+
+
+class VideoRecognizer:
+    """Names the faces of consecutive frames of one source, following them as tracks.
+
+    ``detect_every=1`` detects on every full frame (no following); ``5`` detects on
+    every fifth frame and follows tracks in between. ``fps`` (a video file's frame rate)
+    makes appearance times seconds into the video; without it they are epoch seconds.
+    Use :meth:`edge.FaceLens.video` to make one.
+    """
+
+    def __init__(
+        self,
+        lens: FaceLens,
+        detect_every: int = DETECT_EVERY,
+        fps: float = 0.0,
+        tracker: Tracker | None = None,
+    ) -> None:
+        if detect_every < 1:
+            raise ValueError(f"detect_every={detect_every}: detect on at least every frame")
+        self.lens = lens
+        self.tracker = tracker or Tracker()
+        self.detect_every = detect_every
+        self.fps = fps
+
+    def _timestamp(self, frame: Frame) -> float:
+        """Seconds into a video file (``fps`` given), else the wall clock (epoch seconds)."""
+        return frame.index / self.fps if self.fps > 0 else time.time()
+
+    def _follow(self, image: np.ndarray) -> list[Face]:
+        """Each live track's face, looked for in a window around its last box."""
+        detector = self.lens.pipeline.detector
+        faces: list[Face] = []
+        for track in self.tracker.tracks:
+            if track.missed > 1:  # lost: wait for the next full detection
+                continue
+            x0, y0, x1, y1 = _window(track.box, image.shape, grow=0.6)
+            if x1 - x0 < 16 or y1 - y0 < 16:
+                continue
+            window = image[y0:y1, x0:x1]
+            # shrunk so the face is ~FOLLOW_PX and pasted on a fixed-size canvas: YuNet
+            # finds it as well as at full size, on a fiftieth of a 640x480 frame's pixels
+            side = max(track.box[2], track.box[3], 1.0)
+            scale = min(1.0, FOLLOW_PX / side, WINDOW_PX / max(window.shape[:2]))
+            h, w = (max(1, round(v * scale)) for v in window.shape[:2])
+            canvas = np.zeros((WINDOW_PX, WINDOW_PX, 3), np.uint8)
+            canvas[:h, :w] = cv2.resize(window, (w, h), interpolation=cv2.INTER_AREA)
+            found = [_to_frame(f, x0, y0, scale) for f in detector.detect(canvas)]
+            found = [f for f in found if iou(f.box, track.box) > 0.1]
+            if found:
+                best = max(found, key=lambda f: iou(f.box, track.box))
+                if all(iou(best.box, f.box) < 0.5 for f in faces):
+                    faces.append(best)
+        return faces
+
+    def __call__(self, frame: Frame) -> FrameResult:
+        """Name one frame's faces; ``result.appearances`` holds the tracks that ended."""
+        image = frame.image
+        pipeline = self.lens.pipeline
+        t0 = time.perf_counter()
+        full = (
+            pipeline.detector is None
+            or frame.index % self.detect_every == 0
+            or not self.tracker.tracks
+        )
+        faces = pipeline.faces(image) if full else self._follow(image)
+        t1 = time.perf_counter()
+        named = self.lens.recognize(image, faces)
+        t2 = time.perf_counter()
+        observations = [
+            Observation(face.box, embedding, face.name, face.score, face.problem)
+            for face, embedding in zip(named.faces, named.embeddings, strict=True)
+        ]
+        tracked, ended = self.tracker.update(self._timestamp(frame), observations)
+        ms = {**named.ms, "decode": frame.decode_ms, "detect": (t1 - t0) * 1000}
+        ms["match"] += (time.perf_counter() - t2) * 1000  # matching and tracking
+        ms["total"] = sum(ms[s] for s in STAGES)
+        faces_out = [
+            replace(face, track_id=tf.track_id, label=tf.label)
+            for face, tf in zip(named.faces, tracked, strict=True)
+        ]
+        return FrameResult(frame, faces_out, ms, ended)
+
+    def finish(self) -> list[Appearance]:
+        """The appearances still open when the source ends."""
+        return self.tracker.finish()
