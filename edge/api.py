@@ -35,6 +35,7 @@ from edge.faces import choose_face, rank_faces
 from edge.gallery import Gallery, PersonInfo
 from edge.images import read_image
 from edge.matching import Matcher
+from edge.names import check_name
 from edge.pipeline import Pipeline
 
 Image = Union[str, Path, np.ndarray]  # noqa: UP007 - a runtime alias, also on Python 3.10
@@ -132,7 +133,7 @@ class FaceLens:
         detect: bool = True,
         threshold: float | None = None,
     ) -> None:
-        self._bundle_source = bundle if bundle is not None else paths.default_bundle_dir()
+        self._bundle_source = bundle  # None: the gallery's own bundle, else the default
         self.gallery_path = Path(gallery) if gallery is not None else paths.default_gallery_path()
         self._options: dict[str, Any] = dict(
             fmt=fmt, runtime=runtime, threads=threads, detector=detector, detect=detect
@@ -151,7 +152,12 @@ class FaceLens:
         """The bundle's model and the detector (loaded on first use)."""
         with self._lock:
             if self._pipeline is None:
-                self._pipeline = Pipeline.create(self._bundle_source, **self._options)
+                source = (
+                    self._bundle_source
+                    or self.gallery.bundle_path()  # what the gallery was enrolled with
+                    or paths.default_bundle_dir()
+                )
+                self._pipeline = Pipeline.create(source, **self._options)
             return self._pipeline
 
     @property
@@ -269,11 +275,13 @@ class FaceLens:
         Every photo is checked before anything is written: one bad photo enrols none.
         Returns which face of which photo was enrolled.
         """
+        name = check_name(name)
         if isinstance(images, str | Path | np.ndarray):
             images = [images]
         if not images:
             raise ImageError(f"no photo given for {name!r}: pass at least one image file")
         with self._lock:
+            self.gallery.check_writable()  # before the embedding work, not after
             embeddings, report = [], []
             for i, image in enumerate(images):
                 array, label = load_image(
@@ -283,7 +291,9 @@ class FaceLens:
                 embeddings.append(self.pipeline.face_embedding(array, chosen, label))
                 report.append(EnrolledPhoto(label, chosen, found))
             bundle = self.bundle
-            self.gallery.add(name, np.stack(embeddings), bundle.fingerprint, bundle.name)
+            self.gallery.add(
+                name, np.stack(embeddings), bundle.fingerprint, bundle.name, bundle.path
+            )
             self._matcher = None
             return report
 
@@ -342,6 +352,7 @@ class FaceLens:
         :class:`Calibration`, whose threshold later calls use.
         """
         with self._lock:
+            self.gallery.check_writable()  # before minutes of embedding, not after
             result = calibrate(self.pipeline, pairs, images, far, progress=progress)
             self.gallery.set_threshold(self.bundle.fingerprint, result.to_dict())
             self._threshold = self._matcher = None

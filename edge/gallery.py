@@ -20,11 +20,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import errno
 import json
 import logging
 import os
 import secrets
+import shutil
 import sqlite3
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -37,13 +40,22 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from edge.errors import GalleryError
+from edge.names import check_name, lookup_name
 
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
+MIN_FREE_BYTES = 1 << 20  # what a few encrypted embeddings and their journal need
+BUSY_TIMEOUT_S = 30.0
+# sqlite3 decodes SQLite's own messages as UTF-8: a damaged file can make that fail too
+_DB_ERRORS = (
+    sqlite3.Error,
+    UnicodeDecodeError,
+)  # how long a write waits for another process's transaction
 KEY_ENV = "FACELENS_KEY"
 _KEY_CHECK = b"facelens gallery key check"
 _SCHEMA = """
+BEGIN IMMEDIATE;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS embeddings (
     id INTEGER PRIMARY KEY,
@@ -55,6 +67,7 @@ CREATE TABLE IF NOT EXISTS embeddings (
     created TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS embeddings_person ON embeddings (person);
+COMMIT;
 """
 
 
@@ -105,41 +118,109 @@ class Gallery:
         self.path = Path(path)
         self.key_path = self.path.with_name(self.path.name + ".key")
         self._conn: sqlite3.Connection | None = None
+        self._writable = False
         self._key: bytes | None = None
-        if self.path.exists():
-            self._connect()
+        self._connect(write=False)  # a file that is not a gallery is refused right away
 
     # -- connection -------------------------------------------------------------------
+    # Reading never creates or changes anything (``people`` on another program's SQLite
+    # file leaves it as it was); the schema is made in one transaction on the first
+    # write, so writers starting together on a new file all see all of it or none.
 
-    def _connect(self) -> sqlite3.Connection:
-        if self._conn is None:
-            if not self.path.exists():
+    def _connect(self, write: bool = True) -> sqlite3.Connection | None:
+        """The open connection (read-only unless ``write``); ``None``: no gallery file yet."""
+        if self._conn is not None and (self._writable or not write):
+            return self._conn
+        self.close()
+        if not write and not self.path.exists():
+            return None
+        try:
+            if write:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                # Created 0600 before SQLite touches it: only the owner may read it.
-                os.close(os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
-            try:
-                conn = sqlite3.connect(self.path, isolation_level=None, timeout=30)
-                conn.execute("PRAGMA secure_delete = ON")
-                tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
-                if tables and "embeddings" not in tables:  # someone else's database
-                    conn.close()
-                    raise sqlite3.DatabaseError(f"it holds other tables: {sorted(tables)[:5]}")
-                conn.executescript(_SCHEMA)
-                version = conn.execute(
-                    "SELECT value FROM meta WHERE key = 'schema_version'"
-                ).fetchone()
-            except sqlite3.DatabaseError as exc:
+                if not self.path.exists():  # 0600 before SQLite touches it (no O_EXCL:
+                    # writers racing on a new gallery may all get here)
+                    os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+                conn = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_S)
+            else:
+                uri = f"{self.path.resolve().as_uri()}?mode=ro"
+                conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=BUSY_TIMEOUT_S)
+        except OSError as exc:
+            raise GalleryError(
+                f"cannot {'create' if write else 'open'} the gallery {self.path} "
+                f"({exc.strerror or exc}); {_os_advice(exc)}"
+            ) from exc
+        except _DB_ERRORS as exc:
+            raise self._sqlite_error(exc, "open") from exc
+        # A damaged file may hold text that is not UTF-8: show it replaced, do not crash.
+        conn.text_factory = lambda raw: raw.decode("utf-8", "replace")
+        try:
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+            if tables and "embeddings" not in tables:  # someone else's database
                 raise GalleryError(
-                    f"{self.path} is not a facelens gallery ({exc}); pass another --gallery "
-                    "or restore it from a backup"
-                ) from exc
-            if version is not None and int(version[0]) != SCHEMA_VERSION:
-                raise GalleryError(
-                    f"{self.path} has gallery schema {version[0]}; this facelens reads "
-                    f"{SCHEMA_VERSION}: use the facelens version that wrote it"
+                    f"{self.path} is not a facelens gallery (it holds other tables: "
+                    f"{', '.join(sorted(tables)[:5])}); pass another --gallery"
                 )
-            self._conn = conn
-        return self._conn
+            if write:
+                conn.execute("PRAGMA secure_delete = ON")
+                if "embeddings" not in tables:
+                    conn.executescript(_SCHEMA)
+            version = (
+                conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+                if tables or write
+                else None
+            )
+        except _DB_ERRORS as exc:
+            conn.close()
+            raise self._sqlite_error(exc, "open") from exc
+        except GalleryError:
+            conn.close()
+            raise
+        if version is not None and version[0] != str(SCHEMA_VERSION):
+            conn.close()
+            raise GalleryError(
+                f"{self.path} has gallery schema {str(version[0])[:20]!r}; this facelens reads "
+                f"{SCHEMA_VERSION}: use the facelens version that wrote it, or pass another "
+                "--gallery"
+            )
+        self._conn, self._writable = conn, write
+        return conn
+
+    def _sqlite_error(self, exc: Exception, action: str) -> GalleryError:
+        """What an SQLite failure means for the user, with advice that is true for it."""
+        if isinstance(exc, UnicodeDecodeError):  # SQLite quoting a damaged schema
+            return GalleryError(
+                f"{self.path} is not a facelens gallery (its schema is damaged); pass another "
+                "--gallery, or restore the file from a backup if it was one"
+            )
+        text = " ".join(str(exc).split())[:200]  # one line, whatever SQLite quotes
+        code = getattr(exc, "sqlite_errorcode", None)
+        if "locked" in text or "busy" in text:
+            advice = (
+                f"another process has held it for {BUSY_TIMEOUT_S:.0f} s; wait for it to finish "
+                "and try again (nothing was changed)"
+            )
+        elif "disk is full" in text or code == 13:  # SQLITE_FULL
+            advice = "the disk is full: free some space and try again (nothing was changed)"
+        elif "readonly" in text or code == 8:  # SQLITE_READONLY
+            advice = (
+                "the file or its folder is read-only: make it writable, or pass a --gallery "
+                "in a folder you can write to (nothing was changed)"
+            )
+        elif "disk I/O error" in text:
+            advice = (
+                "the disk may be full or failing: free some space, check the disk, and try "
+                "again (nothing was changed)"
+            )
+        elif "unable to open" in text:
+            advice = "check the path and its permissions"
+        elif "not a database" in text or "malformed" in text:
+            return GalleryError(
+                f"{self.path} is not a facelens gallery ({text}); pass another --gallery, or "
+                "restore the file from a backup if it was one"
+            )
+        else:
+            advice = "check the disk and the file's permissions"
+        return GalleryError(f"cannot {action} the gallery {self.path} ({text}): {advice}")
 
     def close(self) -> None:
         if self._conn is not None:
@@ -154,23 +235,79 @@ class Gallery:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        conn = self._connect()
+        conn = self._connect(write=True)
+        assert conn is not None
+        try:
+            try:
+                self._begin(conn)
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        except _DB_ERRORS as exc:
+            raise self._sqlite_error(exc, "write to") from exc
+
+    def _begin(self, conn: sqlite3.Connection) -> None:
+        """BEGIN IMMEDIATE; when another process holds the lock, say so before waiting."""
+        conn.execute("PRAGMA busy_timeout = 500")
         try:
             conn.execute("BEGIN IMMEDIATE")
-            yield conn
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            log.warning(
+                "the gallery %s is in use by another process; waiting up to %.0f s",
+                self.path,
+                BUSY_TIMEOUT_S,
+            )
+            conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            conn.execute("BEGIN IMMEDIATE")
+
+    def check_writable(self) -> None:
+        """Refuse now, before minutes of work, a gallery that could not store the result.
+
+        Changes nothing, not even the file's change counter: a refused command leaves the
+        gallery byte-identical. A new gallery's folder is probed with a temporary file.
+        """
+        folder = next(p for p in [self.path.parent, *self.path.parents] if p.exists())
+        if not self.path.exists():
+            try:
+                tempfile.TemporaryFile(dir=folder).close()
+            except OSError as exc:
+                raise GalleryError(
+                    f"cannot create the gallery {self.path} ({exc.strerror or exc}); "
+                    f"{_os_advice(exc)}"
+                ) from exc
+        elif not (os.access(self.path, os.W_OK) and os.access(folder, os.W_OK)):
+            raise GalleryError(
+                f"the gallery {self.path} is read-only (SQLite needs to write the file and "
+                "its folder): make them writable, or pass a --gallery you can write to"
+            )
+        if shutil.disk_usage(folder).free < MIN_FREE_BYTES:
+            raise GalleryError(
+                f"the disk holding {self.path} is full: free some space and try again"
+            )
+        if self.path.exists():
+            conn = self._connect(write=True)
+            assert conn is not None
+            try:  # waits out (or reports) another process's write lock; writes nothing
+                self._begin(conn)
                 conn.execute("ROLLBACK")
-            raise
+            except _DB_ERRORS as exc:
+                raise self._sqlite_error(exc, "write to") from exc
 
     def _query(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        if self._conn is None:  # no file yet: an empty gallery
+        conn = self._connect(write=False)
+        if conn is None:  # no file yet: an empty gallery
             return []
         try:
-            return self._conn.execute(sql, args).fetchall()
-        except sqlite3.DatabaseError as exc:
-            raise GalleryError(f"cannot read the gallery {self.path} ({exc})") from exc
+            return conn.execute(sql, args).fetchall()
+        except _DB_ERRORS as exc:
+            if "no such table" in str(exc):  # an empty SQLite file: an empty gallery
+                return []
+            raise self._sqlite_error(exc, "read") from exc
 
     def _meta(self, key: str) -> str | None:
         rows = self._query("SELECT value FROM meta WHERE key = ?", (key,))
@@ -188,17 +325,8 @@ class Gallery:
         check = self._meta("key_check")
         if os.environ.get(KEY_ENV):
             key = parse_key(os.environ[KEY_ENV])
-        elif self.key_path.is_file():
-            if self.key_path.stat().st_mode & 0o077:
-                log.warning("key file %s is readable by others: chmod 600 it", self.key_path)
-            key = parse_key(self.key_path.read_text())
-        elif check is None and create:
-            key = secrets.token_bytes(32)
-            self.key_path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.key_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-            with os.fdopen(fd, "w") as f:
-                f.write(key.hex() + "\n")
-            log.info("created the gallery key %s (mode 0600)", self.key_path)
+        elif self.key_path.is_file() or (check is None and create and self._create_key()):
+            key = self._read_key_file()
         else:
             raise GalleryError(
                 f"no key for the gallery {self.path}: set ${KEY_ENV} or restore its key file "
@@ -217,6 +345,47 @@ class Gallery:
                 )
         self._key = key
         return key
+
+    def _read_key_file(self) -> bytes:
+        if self.key_path.stat().st_mode & 0o077:
+            log.warning("key file %s is readable by others: chmod 600 it", self.key_path)
+        try:
+            text = self.key_path.read_bytes()[:1024].decode("ascii")
+        except UnicodeDecodeError:
+            raise GalleryError(
+                f"the key file {self.key_path} is not a text key (it holds binary bytes): "
+                f"restore the key it was created with, or set ${KEY_ENV}"
+            ) from None
+        except OSError as exc:
+            raise GalleryError(
+                f"cannot read the key file {self.key_path} ({exc.strerror}); check its permissions"
+            ) from exc
+        try:
+            return parse_key(text)
+        except GalleryError:
+            raise GalleryError(
+                f"the key file {self.key_path} does not hold a 32-byte key (64 hex characters "
+                "or base64): restore the key it was created with"
+            ) from None
+
+    def _create_key(self) -> bool:
+        """Write a new random key file, atomically: writers racing on a new gallery all end
+        up with the one key that won (a complete file, never a half-written one)."""
+        self.key_path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".key-", dir=self.key_path.parent)
+        try:
+            with os.fdopen(fd, "w") as f:  # mkstemp files are 0600
+                f.write(secrets.token_bytes(32).hex() + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+            try:
+                os.link(tmp, self.key_path)
+                log.info("created the gallery key %s (mode 0600)", self.key_path)
+            except FileExistsError:
+                pass  # another writer made it first: use theirs
+        finally:
+            os.unlink(tmp)
+        return True
 
     # -- reading ----------------------------------------------------------------------
 
@@ -274,34 +443,43 @@ class Gallery:
     # -- writing ----------------------------------------------------------------------
 
     def add(
-        self, person: str, embeddings: np.ndarray, fingerprint: str, bundle_name: str = ""
+        self,
+        person: str,
+        embeddings: np.ndarray,
+        fingerprint: str,
+        bundle_name: str = "",
+        bundle_path: Path | str | None = None,
     ) -> int:
         """Enrol ``person`` with one or more embeddings, all in one transaction."""
-        if not person.strip():
-            raise GalleryError("a person's name cannot be empty")
+        person = check_name(person)
         vectors = np.atleast_2d(np.asarray(embeddings, np.float32))
-        self._connect()
+        if vectors.ndim != 2 or not vectors.size or not np.isfinite(vectors).all():
+            raise GalleryError(f"embeddings of {person!r} must be a non-empty finite (N, D) array")
+        self._connect(write=True)
         self.check_bundle(fingerprint, bundle_name)
         aes = AESGCM(self._load_key(create=True))
         dim = vectors.shape[1]
-        try:
-            with self._transaction() as conn:
-                self._init_meta(conn, fingerprint, bundle_name)
-                for vector in vectors:
-                    nonce = secrets.token_bytes(12)
-                    ciphertext = aes.encrypt(
-                        nonce, vector.tobytes(), _associated(person, fingerprint, dim)
-                    )
-                    conn.execute(
-                        "INSERT INTO embeddings (person, fingerprint, dim, nonce, ciphertext, "
-                        "created) VALUES (?, ?, ?, ?, ?, ?)",
-                        (person, fingerprint, dim, nonce, ciphertext, _now()),
-                    )
-        except sqlite3.DatabaseError as exc:
-            raise GalleryError(f"cannot write to the gallery {self.path} ({exc})") from exc
+        with self._transaction() as conn:
+            self._init_meta(conn, fingerprint, bundle_name, bundle_path)
+            for vector in vectors:
+                nonce = secrets.token_bytes(12)
+                ciphertext = aes.encrypt(
+                    nonce, vector.tobytes(), _associated(person, fingerprint, dim)
+                )
+                conn.execute(
+                    "INSERT INTO embeddings (person, fingerprint, dim, nonce, ciphertext, "
+                    "created) VALUES (?, ?, ?, ?, ?, ?)",
+                    (person, fingerprint, dim, nonce, ciphertext, _now()),
+                )
         return len(vectors)
 
-    def _init_meta(self, conn: sqlite3.Connection, fingerprint: str, bundle_name: str) -> None:
+    def _init_meta(
+        self,
+        conn: sqlite3.Connection,
+        fingerprint: str,
+        bundle_name: str,
+        bundle_path: Path | str | None,
+    ) -> None:
         assert self._key is not None
         if self._meta("key_check") is None:
             nonce = secrets.token_bytes(12)
@@ -312,10 +490,17 @@ class Gallery:
             )
         if self.fingerprint() is None:  # the first embedding binds the gallery to a bundle
             conn.execute("INSERT OR REPLACE INTO meta VALUES ('bundle_name', ?)", (bundle_name,))
+            if bundle_path is not None:  # so later commands find it without --bundle
+                path = str(Path(bundle_path).resolve())
+                conn.execute("INSERT OR REPLACE INTO meta VALUES ('bundle_path', ?)", (path,))
+
+    def bundle_path(self) -> Path | None:
+        """The bundle folder this gallery was first enrolled with (``None``: not known)."""
+        value = self._meta("bundle_path")
+        return Path(value) if value else None
 
     def set_threshold(self, fingerprint: str, info: dict[str, Any]) -> None:
         """Store a calibrated threshold (``info["cosine"]`` and how it was chosen)."""
-        self._connect()
         with self._transaction() as conn:
             conn.execute(
                 "INSERT OR REPLACE INTO meta VALUES (?, ?)",
@@ -324,18 +509,25 @@ class Gallery:
 
     def forget(self, person: str) -> int:
         """Erase every embedding of ``person`` for good; returns how many were removed."""
-        if self._conn is None:
-            return 0
-        try:
-            with self._transaction() as conn:
-                cursor = conn.execute("DELETE FROM embeddings WHERE person = ?", (person,))
-                removed = cursor.rowcount
-            if removed:
-                # secure_delete zeroed the freed cells; VACUUM also drops freed pages.
-                self._conn.execute("VACUUM")
-        except sqlite3.DatabaseError as exc:
-            raise GalleryError(f"cannot write to the gallery {self.path} ({exc})") from exc
+        person = lookup_name(person)
+        if not any(p.name == person for p in self.people()):
+            return 0  # nothing to erase: do not touch (or create) the file
+        with self._transaction() as conn:
+            removed = conn.execute("DELETE FROM embeddings WHERE person = ?", (person,)).rowcount
+        if removed:
+            try:  # secure_delete zeroed the freed cells; VACUUM also drops freed pages.
+                conn.execute("VACUUM")
+            except _DB_ERRORS as exc:
+                raise self._sqlite_error(exc, "compact") from exc
         return removed
+
+
+def _os_advice(exc: OSError) -> str:
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return "the folder is read-only: pass a --gallery in a folder you can write to"
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return "the disk is full: free some space and try again"
+    return "check the path"
 
 
 def _associated(person: str, fingerprint: str, dim: int) -> bytes:

@@ -2,11 +2,28 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from edge.embedder import l2_normalize
+from edge.errors import FacelensError
+
+
+def check_threshold(value: float, source: str = "--threshold") -> float:
+    """A cosine threshold in (0, 1], or :class:`FacelensError` naming ``source``.
+
+    Embeddings are unit vectors, so a cosine is at most 1; at 0 or below every stranger
+    would be named (nan would name no one). Calibrated values lie well inside the range.
+    """
+    value = float(value)
+    if not (math.isfinite(value) and 0 < value <= 1):
+        raise FacelensError(
+            f"{source} {value} is not a cosine threshold: give a number above 0 and at most 1 "
+            "(e.g. 0.6), or run `edge calibrate` to choose one"
+        )
+    return value
 
 
 @dataclass(frozen=True)
@@ -24,7 +41,7 @@ class Matcher:
     def __init__(self, names: list[str], matrix: np.ndarray, threshold: float) -> None:
         if len(names) != len(matrix):
             raise ValueError(f"{len(names)} names for {len(matrix)} embeddings")
-        self.threshold = float(threshold)
+        self.threshold = check_threshold(threshold, "the match threshold")
         order = np.argsort(np.asarray(names, dtype=object), kind="stable") if names else []
         sorted_names = [names[i] for i in order]
         # Embeddings grouped by person, so a per-person max is one reduceat over columns.
