@@ -53,11 +53,23 @@ class Embedder:
 
     def embed_batch(self, batch: np.ndarray) -> np.ndarray:
         """A prepared (N, H, W, C) batch -> (N, D) unit-length embeddings."""
-        out = [
-            self.backend.run(batch[i : i + self.batch_size])
-            for i in range(0, len(batch), self.batch_size)
-        ]
+        try:
+            out = [
+                self.backend.run(batch[i : i + self.batch_size])
+                for i in range(0, len(batch), self.batch_size)
+            ]
+        except (ValueError, RuntimeError) as exc:  # the runtimes' shape complaints
+            raise self._mismatch(f"rejects a {tuple(batch.shape[1:])} input ({exc})") from exc
+        if out and out[0].shape[1] != self.dim:
+            raise self._mismatch(f"gives {out[0].shape[1]}-d features, not {self.dim}")
         return l2_normalize(np.concatenate(out)) if out else np.zeros((0, self.dim), np.float32)
+
+    def _mismatch(self, what: str) -> BundleError:
+        reason = " ".join(what.split())[:240]
+        return BundleError(
+            f"the {self.format} model of {self.bundle.path} {reason}: its manifest does not "
+            "match the artifact; rebuild the bundle with `python -m convert`"
+        )
 
     def embed(self, crops: Sequence[np.ndarray]) -> np.ndarray:
         """BGR face crops -> (N, D) unit-length embeddings."""
