@@ -45,6 +45,7 @@ import numpy as np
 from edge import argtypes
 from edge.bundle import Bundle
 from edge.calibrate import read_pairs
+from edge.commandline import run_command
 from edge.errors import FacelensError
 from edge.gallery import Gallery
 from edge.images import decode_image
@@ -343,6 +344,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--slow", type=float, default=10.0, help="seconds one input may take")
     p.add_argument("--json", type=Path, help="write the summary here")
     args = p.parse_args(argv)
+    if args.bundle is not None:
+        Bundle.load(args.bundle)  # a bad --bundle is the user's error, not a finding
     limit = int(args.memory_gb * 1024**3)
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     cv2.setNumThreads(1)  # thread stacks count against the address-space limit
@@ -372,4 +375,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_command(main))

@@ -60,9 +60,16 @@ class Embedder:
             ]
         except (ValueError, RuntimeError) as exc:  # the runtimes' shape complaints
             raise self._mismatch(f"rejects a {tuple(batch.shape[1:])} input ({exc})") from exc
-        if out and out[0].shape[1] != self.dim:
+        if not out:
+            return np.zeros((0, self.dim), np.float32)
+        if out[0].shape[1] != self.dim:
             raise self._mismatch(f"gives {out[0].shape[1]}-d features, not {self.dim}")
-        return l2_normalize(np.concatenate(out)) if out else np.zeros((0, self.dim), np.float32)
+        features = np.concatenate(out)
+        if not np.isfinite(features).all():  # e.g. an absurd mean/scale in the manifest
+            raise self._mismatch("gives non-finite features (check the input mean and scale)")
+        # Scaled to a peak of 1 first: huge finite features must not overflow the norm to inf.
+        peak = np.abs(features).max(axis=1, keepdims=True)
+        return l2_normalize(features / np.maximum(peak, np.finfo(np.float32).tiny))
 
     def _mismatch(self, what: str) -> BundleError:
         reason = " ".join(what.split())[:240]

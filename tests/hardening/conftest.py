@@ -17,6 +17,12 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 MEASURE = Path(__file__).with_name("_measure.py")
+# Module-scoped fixtures run before the autouse one that points FACELENS_YUNET at
+# ../shared, so commands get the verified shared copy here too (never a download).
+YUNET = (
+    Path(os.environ.get("FACELENS_SHARED", REPO.parent / "shared"))
+    / "models/yunet/face_detection_yunet_2023mar.onnx"
+)
 
 
 @dataclass
@@ -59,6 +65,8 @@ def run(
     """``python -m MODULE ARGS`` with its data folder at ``home``, and its peak RSS."""
     full_env = {k: v for k, v in os.environ.items() if k != "FACELENS_KEY"}
     full_env.update(FACELENS_HOME=str(home), PYTHONPATH=str(REPO), **(env or {}))
+    if YUNET.is_file():
+        full_env.setdefault("FACELENS_YUNET", str(YUNET))
     argv = [*(a if isinstance(a, bytes) else str(a) for a in args)]
     with tempfile.TemporaryDirectory() as tmp:
         rss = Path(tmp) / "rss"
