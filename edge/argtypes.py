@@ -11,7 +11,6 @@ import math
 from collections.abc import Callable
 
 from edge.errors import FacelensError
-from edge.matching import check_threshold
 
 
 def _number(text: str) -> float:
@@ -47,6 +46,8 @@ positive_int = int_at_least(1)
 
 def threshold(text: str) -> float:
     """A cosine threshold in (0, 1] (see :func:`edge.matching.check_threshold`)."""
+    from edge.matching import check_threshold  # pulls in OpenCV: not at `--help` time
+
     try:
         return check_threshold(_number(text), "the threshold")
     except FacelensError as exc:
