@@ -186,7 +186,16 @@ def _check_formats(formats: Sequence[str]) -> list[str]:
 
 
 def _check_out(out: Path, force: bool) -> None:
-    """Refuse early (before minutes of work) to clobber anything that is not a bundle."""
+    """Refuse early (before minutes of work) to clobber anything that is not a bundle,
+    or to work for a folder that cannot be written."""
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=out.parent).close()
+    except OSError as exc:
+        raise FacelensError(
+            f"cannot write the bundle to {out} ({exc.strerror or exc}): choose an --out in a "
+            "folder you can write to, on a disk with free space"
+        ) from exc
     if out.is_file():
         raise FacelensError(f"--out {out} is a file; choose a folder path for the bundle")
     if out.is_dir() and any(out.iterdir()):
@@ -268,6 +277,9 @@ def _convert_all(
         except OSError:
             raise  # a full disk or a permission problem: no point trying other formats
         except Exception as exc:  # any converter or runtime failure is this format's alone
+            disk = _disk_error(exc)
+            if disk is not None:  # converters wrap a full disk in their own errors
+                raise disk from exc
             failed[fmt] = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:200]}"
             shutil.rmtree(dest, ignore_errors=True) if dest.is_dir() else dest.unlink(True)
             continue
@@ -291,6 +303,24 @@ def _convert_all(
     bar.close()
     shutil.rmtree(scratch)
     return artifacts, failed, reference
+
+
+_DISK_ERRNOS = {errno.ENOSPC: "No space left on device", errno.EFBIG: "File too large"}
+if hasattr(errno, "EDQUOT"):
+    _DISK_ERRNOS[errno.EDQUOT] = "Disk quota exceeded"
+
+
+def _disk_error(exc: BaseException) -> OSError | None:
+    """The full-disk OSError behind a converter's own exception, if that is what it is."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in _DISK_ERRNOS:
+            return seen
+        for code, text in _DISK_ERRNOS.items():
+            if text in str(seen):
+                return OSError(code, text)
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def _size(path: Path) -> int:

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from convert.report import format_table
+from edge import argtypes
 from edge.bundle import ARTIFACT_FILES
 from edge.commandline import run_command
 
@@ -42,21 +43,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--calibration", type=Path, required=True, help="folder of face photos (recursive)"
     )
-    p.add_argument("--calibration-count", type=int, default=200)
+    p.add_argument("--calibration-count", type=argtypes.positive_int, default=200)
     p.add_argument(
         "--eval",
         type=Path,
         default=None,
         help="held-out face photos (default: a disjoint slice of --calibration)",
     )
-    p.add_argument("--eval-count", type=int, default=100)
+    p.add_argument("--eval-count", type=argtypes.positive_int, default=100)
     p.add_argument(
         "--detector",
         type=Path,
         default=None,
         help="YuNet .onnx file (default: $FACELENS_YUNET, the cache, else a download)",
     )
-    p.add_argument("--min-cosine", type=float, default=0.98, help="fidelity floor on cosine min")
+    p.add_argument(
+        "--min-cosine", type=argtypes.cosine, default=0.98, help="fidelity floor on cosine min"
+    )
     p.add_argument(
         "--no-detect",
         action="store_true",

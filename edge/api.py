@@ -36,6 +36,7 @@ from edge.faces import choose_face, rank_faces
 from edge.gallery import Gallery, PersonInfo
 from edge.images import read_image
 from edge.matching import Matcher, OpenSet
+from edge.names import check_name
 from edge.pipeline import Pipeline
 from edge.quality import MIN_DECIDE_PX, assess
 
@@ -147,7 +148,7 @@ class FaceLens:
         threshold: float | None = None,
         index: str = "auto",
     ) -> None:
-        self._bundle_source = bundle if bundle is not None else paths.default_bundle_dir()
+        self._bundle_source = bundle  # None: the gallery's own bundle, else the default
         self.gallery_path = Path(gallery) if gallery is not None else paths.default_gallery_path()
         self._options: dict[str, Any] = dict(
             fmt=fmt, runtime=runtime, threads=threads, detector=detector, detect=detect
@@ -167,7 +168,12 @@ class FaceLens:
         """The bundle's model and the detector (loaded on first use)."""
         with self._lock:
             if self._pipeline is None:
-                self._pipeline = Pipeline.create(self._bundle_source, **self._options)
+                source = (
+                    self._bundle_source
+                    or self.gallery.bundle_path()  # what the gallery was enrolled with
+                    or paths.default_bundle_dir()
+                )
+                self._pipeline = Pipeline.create(source, **self._options)
             return self._pipeline
 
     @property
@@ -312,6 +318,7 @@ class FaceLens:
         :class:`Enrolment`: the kept views (iterating gives :class:`EnrolledPhoto`) and
         what was left out and why.
         """
+        name = check_name(name)
         if isinstance(images, str | Path | np.ndarray):
             images = [images]
         photos = [
@@ -319,11 +326,14 @@ class FaceLens:
             for i, x in enumerate(images)
         ]
         with self._lock:
+            self.gallery.check_writable()  # before the embedding work, not after
             enrolment = choose_views(
                 self.pipeline, name, photos, face, video=video, max_views=max_views
             )
             bundle = self.bundle
-            self.gallery.add(name, enrolment.embeddings, bundle.fingerprint, bundle.name)
+            self.gallery.add(
+                name, enrolment.embeddings, bundle.fingerprint, bundle.name, bundle.path
+            )
             self._matcher = None
             return enrolment
 
@@ -395,6 +405,7 @@ class FaceLens:
         rule, reported for this gallery (``result.open_set``) and stored with its cohort.
         """
         with self._lock:
+            self.gallery.check_writable()  # before minutes of embedding, not after
             bundle = self.bundle
             enrolled = self.gallery.load(bundle.fingerprint, bundle.name)
             result = calibrate(

@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from edge.errors import FacelensError, ImageError
 from edge.images import read_image
 from edge.matching import NORMS, Matcher, OpenSet
 from edge.pipeline import Pipeline
+from edge.progress import progress as progress_of
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,8 @@ def read_pairs(path: Path | str, images: Path | str | None = None) -> list[Pair]
         raise FacelensError(f"image root {root} is not a folder; pass --images DIR")
     pairs = []
     try:
-        with open(path, newline="") as f:
+        # utf-8-sig: Excel writes a byte-order mark that would hide the first column's name
+        with open(path, newline="", encoding="utf-8-sig") as f:
             reader = csv.DictReader(f)
             missing = {"img_a", "img_b", "same"} - set(reader.fieldnames or [])
             if missing:
@@ -55,11 +56,12 @@ def read_pairs(path: Path | str, images: Path | str | None = None) -> list[Pair]
                     f"{path} lacks column(s) {', '.join(sorted(missing))}; "
                     "a pairs file has the header img_a,img_b,same"
                 )
-            for line, row in enumerate(reader, start=2):
+            for row in reader:
+                line = reader.line_num
                 if row["same"] not in ("0", "1") or not row["img_a"] or not row["img_b"]:
                     raise FacelensError(f"{path}:{line}: same={row['same']!r}; use 1 or 0")
                 for name in (row["img_a"], row["img_b"]):
-                    if root is not None and not (root / name).is_file():
+                    if root is not None and not _is_file(root / name):
                         raise FacelensError(
                             f"{path}:{line}: {root / name} does not exist; check --images "
                             "(the root the pair paths are relative to)"
@@ -70,6 +72,13 @@ def read_pairs(path: Path | str, images: Path | str | None = None) -> list[Pair]
     if not any(p.same for p in pairs) or all(p.same for p in pairs):
         raise FacelensError(f"{path} needs both same (1) and different (0) pairs")
     return pairs
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (ValueError, OSError):  # a NUL byte or an over-long name in the CSV
+        return False
 
 
 @dataclass(frozen=True)
@@ -119,7 +128,7 @@ def photo_embeddings(
 ) -> dict[str, np.ndarray | None]:
     """Each photo's dominant-face embedding, once (``None``: no face, or unreadable)."""
     embeddings: dict[str, np.ndarray | None] = {}
-    for name in tqdm(names, desc="embedding photos", unit="img", disable=not progress):
+    for name in progress_of(names, "embedding photos", "photos", enabled=progress):
         try:
             embeddings[name] = pipeline.photo_embedding(read_image(images / name))
         except ImageError:
@@ -172,7 +181,7 @@ def calibrate(
     images = Path(images)
     if not images.is_dir():
         raise FacelensError(f"--images {images} is not a folder")
-    pairs = read_pairs(pairs_csv)
+    pairs = read_pairs(pairs_csv, images)  # a missing photo is an error with its line
     names = sorted({p.a for p in pairs} | {p.b for p in pairs})
     embeddings = photo_embeddings(pipeline, names, images, progress)
     scores, same, skipped = pair_scores(pipeline, pairs, images, progress, embeddings)

@@ -15,10 +15,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edge import paths
+from edge import argtypes, paths
 from edge.bundle import DEFAULT_FORMAT, RUNTIME_FORMATS
 from edge.commandline import run_command
 from edge.errors import FacelensError
+from edge.names import escape, lookup_name, shown
 
 if TYPE_CHECKING:  # the library loads OpenCV and a runtime: only once a command runs
     from edge.api import FaceLens, Identity
@@ -35,7 +36,12 @@ def _default_threads() -> int:
 
 
 def _add_bundle(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--bundle", type=Path, help="model bundle folder (default: <data>/bundle)")
+    p.add_argument(
+        "--bundle",
+        type=Path,
+        help="model bundle folder (default: the one the gallery was enrolled with, else "
+        "<data>/bundle)",
+    )
     p.add_argument("--gallery", type=Path, help="gallery file (default: <data>/gallery.sqlite)")
 
 
@@ -49,7 +55,12 @@ def _add_engine(p: argparse.ArgumentParser) -> None:
         choices=("litert", "onnxruntime", "opencv"),
         help="inference runtime (default: litert for .tflite, onnxruntime for .onnx)",
     )
-    p.add_argument("--threads", type=int, default=_default_threads(), help="inference threads")
+    p.add_argument(
+        "--threads",
+        type=argtypes.positive_int,
+        default=_default_threads(),
+        help="inference threads",
+    )
     p.add_argument("--detector", type=Path, help="YuNet .onnx file (default: cached download)")
     p.add_argument(
         "--no-detect",
@@ -74,16 +85,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name")
     p.add_argument("images", nargs="*", type=Path, metavar="IMAGE", help="photos or folders")
     p.add_argument("--video", metavar="SRC", help="take the views from a video file or stream")
-    p.add_argument("--camera", type=int, metavar="N", help="take the views live from camera N")
     p.add_argument(
-        "--max-views", type=int, metavar="K", help="keep at most K distinct views (default 5)"
+        "--camera",
+        type=argtypes.int_at_least(0),
+        metavar="N",
+        help="take the views live from camera N",
     )
-    p.add_argument("--face", type=int, help="which face to use when several are alike (#N)")
+    p.add_argument(
+        "--max-views",
+        type=argtypes.positive_int,
+        metavar="K",
+        help="keep at most K distinct views (default 5)",
+    )
+    p.add_argument(
+        "--face",
+        type=argtypes.int_at_least(0),
+        help="which face to use when several are alike (#N)",
+    )
     _add_engine(p)
 
     p = sub.add_parser("recognize", help="name the faces in a camera, video, image or folder")
     p.add_argument("source", help="camera index (0), video file, stream URL, image or folder")
-    p.add_argument("--threshold", type=float, help="cosine threshold (overrides calibration)")
+    p.add_argument(
+        "--threshold",
+        type=argtypes.threshold,
+        help="cosine threshold in (0, 1] (overrides calibration)",
+    )
     p.add_argument(
         "--json",
         action="store_true",
@@ -91,13 +118,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--detect-every",
-        type=int,
+        type=argtypes.positive_int,
         metavar="N",
         help="video: full detection every Nth frame, faces followed in between (default 5)",
     )
     p.add_argument("--show", action="store_true", help="show a window (needs an OpenCV GUI)")
     p.add_argument("--save", type=Path, metavar="OUT.mp4", help="write the annotated video")
-    p.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
+    p.add_argument(
+        "--max-frames", type=argtypes.positive_int, metavar="N", help="stop after N frames"
+    )
     p.add_argument(
         "--index",
         default="auto",
@@ -116,10 +145,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("calibrate", help="choose the threshold on labelled pairs")
     p.add_argument("--pairs", type=Path, required=True, help="CSV with img_a,img_b,same")
     p.add_argument("--images", type=Path, required=True, help="folder the pair paths are in")
-    p.add_argument("--far", type=float, default=0.001, help="target false-accept rate")
+    p.add_argument(
+        "--far", type=argtypes.rate, default=0.001, help="target false-accept rate in [0, 1)"
+    )
     p.add_argument(
         "--fpir",
-        type=float,
+        type=argtypes.rate,
         help="open set: the share of strangers that may be named as someone, for this "
         "gallery's size (default 0.03)",
     )
@@ -128,7 +159,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="the whole loop on generated images: no camera, no network")
     p.add_argument("--bundle", type=Path, help="bundle to use (default: built if missing)")
     p.add_argument("--out", type=Path, help="output folder (default: <data folder>/demo)")
-    p.add_argument("--threads", type=int, default=_default_threads(), help="inference threads")
+    p.add_argument(
+        "--threads",
+        type=argtypes.positive_int,
+        default=_default_threads(),
+        help="inference threads",
+    )
     return parser
 
 
@@ -158,8 +194,6 @@ def cmd_enroll(args: argparse.Namespace) -> int:
         )
     if args.video is not None and args.camera is not None:
         raise FacelensError("give --video or --camera, not both")
-    if args.max_views is not None and args.max_views < 1:
-        raise FacelensError(f"--max-views {args.max_views}: keep at least one view")
     video = str(args.camera) if args.camera is not None else args.video
     if args.camera is not None:
         print(
@@ -176,12 +210,13 @@ def cmd_enroll(args: argparse.Namespace) -> int:
                 f" (of {photo.faces_found} found), {photo.quality.describe()}"
             )
         for source, reason in enrolment.left_out[:LEFT_OUT_SHOWN]:
-            print(f"left out {source}: {reason}")
+            print(f"left out {escape(str(source))}: {reason}")
         if len(enrolment.left_out) > LEFT_OUT_SHOWN:
             print(f"... and {len(enrolment.left_out) - LEFT_OUT_SHOWN} more left out")
-        total = sum(p.embeddings for p in lens.people() if p.name == args.name)
+        name = lookup_name(args.name)
+        total = sum(p.embeddings for p in lens.people() if p.name == name)
         print(
-            f"enrolled {args.name!r} from {len(enrolment)} view(s) into {lens.gallery_path}"
+            f"enrolled {shown(name)} from {len(enrolment)} view(s) into {lens.gallery_path}"
             f" ({total} embedding(s) in all)"
         )
     return 0
@@ -192,14 +227,14 @@ def cmd_recognize(args: argparse.Namespace) -> int:
     from edge.display import Display
     from edge.run import recognize_frames
     from edge.sources import ImageSource, VideoSource, open_source
-    from edge.stats import RunStats
+    from edge.stats import RunStats, Sightings
 
     with _lens(args) as lens:
         lens.load()
         print(lens.describe(), file=sys.stderr)
         if not len(lens.matcher):
             log.warning("no one is enrolled in the gallery: every face is unknown (`edge enroll`)")
-        stats = RunStats(STAGES)
+        stats, seen = RunStats(STAGES), Sightings()
         interrupted = False
         with open_source(args.source) as source:
             display = Display(args.show, args.save, source.fps) if args.show or args.save else None
@@ -211,6 +246,8 @@ def cmd_recognize(args: argparse.Namespace) -> int:
             frames = recognize_frames(lens, source, stats, display, args.max_frames, video)
             try:
                 for result in frames:
+                    for face in result.faces:
+                        seen.add(face.name, face.score, face.nearest)
                     if video is None or args.json:
                         for line in _face_lines(result, args.json):
                             print(line, flush=True)
@@ -223,7 +260,18 @@ def cmd_recognize(args: argparse.Namespace) -> int:
                     display.close()
                 for appearance in video.finish() if video is not None else []:
                     print(_appearance_line(appearance, source.label), flush=True)
-    print(json.dumps({"summary": stats.summary()}) if args.json else stats.table())
+            skipped = getattr(source, "skipped", [])
+    if args.json:
+        print(json.dumps({"summary": stats.summary() | seen.summary() | {"skipped": len(skipped)}}))
+    else:
+        print("\n".join([*seen.lines(escape), stats.table()]))
+    if skipped:
+        log.warning(
+            "skipped %d unreadable file(s) of %s (first: %s); -v lists each",
+            len(skipped),
+            args.source,
+            skipped[0],
+        )
     if args.save:
         print(f"annotated video: {args.save}", file=sys.stderr)
     return 130 if interrupted else 0
@@ -254,7 +302,7 @@ def _face_lines(result: FrameResult, as_json: bool) -> list[str]:
             lines.append(json.dumps({**line, "ms": ms}))
         return lines
     return [
-        f"{frame.name} frame {frame.index}: {_who(face)} {face.score:.3f} at "
+        f"{frame.name} frame {frame.index}: {escape(_who(face))} {face.score:.3f} at "
         f"({', '.join(str(round(v)) for v in face.box)})"
         for face in result.faces
     ]
@@ -274,7 +322,8 @@ def cmd_people(args: argparse.Namespace) -> int:
             return 0
         for p in people:
             print(
-                f"{p.name}\t{p.embeddings} embedding(s)\tsince {p.enrolled}\tbundle {p.fingerprint}"
+                f"{escape(p.name)}\t{p.embeddings} embedding(s)\tsince {p.enrolled}"
+                f"\tbundle {p.fingerprint}"
             )
         print(f"{len(people)} people in {lens.gallery_path}")
     return 0
@@ -284,13 +333,14 @@ def cmd_forget(args: argparse.Namespace) -> int:
     with _lens(args) as lens:
         removed = lens.forget(args.name)
         if not removed:
-            names = ", ".join(p.name for p in lens.people()) or "no one"
+            count = len({p.name for p in lens.people()})
             raise FacelensError(
-                f"{args.name!r} is not in the gallery {lens.gallery_path} (enrolled: {names})"
+                f"{shown(args.name)} is not in the gallery {lens.gallery_path} ({count} "
+                f"{'person' if count == 1 else 'people'} enrolled; `edge people` lists them)"
             )
         print(
-            f"forgot {args.name!r}: removed {removed} encrypted embedding(s) from "
-            f"{lens.gallery_path} (secure delete + vacuum)"
+            f"forgot {shown(lookup_name(args.name))}: removed {removed} encrypted "
+            f"embedding(s) from {lens.gallery_path} (secure delete + vacuum)"
         )
     return 0
 
@@ -298,9 +348,7 @@ def cmd_forget(args: argparse.Namespace) -> int:
 def cmd_calibrate(args: argparse.Namespace) -> int:
     options = {} if args.fpir is None else {"fpir": args.fpir}
     with _lens(args) as lens:
-        result = lens.calibrate(
-            args.pairs, args.images, args.far, progress=sys.stderr.isatty(), **options
-        )
+        result = lens.calibrate(args.pairs, args.images, args.far, progress=True, **options)
         bundle = lens.bundle
         print(
             f"threshold {result.cosine:.4f} ({result.how})\n"

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from edge.assets import default_cache_dir, download_verified, sha256_file
-from edge.errors import DetectorError
+from edge.errors import DetectorError, ImageError
 
 log = logging.getLogger(__name__)
 
@@ -75,10 +75,15 @@ class YuNetDetector:
             self._net = cv2.FaceDetectorYN.create(
                 str(self.model_path), "", (320, 320), score_threshold, nms_threshold, 5000
             )
+            # Another ONNX model loads fine and fails only on its first frame: try one now.
+            self._net.setInputSize((64, 64))
+            self._net.detect(np.zeros((64, 64, 3), np.uint8))
         except cv2.error as exc:
+            reason = " ".join(exc.msg.split())[:160]
             raise DetectorError(
-                f"cannot load the YuNet detector from {self.model_path}: {exc.msg.strip()}; "
-                "delete it so facelens downloads a fresh copy, or pass another --detector file"
+                f"{self.model_path} is not a YuNet face detector OpenCV can run ({reason}): "
+                f"pass the YuNet file ({YUNET_FILE}, OpenCV model zoo) as --detector, or leave "
+                "--detector out to use facelens' verified copy"
             ) from exc
 
     def detect(self, image: np.ndarray) -> list[Face]:
@@ -88,11 +93,18 @@ class YuNetDetector:
             image
             if factor == 1.0
             else cv2.resize(
-                image, (round(w * factor), round(h * factor)), interpolation=cv2.INTER_AREA
+                # at least 1 px a side: a 1300x1 strip must not shrink to nothing
+                image,
+                (max(1, round(w * factor)), max(1, round(h * factor))),
+                interpolation=cv2.INTER_AREA,
             )
         )
-        self._net.setInputSize((small.shape[1], small.shape[0]))
-        _, rows = self._net.detect(small)
+        try:
+            self._net.setInputSize((small.shape[1], small.shape[0]))
+            _, rows = self._net.detect(small)
+        except cv2.error as exc:  # never seen on a real photo; one clear line, not a traceback
+            reason = " ".join(exc.msg.split())[:160]
+            raise ImageError(f"face detection failed on a {w}x{h} image ({reason})") from exc
         if rows is None:
             return []
         return [

@@ -14,14 +14,54 @@ from edge.errors import FacelensError
 WINDOW = "facelens"
 
 
+VIDEO_SUFFIXES = (".mp4", ".avi")
+
+
+def check_video_path(path: Path) -> None:
+    """Refuse, before any work, a --save path that cannot become a video file."""
+    if path.suffix.lower() not in VIDEO_SUFFIXES:
+        raise FacelensError(f"--save {path}: use a .mp4 or .avi file name")
+    if path.is_dir():
+        raise FacelensError(f"--save {path} is a folder; give a file name such as out.mp4")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        existed = path.exists()
+        with open(path, "ab"):
+            pass
+        if not existed:
+            path.unlink()
+    except OSError as exc:
+        raise FacelensError(
+            f"cannot write the video {path} ({exc.strerror or exc}): choose a --save path "
+            "in a folder you can write to, on a disk with free space"
+        ) from exc
+
+
 def open_writer(path: Path, size: tuple[int, int], fps: float) -> cv2.VideoWriter:
     """A video writer for ``path`` (.mp4 or .avi) of frames ``size`` = (width, height)."""
+    check_video_path(path)
     fourcc = cv2.VideoWriter_fourcc(*("MJPG" if path.suffix.lower() == ".avi" else "mp4v"))
-    path.parent.mkdir(parents=True, exist_ok=True)
     writer = cv2.VideoWriter(str(path), fourcc, fps, size)
     if not writer.isOpened():
-        raise FacelensError(f"cannot write the video {path}; use a .mp4 or .avi file name")
+        raise FacelensError(
+            f"OpenCV cannot start a {path.suffix} video at {path} (no encoder for it, or the "
+            "disk is full): try the other of .mp4 / .avi, or free some space"
+        )
     return writer
+
+
+def check_written(path: Path, frames: int) -> None:
+    """Read the finished video back: a full disk leaves a file no player can open."""
+    cap = cv2.VideoCapture(str(path))
+    try:
+        ok = cap.isOpened() and cap.read()[0]
+    finally:
+        cap.release()
+    if not ok:
+        raise FacelensError(
+            f"the video {path} was not written completely ({frames} frame(s) sent, the file "
+            "cannot be read back): the disk may be full; free some space or --save elsewhere"
+        )
 
 
 class Display:
@@ -31,6 +71,9 @@ class Display:
         self.show, self.save, self.fps = show, save, fps or 10.0
         self._writer: cv2.VideoWriter | None = None
         self._size: tuple[int, int] = (0, 0)
+        self._written = 0
+        if save:
+            check_video_path(save)
         if show:
             if sys.platform.startswith("linux") and not os.environ.get("DISPLAY"):
                 raise FacelensError("--show needs a display (DISPLAY is not set); use --save")
@@ -51,14 +94,17 @@ class Display:
             if (image.shape[1], image.shape[0]) != self._size:
                 image = cv2.resize(image, self._size)
             self._writer.write(image)
+            self._written += 1
         if self.show:
             cv2.imshow(WINDOW, image)
             return cv2.waitKey(1) & 0xFF not in (ord("q"), 27)
         return True
 
     def close(self) -> None:
-        if self._writer is not None:
-            self._writer.release()
-            self._writer = None
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.release()
         if self.show:
             cv2.destroyAllWindows()
+        if writer is not None and self.save is not None:
+            check_written(self.save, self._written)

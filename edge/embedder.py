@@ -53,11 +53,30 @@ class Embedder:
 
     def embed_batch(self, batch: np.ndarray) -> np.ndarray:
         """A prepared (N, H, W, C) batch -> (N, D) unit-length embeddings."""
-        out = [
-            self.backend.run(batch[i : i + self.batch_size])
-            for i in range(0, len(batch), self.batch_size)
-        ]
-        return l2_normalize(np.concatenate(out)) if out else np.zeros((0, self.dim), np.float32)
+        try:
+            out = [
+                self.backend.run(batch[i : i + self.batch_size])
+                for i in range(0, len(batch), self.batch_size)
+            ]
+        except (ValueError, RuntimeError) as exc:  # the runtimes' shape complaints
+            raise self._mismatch(f"rejects a {tuple(batch.shape[1:])} input ({exc})") from exc
+        if not out:
+            return np.zeros((0, self.dim), np.float32)
+        if out[0].shape[1] != self.dim:
+            raise self._mismatch(f"gives {out[0].shape[1]}-d features, not {self.dim}")
+        features = np.concatenate(out)
+        if not np.isfinite(features).all():  # e.g. an absurd mean/scale in the manifest
+            raise self._mismatch("gives non-finite features (check the input mean and scale)")
+        # Scaled to a peak of 1 first: huge finite features must not overflow the norm to inf.
+        peak = np.abs(features).max(axis=1, keepdims=True)
+        return l2_normalize(features / np.maximum(peak, np.finfo(np.float32).tiny))
+
+    def _mismatch(self, what: str) -> BundleError:
+        reason = " ".join(what.split())[:240]
+        return BundleError(
+            f"the {self.format} model of {self.bundle.path} {reason}: its manifest does not "
+            "match the artifact; rebuild the bundle with `python -m convert`"
+        )
 
     def embed(self, crops: Sequence[np.ndarray]) -> np.ndarray:
         """BGR face crops -> (N, D) unit-length embeddings."""

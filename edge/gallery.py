@@ -24,12 +24,15 @@ from __future__ import annotations
 
 import base64
 import binascii
+import errno
 import json
 import logging
 import os
 import secrets
+import shutil
 import sqlite3
 import struct
+import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -42,13 +45,18 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from edge.errors import GalleryError
+from edge.names import check_name, lookup_name
 
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 2
+MIN_FREE_BYTES = 1 << 20  # what a few encrypted embeddings and their journal need
+BUSY_TIMEOUT_S = 30.0  # how long a write waits for another process's transaction
+# sqlite3 decodes SQLite's own messages as UTF-8: a damaged file can make that fail too
+_DB_ERRORS = (sqlite3.Error, UnicodeDecodeError)
 KEY_ENV = "FACELENS_KEY"
 _KEY_CHECK = b"facelens gallery key check"
-_SCHEMA = """
+_TABLES = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS chunks (
     id INTEGER PRIMARY KEY,
@@ -63,6 +71,8 @@ CREATE TABLE IF NOT EXISTS chunks (
     UNIQUE (person, seq)
 );
 """
+# Made in one transaction, so writers starting together on a new file see all or none.
+_SCHEMA = f"BEGIN IMMEDIATE;{_TABLES}COMMIT;"
 _V1_TABLE = "embeddings"  # schema 1: one row per embedding, upgraded on open
 _READ_BATCH = 8192  # chunks decrypted per fetch: bounds the ciphertext held at once
 
@@ -114,50 +124,118 @@ class Gallery:
         self.path = Path(path)
         self.key_path = self.path.with_name(self.path.name + ".key")
         self._conn: sqlite3.Connection | None = None
+        self._writable = False
         self._key: bytes | None = None
-        if self.path.exists():
-            self._connect()
+        self._connect(write=False)  # a file that is not a gallery is refused right away
 
     # -- connection -------------------------------------------------------------------
+    # Reading never creates or changes anything (``people`` on another program's SQLite
+    # file leaves it as it was); the schema is made in one transaction on the first
+    # write, so writers starting together on a new file all see all of it or none.
 
-    def _connect(self) -> sqlite3.Connection:
-        if self._conn is None:
-            if not self.path.exists():
+    def _connect(self, write: bool = True) -> sqlite3.Connection | None:
+        """The open connection (read-only unless ``write``); ``None``: no gallery file yet."""
+        if self._conn is not None and (self._writable or not write):
+            return self._conn
+        self.close()
+        if not write and not self.path.exists():
+            return None
+        try:
+            if write:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                # Created 0600 before SQLite touches it: only the owner may read it.
-                os.close(os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
-            try:
-                conn = sqlite3.connect(self.path, isolation_level=None, timeout=30)
-                conn.execute("PRAGMA secure_delete = ON")
-                tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
-                if tables and not tables & {"chunks", _V1_TABLE}:  # someone else's database
-                    conn.close()
-                    raise sqlite3.DatabaseError(f"it holds other tables: {sorted(tables)[:5]}")
-                legacy = _V1_TABLE in tables
-                if not legacy:
-                    conn.executescript(_SCHEMA)
-                version = conn.execute(
-                    "SELECT value FROM meta WHERE key = 'schema_version'"
-                ).fetchone()
-            except sqlite3.DatabaseError as exc:
+                if not self.path.exists():  # 0600 before SQLite touches it (no O_EXCL:
+                    # writers racing on a new gallery may all get here)
+                    os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+                conn = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_S)
+            else:
+                uri = f"{self.path.resolve().as_uri()}?mode=ro"
+                conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=BUSY_TIMEOUT_S)
+        except OSError as exc:
+            raise GalleryError(
+                f"cannot {'create' if write else 'open'} the gallery {self.path} "
+                f"({exc.strerror or exc}); {_os_advice(exc)}"
+            ) from exc
+        except _DB_ERRORS as exc:
+            raise self._sqlite_error(exc, "open") from exc
+        # A damaged file may hold text that is not UTF-8: show it replaced, do not crash.
+        conn.text_factory = lambda raw: raw.decode("utf-8", "replace")
+        try:
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+            if tables and not tables & {"chunks", _V1_TABLE}:  # someone else's database
                 raise GalleryError(
-                    f"{self.path} is not a facelens gallery ({exc}); pass another --gallery "
-                    "or restore it from a backup"
-                ) from exc
-            if version is not None and int(version[0]) not in (1, SCHEMA_VERSION):
-                conn.close()
-                raise GalleryError(
-                    f"{self.path} has gallery schema {version[0]}; this facelens reads "
-                    f"{SCHEMA_VERSION}: use the facelens version that wrote it"
+                    f"{self.path} is not a facelens gallery (it holds other tables: "
+                    f"{', '.join(sorted(tables)[:5])}); pass another --gallery"
                 )
-            self._conn = conn
-            if legacy:
-                try:
-                    self._upgrade_v1()
-                except BaseException:
-                    self.close()
-                    raise
-        return self._conn
+            legacy = _V1_TABLE in tables
+            if write:
+                conn.execute("PRAGMA secure_delete = ON")
+                if not tables & {"chunks", _V1_TABLE}:
+                    conn.executescript(_SCHEMA)
+            version = (
+                conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+                if tables or write
+                else None
+            )
+        except _DB_ERRORS as exc:
+            conn.close()
+            raise self._sqlite_error(exc, "open") from exc
+        except GalleryError:
+            conn.close()
+            raise
+        if version is not None and str(version[0]) not in ("1", str(SCHEMA_VERSION)):
+            conn.close()
+            raise GalleryError(
+                f"{self.path} has gallery schema {str(version[0])[:20]!r}; this facelens reads "
+                f"{SCHEMA_VERSION}: use the facelens version that wrote it, or pass another "
+                "--gallery"
+            )
+        self._conn, self._writable = conn, write
+        if legacy:  # schema 1: upgraded once, which needs a write connection and the key
+            if not write:
+                return self._connect(write=True)
+            try:
+                self._upgrade_v1()
+            except BaseException:
+                self.close()
+                raise
+        return conn
+
+    def _sqlite_error(self, exc: Exception, action: str) -> GalleryError:
+        """What an SQLite failure means for the user, with advice that is true for it."""
+        if isinstance(exc, UnicodeDecodeError):  # SQLite quoting a damaged schema
+            return GalleryError(
+                f"{self.path} is not a facelens gallery (its schema is damaged); pass another "
+                "--gallery, or restore the file from a backup if it was one"
+            )
+        text = " ".join(str(exc).split())[:200]  # one line, whatever SQLite quotes
+        code = getattr(exc, "sqlite_errorcode", None)
+        if "locked" in text or "busy" in text:
+            advice = (
+                f"another process has held it for {BUSY_TIMEOUT_S:.0f} s; wait for it to finish "
+                "and try again (nothing was changed)"
+            )
+        elif "disk is full" in text or code == 13:  # SQLITE_FULL
+            advice = "the disk is full: free some space and try again (nothing was changed)"
+        elif "readonly" in text or code == 8:  # SQLITE_READONLY
+            advice = (
+                "the file or its folder is read-only: make it writable, or pass a --gallery "
+                "in a folder you can write to (nothing was changed)"
+            )
+        elif "disk I/O error" in text:
+            advice = (
+                "the disk may be full or failing: free some space, check the disk, and try "
+                "again (nothing was changed)"
+            )
+        elif "unable to open" in text:
+            advice = "check the path and its permissions"
+        elif "not a database" in text or "malformed" in text:
+            return GalleryError(
+                f"{self.path} is not a facelens gallery ({text}); pass another --gallery, or "
+                "restore the file from a backup if it was one"
+            )
+        else:
+            advice = "check the disk and the file's permissions"
+        return GalleryError(f"cannot {action} the gallery {self.path} ({text}): {advice}")
 
     def close(self) -> None:
         if self._conn is not None:
@@ -172,23 +250,79 @@ class Gallery:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        conn = self._connect()
+        conn = self._connect(write=True)
+        assert conn is not None
+        try:
+            try:
+                self._begin(conn)
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        except _DB_ERRORS as exc:
+            raise self._sqlite_error(exc, "write to") from exc
+
+    def _begin(self, conn: sqlite3.Connection) -> None:
+        """BEGIN IMMEDIATE; when another process holds the lock, say so before waiting."""
+        conn.execute("PRAGMA busy_timeout = 500")
         try:
             conn.execute("BEGIN IMMEDIATE")
-            yield conn
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            log.warning(
+                "the gallery %s is in use by another process; waiting up to %.0f s",
+                self.path,
+                BUSY_TIMEOUT_S,
+            )
+            conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+            conn.execute("BEGIN IMMEDIATE")
+
+    def check_writable(self) -> None:
+        """Refuse now, before minutes of work, a gallery that could not store the result.
+
+        Changes nothing, not even the file's change counter: a refused command leaves the
+        gallery byte-identical. A new gallery's folder is probed with a temporary file.
+        """
+        folder = next(p for p in [self.path.parent, *self.path.parents] if p.exists())
+        if not self.path.exists():
+            try:
+                tempfile.TemporaryFile(dir=folder).close()
+            except OSError as exc:
+                raise GalleryError(
+                    f"cannot create the gallery {self.path} ({exc.strerror or exc}); "
+                    f"{_os_advice(exc)}"
+                ) from exc
+        elif not (os.access(self.path, os.W_OK) and os.access(folder, os.W_OK)):
+            raise GalleryError(
+                f"the gallery {self.path} is read-only (SQLite needs to write the file and "
+                "its folder): make them writable, or pass a --gallery you can write to"
+            )
+        if shutil.disk_usage(folder).free < MIN_FREE_BYTES:
+            raise GalleryError(
+                f"the disk holding {self.path} is full: free some space and try again"
+            )
+        if self.path.exists():
+            conn = self._connect(write=True)
+            assert conn is not None
+            try:  # waits out (or reports) another process's write lock; writes nothing
+                self._begin(conn)
                 conn.execute("ROLLBACK")
-            raise
+            except _DB_ERRORS as exc:
+                raise self._sqlite_error(exc, "write to") from exc
 
     def _query(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        if self._conn is None:  # no file yet: an empty gallery
+        conn = self._connect(write=False)
+        if conn is None:  # no file yet: an empty gallery
             return []
         try:
-            return self._conn.execute(sql, args).fetchall()
-        except sqlite3.DatabaseError as exc:
-            raise GalleryError(f"cannot read the gallery {self.path} ({exc})") from exc
+            return conn.execute(sql, args).fetchall()
+        except _DB_ERRORS as exc:
+            if "no such table" in str(exc):  # an empty SQLite file: an empty gallery
+                return []
+            raise self._sqlite_error(exc, "read") from exc
 
     def _meta(self, key: str) -> str | None:
         rows = self._query("SELECT value FROM meta WHERE key = ?", (key,))
@@ -206,17 +340,8 @@ class Gallery:
         check = self._meta("key_check")
         if os.environ.get(KEY_ENV):
             key = parse_key(os.environ[KEY_ENV])
-        elif self.key_path.is_file():
-            if self.key_path.stat().st_mode & 0o077:
-                log.warning("key file %s is readable by others: chmod 600 it", self.key_path)
-            key = parse_key(self.key_path.read_text())
-        elif check is None and create:
-            key = secrets.token_bytes(32)
-            self.key_path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.key_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-            with os.fdopen(fd, "w") as f:
-                f.write(key.hex() + "\n")
-            log.info("created the gallery key %s (mode 0600)", self.key_path)
+        elif self.key_path.is_file() or (check is None and create and self._create_key()):
+            key = self._read_key_file()
         else:
             raise GalleryError(
                 f"no key for the gallery {self.path}: set ${KEY_ENV} or restore its key file "
@@ -235,6 +360,47 @@ class Gallery:
                 )
         self._key = key
         return key
+
+    def _read_key_file(self) -> bytes:
+        if self.key_path.stat().st_mode & 0o077:
+            log.warning("key file %s is readable by others: chmod 600 it", self.key_path)
+        try:
+            text = self.key_path.read_bytes()[:1024].decode("ascii")
+        except UnicodeDecodeError:
+            raise GalleryError(
+                f"the key file {self.key_path} is not a text key (it holds binary bytes): "
+                f"restore the key it was created with, or set ${KEY_ENV}"
+            ) from None
+        except OSError as exc:
+            raise GalleryError(
+                f"cannot read the key file {self.key_path} ({exc.strerror}); check its permissions"
+            ) from exc
+        try:
+            return parse_key(text)
+        except GalleryError:
+            raise GalleryError(
+                f"the key file {self.key_path} does not hold a 32-byte key (64 hex characters "
+                "or base64): restore the key it was created with"
+            ) from None
+
+    def _create_key(self) -> bool:
+        """Write a new random key file, atomically: writers racing on a new gallery all end
+        up with the one key that won (a complete file, never a half-written one)."""
+        self.key_path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".key-", dir=self.key_path.parent)
+        try:
+            with os.fdopen(fd, "w") as f:  # mkstemp files are 0600
+                f.write(secrets.token_bytes(32).hex() + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+            try:
+                os.link(tmp, self.key_path)
+                log.info("created the gallery key %s (mode 0600)", self.key_path)
+            except FileExistsError:
+                pass  # another writer made it first: use theirs
+        finally:
+            os.unlink(tmp)
+        return True
 
     # -- reading ----------------------------------------------------------------------
 
@@ -325,11 +491,18 @@ class Gallery:
     # -- writing ----------------------------------------------------------------------
 
     def add(
-        self, person: str, embeddings: np.ndarray, fingerprint: str, bundle_name: str = ""
+        self,
+        person: str,
+        embeddings: np.ndarray,
+        fingerprint: str,
+        bundle_name: str = "",
+        bundle_path: Path | str | None = None,
     ) -> int:
         """Enrol ``person`` with one or more embeddings, all in one transaction."""
         vectors = np.atleast_2d(np.asarray(embeddings, np.float32))
-        return self.add_many([person] * len(vectors), vectors, fingerprint, bundle_name)
+        return self.add_many(
+            [person] * len(vectors), vectors, fingerprint, bundle_name, bundle_path
+        )
 
     def add_many(
         self,
@@ -337,6 +510,7 @@ class Gallery:
         embeddings: np.ndarray,
         fingerprint: str,
         bundle_name: str = "",
+        bundle_path: Path | str | None = None,
     ) -> int:
         """Enrol many people at once (row ``i`` is ``names[i]``'s), all in one transaction.
 
@@ -346,38 +520,41 @@ class Gallery:
         vectors = np.atleast_2d(np.asarray(embeddings, np.float32))
         if len(names) != len(vectors):
             raise GalleryError(f"{len(names)} names for {len(vectors)} embeddings")
+        if vectors.ndim != 2 or not vectors.size or not np.isfinite(vectors).all():
+            raise GalleryError("embeddings must be a non-empty finite (N, D) array")
         rows_of: dict[str, list[int]] = {}
         for i, person in enumerate(names):
-            if not person.strip():
-                raise GalleryError("a person's name cannot be empty")
-            rows_of.setdefault(person, []).append(i)
-        self._connect()
+            rows_of.setdefault(check_name(person), []).append(i)
+        self._connect(write=True)
         self.check_bundle(fingerprint, bundle_name)
         aes = AESGCM(self._load_key(create=True))
         dim, created = vectors.shape[1], _now()
-        try:
-            with self._transaction() as conn:
-                self._init_meta(conn, fingerprint, bundle_name)
-                next_seq = _next_seqs(conn, list(rows_of))
-                records = []
-                for person, rows in rows_of.items():
-                    seq = next_seq.get(person, 0)
-                    nonce = secrets.token_bytes(12)
-                    ad = _associated(person, seq, fingerprint, dim, len(rows))
-                    ciphertext = aes.encrypt(nonce, vectors[rows].tobytes(), ad)
-                    records.append(
-                        (person, seq, fingerprint, dim, len(rows), nonce, ciphertext, created)
-                    )
-                conn.executemany(
-                    "INSERT INTO chunks (person, seq, fingerprint, dim, count, nonce, "
-                    "ciphertext, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    records,
+        with self._transaction() as conn:
+            self._init_meta(conn, fingerprint, bundle_name, bundle_path)
+            next_seq = _next_seqs(conn, list(rows_of))
+            records = []
+            for person, rows in rows_of.items():
+                seq = next_seq.get(person, 0)
+                nonce = secrets.token_bytes(12)
+                ad = _associated(person, seq, fingerprint, dim, len(rows))
+                ciphertext = aes.encrypt(nonce, vectors[rows].tobytes(), ad)
+                records.append(
+                    (person, seq, fingerprint, dim, len(rows), nonce, ciphertext, created)
                 )
-        except sqlite3.DatabaseError as exc:
-            raise GalleryError(f"cannot write to the gallery {self.path} ({exc})") from exc
+            conn.executemany(
+                "INSERT INTO chunks (person, seq, fingerprint, dim, count, nonce, "
+                "ciphertext, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                records,
+            )
         return len(vectors)
 
-    def _init_meta(self, conn: sqlite3.Connection, fingerprint: str, bundle_name: str) -> None:
+    def _init_meta(
+        self,
+        conn: sqlite3.Connection,
+        fingerprint: str,
+        bundle_name: str,
+        bundle_path: Path | str | None,
+    ) -> None:
         assert self._key is not None
         if self._meta("key_check") is None:
             nonce = secrets.token_bytes(12)
@@ -388,6 +565,14 @@ class Gallery:
             )
         if self.fingerprint() is None:  # the first embedding binds the gallery to a bundle
             conn.execute("INSERT OR REPLACE INTO meta VALUES ('bundle_name', ?)", (bundle_name,))
+            if bundle_path is not None:  # so later commands find it without --bundle
+                path = str(Path(bundle_path).resolve())
+                conn.execute("INSERT OR REPLACE INTO meta VALUES ('bundle_path', ?)", (path,))
+
+    def bundle_path(self) -> Path | None:
+        """The bundle folder this gallery was first enrolled with (``None``: not known)."""
+        value = self._meta("bundle_path")
+        return Path(value) if value else None
 
     def set_threshold(
         self, fingerprint: str, info: dict[str, Any], cohort: np.ndarray | None = None
@@ -397,7 +582,7 @@ class Gallery:
         ``cohort`` (impostor embeddings for open-set scoring) is stored encrypted in the
         same transaction, replacing any earlier one; without it an earlier one is dropped.
         """
-        self._connect()
+        self._connect(write=True)
         blob = None
         if cohort is not None:
             matrix = np.ascontiguousarray(np.atleast_2d(cohort), np.float32)
@@ -409,7 +594,7 @@ class Gallery:
             blob = base64.b64encode(header + nonce + sealed).decode()
         with self._transaction() as conn:
             if blob is not None:
-                self._init_meta(conn, fingerprint, "")
+                self._init_meta(conn, fingerprint, "", None)
             conn.execute(
                 "INSERT OR REPLACE INTO meta VALUES (?, ?)",
                 (f"threshold:{fingerprint}", json.dumps(info, sort_keys=True)),
@@ -420,19 +605,19 @@ class Gallery:
 
     def forget(self, person: str) -> int:
         """Erase every embedding of ``person`` for good; returns how many were removed."""
-        if self._conn is None:
-            return 0
-        try:
-            with self._transaction() as conn:
-                (removed,) = conn.execute(
-                    "SELECT COALESCE(SUM(count), 0) FROM chunks WHERE person = ?", (person,)
-                ).fetchone()
-                conn.execute("DELETE FROM chunks WHERE person = ?", (person,))
-            if removed:
-                # secure_delete zeroed the freed cells; VACUUM also drops freed pages.
-                self._conn.execute("VACUUM")
-        except sqlite3.DatabaseError as exc:
-            raise GalleryError(f"cannot write to the gallery {self.path} ({exc})") from exc
+        person = lookup_name(person)
+        if not any(p.name == person for p in self.people()):
+            return 0  # nothing to erase: do not touch (or create) the file
+        with self._transaction() as conn:
+            (removed,) = conn.execute(
+                "SELECT COALESCE(SUM(count), 0) FROM chunks WHERE person = ?", (person,)
+            ).fetchone()
+            conn.execute("DELETE FROM chunks WHERE person = ?", (person,))
+        if removed:
+            try:  # secure_delete zeroed the freed cells; VACUUM also drops freed pages.
+                conn.execute("VACUUM")
+            except _DB_ERRORS as exc:
+                raise self._sqlite_error(exc, "compact") from exc
         return removed
 
     # -- the layout of schema 1 -------------------------------------------------------
@@ -467,7 +652,7 @@ class Gallery:
                 ) from None
             people.setdefault((person, fingerprint), []).append((plain, created))
         with self._transaction() as conn:
-            for statement in filter(str.strip, _SCHEMA.split(";")):
+            for statement in filter(str.strip, _TABLES.split(";")):
                 conn.execute(statement)  # executescript would commit the transaction
             for (person, fingerprint), items in people.items():
                 dim = len(items[0][0]) // 4
@@ -486,6 +671,14 @@ class Gallery:
             )
         self._conn.execute("VACUUM")
         log.info("upgraded %s to gallery schema %d (%d embeddings)", self.path, 2, len(rows))
+
+
+def _os_advice(exc: OSError) -> str:
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return "the folder is read-only: pass a --gallery in a folder you can write to"
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return "the disk is full: free some space and try again"
+    return "check the path"
 
 
 def _next_seqs(conn: sqlite3.Connection, people: list[str]) -> dict[str, int]:

@@ -1,60 +1,140 @@
-"""Reading image files safely: clear errors for missing, empty, corrupt or huge files."""
+"""Reading image files safely: clear errors for missing, empty, corrupt, truncated or huge files.
+
+Every image facelens reads comes through :func:`decode_image` (files through
+:func:`read_image`): the header is read first (:mod:`edge.image_size`), so a file
+claiming more than :data:`MAX_PIXELS` is refused before a byte is decoded, whatever
+its format; a JPEG that is cut short or whose compressed data is damaged is refused
+too, because OpenCV would decode it silently with a grey or smeared lower part.
+"""
 
 from __future__ import annotations
 
-import struct
+import re
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from edge.errors import ImageError
+from edge.image_size import FORMATS, sniff
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
+IMAGE_SUFFIXES = (
+    ".jpg", ".jpeg", ".jpe", ".png", ".bmp", ".dib", ".webp", ".avif", ".tif", ".tiff",
+    ".jp2", ".j2k", ".gif", ".ppm", ".pgm", ".pbm", ".pnm", ".pam", ".pfm", ".hdr", ".ras",
+)  # fmt: skip
 MAX_BYTES = 200 * 1024 * 1024
 MAX_PIXELS = 100_000_000  # 100 MP; a decompression bomb is refused before it is decoded
+MAX_CHANNELS = 4
+# Radiance HDR and PFM decode to 32-bit floats (4x the bytes of 8-bit) before conversion.
+FLOAT_FORMATS = ("HDR", "PFM")
 
 
-def _header_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) from a PNG or JPEG header, without decoding; ``None`` if unknown."""
-    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
-        return struct.unpack(">II", data[16:24])
-    if data[:2] == b"\xff\xd8":
-        i = 2
-        while i + 9 < len(data):
-            if data[i] != 0xFF:
-                return None
-            marker = data[i + 1]
-            if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
-                i += 2
-                continue
-            length = struct.unpack(">H", data[i + 2 : i + 4])[0]
-            # SOF0..SOF15 except DHT (C4), JPG (C8) and DAC (CC) carry the frame size.
-            if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-                height, width = struct.unpack(">HH", data[i + 5 : i + 9])
-                return width, height
-            i += 2 + length
-    return None
+def max_pixels(fmt: str) -> int:
+    """The largest image facelens decodes in format ``fmt``: memory stays under ~1.5 GB."""
+    return MAX_PIXELS // 4 if fmt in FLOAT_FORMATS else MAX_PIXELS
+
+
+# After a JPEG scan header, 0xFF starts a marker unless stuffed (FF 00) or a fill byte.
+_JPEG_MARKER = re.compile(rb"\xff+([^\x00\xff])")
+# Markers that may legally follow entropy-coded data: DHT, DAC, DQT, DRI, SOS, EOI, APPn, COM.
+_ZERO_RUN = bytes(512)
+_AFTER_SCAN = {0xC4, 0xCC, 0xDB, 0xDD, 0xDA, 0xD9, 0xFE, *range(0xE0, 0xF0)}
+
+
+def _first_scan(data: bytes) -> int:
+    """Offset of the first start-of-scan marker, walking the header segment by segment."""
+    at = 2
+    while at + 4 <= len(data) and data[at] == 0xFF:
+        marker = data[at + 1]
+        if marker == 0xDA:
+            return at
+        if marker == 0xFF:
+            at += 1
+            continue
+        at += 2 + int.from_bytes(data[at + 2 : at + 4], "big")
+    return -1
+
+
+def jpeg_damage(data: bytes) -> str | None:
+    """Why a JPEG's compressed data is damaged (cut short, garbage markers), or ``None``."""
+    at = first_scan = _first_scan(data)
+    if at < 0:
+        return "it has no image data (no start of scan)"
+    restart = 0
+    while True:
+        m = _JPEG_MARKER.search(data, at + 2)
+        if m is None:
+            return "it is cut short (no end-of-image marker)"
+        marker = m[1][0]
+        if 0xD0 <= marker <= 0xD7:  # restart markers cycle RST0..RST7 in order
+            if marker - 0xD0 != restart % 8:
+                return "its compressed data is damaged (restart markers out of order)"
+            restart += 1
+            at = m.end() - 2
+            continue
+        if marker not in _AFTER_SCAN:
+            return f"its compressed data is damaged (stray marker 0x{marker:02X})"
+        if marker == 0xD9:
+            # Huffman-coded data never holds long zero runs; a padded-out copy does.
+            if data.find(_ZERO_RUN, first_scan, m.start()) >= 0:
+                return "its compressed data is damaged (a long run of zero bytes)"
+            return None
+        restart = 0
+        at = m.end() - 2
+        if marker != 0xDA:  # a table between scans: skip its segment
+            at += int.from_bytes(data[at + 2 : at + 4], "big")
 
 
 def decode_image(data: bytes, name: str) -> np.ndarray:
-    """Decode image bytes to a BGR uint8 array; ``name`` is used in error messages."""
+    """Decode image bytes to a BGR uint8 array; ``name`` is used in error messages.
+
+    Raises :class:`ImageError` for an empty, unrecognised, oversized, truncated or
+    corrupt image, before decoding wherever the header tells.
+    """
     if not data:
         raise ImageError(f"{name} is empty (0 bytes); give a JPEG or PNG photo")
-    size = _header_size(data)
-    if size is not None and size[0] * size[1] > MAX_PIXELS:
+    header = sniff(data)
+    if header is None:
         raise ImageError(
-            f"{name} is {size[0]}x{size[1]} pixels, more than facelens reads "
-            f"({MAX_PIXELS // 1_000_000} MP); downscale it first"
+            f"{name} is not an image OpenCV can read (facelens reads {FORMATS}); "
+            "give a JPEG or PNG photo"
         )
+    if header.width <= 0 or header.height <= 0:
+        raise ImageError(
+            f"{name} claims a {header.width}x{header.height} {header.format} image (no pixels); "
+            "the file is corrupt: export the photo again"
+        )
+    if header.pixels > max_pixels(header.format):
+        raise ImageError(
+            f"{name} is {header.width}x{header.height} pixels ({header.format}), more than "
+            f"facelens reads ({max_pixels(header.format) // 1_000_000} MP); downscale it first"
+        )
+    if header.channels is not None and not 1 <= header.channels <= MAX_CHANNELS:
+        raise ImageError(
+            f"{name} claims {header.channels} channels per pixel; facelens reads grey, colour "
+            "and colour+alpha images: export it as an ordinary JPEG or PNG"
+        )
+    if header.format == "JPEG":
+        damage = jpeg_damage(data)
+        if damage is not None:
+            raise ImageError(f"{name} is a damaged JPEG: {damage}; copy or export the photo again")
+    # A corrupt file makes OpenCV log its own [ERROR] lines; the ImageError says it better.
+    level = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
     try:
         image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     except cv2.error as exc:
-        raise ImageError(f"{name} cannot be decoded ({exc.msg.strip()}); is it an image?") from exc
+        reason = " ".join(exc.msg.split())[:160]
+        raise ImageError(
+            f"{name} cannot be decoded as {header.format} ({reason}); the file is "
+            "corrupt or truncated: export the photo again"
+        ) from exc
+    finally:
+        cv2.utils.logging.setLogLevel(level)
     if image is None or image.size == 0:
         raise ImageError(
-            f"{name} is not an image OpenCV can read (corrupt, truncated or another file type); "
-            "give a JPEG or PNG photo"
+            f"{name} is not an image OpenCV can read (its {header.format} data is corrupt, "
+            "truncated or an unsupported variant); give a JPEG or PNG photo"
         )
     return image
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from edge import paths
 from edge.errors import BundleError
 
 if TYPE_CHECKING:
@@ -363,8 +364,9 @@ class Manifest:
             path = path / MANIFEST_NAME
         if not path.is_file():
             raise BundleError(
-                f"no model bundle at {path.parent} ({MANIFEST_NAME} is missing): build one "
-                f"with `python -m convert --out {path.parent}` or pass --bundle DIR"
+                f"no model bundle at {path.parent} ({MANIFEST_NAME} is missing): pass --bundle "
+                "with a folder that `python -m convert` wrote, or run `edge demo` once: it "
+                f"builds a small default bundle at {paths.default_bundle_dir()}"
             )
         try:
             data = json.loads(path.read_text())

@@ -29,15 +29,32 @@ many people are enrolled and only when it beats the runner-up by a margin:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from edge.embedder import l2_normalize
+from edge.errors import FacelensError
 from edge.index import SearchIndex, build_index
 
 NORMS = ("none", "z", "t", "s")
+
+
+def check_threshold(value: float, source: str = "--threshold") -> float:
+    """A cosine threshold in (0, 1], or :class:`FacelensError` naming ``source``.
+
+    Embeddings are unit vectors, so a cosine is at most 1; at 0 or below every stranger
+    would be named (nan would name no one). Calibrated values lie well inside the range.
+    """
+    value = float(value)
+    if not (math.isfinite(value) and 0 < value <= 1):
+        raise FacelensError(
+            f"{source} {value} is not a cosine threshold: give a number above 0 and at most 1 "
+            "(e.g. 0.6), or run `edge calibrate` to choose one"
+        )
+    return value
 
 
 @dataclass(frozen=True)
@@ -175,7 +192,10 @@ class Matcher:
         self._matrix = l2_normalize(matrix[order]) if names else np.zeros((0, 0), np.float32)
         self.index: SearchIndex = build_index(self._matrix, index, **index_options)
         self.open_set = open_set
-        self.threshold = float(threshold)
+        # an open-set rule brings its own (normalised) threshold
+        self.threshold = (
+            float(threshold) if open_set else check_threshold(threshold, "the match threshold")
+        )
         self._z: tuple[np.ndarray, np.ndarray] | None = None
         if open_set is not None:
             self.threshold = open_set.threshold(len(self.people))

@@ -161,7 +161,7 @@ class InputSpec:
                 scale=scale3,
                 crop=CropRule.from_dict(d.get("crop", {})),
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
             raise BundleError(
                 f"input spec is malformed ({exc!r}): it needs size or height/width, "
                 "color, mean, scale and crop"

@@ -58,7 +58,13 @@ class Source(ABC):
 
 
 class ImageSource(Source):
-    """Image files, in order; in a folder, unreadable files are skipped with a warning."""
+    """Image files, in order; in a folder, unreadable files are skipped.
+
+    The first few skips are warnings; the rest are counted (``skipped``) and logged at
+    INFO, so a folder of a thousand junk files ends with a count, not a thousand lines.
+    """
+
+    warn_first = 3
 
     def __init__(self, paths: list[Path], label: str, skip_bad: bool = False) -> None:
         self.paths = paths
@@ -74,7 +80,8 @@ class ImageSource(Source):
             except FacelensError as exc:
                 if not self.skip_bad:
                     raise
-                log.warning("skipping %s", exc)
+                warn = len(self.skipped) < self.warn_first
+                log.log(logging.WARNING if warn else logging.INFO, "skipping %s", exc)
                 self.skipped.append(str(path))
                 continue
             yield Frame(image, i, str(path), (time.perf_counter() - t0) * 1000)

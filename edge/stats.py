@@ -1,8 +1,9 @@
-"""Run statistics: frames, faces, FPS and per-stage latency percentiles."""
+"""Run statistics: frames, faces, FPS, per-stage latency percentiles, and who was seen."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -56,3 +57,58 @@ class RunStats:
             if pct:
                 lines.append(f"{stage:<8}" + "".join(f"{pct[f'p{p}']:>9.2f}" for p in PERCENTILES))
         return "\n".join(lines)
+
+
+class Sightings:
+    """Who a run saw: per person how many faces and the best score; unknown faces by nearest.
+
+    The summary a folder or video run ends with (``edge recognize``).
+    """
+
+    def __init__(self) -> None:
+        self.known: dict[str, list[float]] = {}
+        self.unknown: dict[str | None, list[float]] = {}
+
+    def add(self, name: str | None, score: float, nearest: str | None) -> None:
+        if name is not None:
+            self.known.setdefault(name, []).append(score)
+        else:
+            self.unknown.setdefault(nearest, []).append(score)
+
+    def summary(self) -> dict[str, Any]:
+        """``people``: name -> faces and best score; ``unknown``: faces and nearest people."""
+        return {
+            "people": {
+                n: {"faces": len(v), "best": round(max(v), 4)}
+                for n, v in sorted(self.known.items())
+            },
+            "unknown": {
+                "faces": sum(len(v) for v in self.unknown.values()),
+                "nearest": {
+                    str(n): {"faces": len(v), "best": round(max(v), 4)}
+                    for n, v in sorted(self.unknown.items(), key=lambda kv: -max(kv[1]))
+                    if n is not None
+                },
+            },
+        }
+
+    def lines(self, escape: Callable[[str], str] = str) -> list[str]:
+        """The summary as lines: one per person seen, then the unknown faces."""
+        s = self.summary()
+        out = [
+            f"seen: {escape(n)}: {p['faces']} face(s), best score {p['best']:.3f}"
+            for n, p in s["people"].items()
+        ]
+        unknown = s["unknown"]
+        if unknown["faces"]:
+            nearest = ", ".join(
+                f"{escape(n)} ({p['faces']}x, best {p['best']:.3f})"
+                for n, p in list(unknown["nearest"].items())[:3]
+            )
+            out.append(
+                f"unknown: {unknown['faces']} face(s)"
+                + (f"; nearest: {nearest}" if nearest else " (no one is enrolled)")
+            )
+        if not out:
+            out.append("no face was seen")
+        return out

@@ -268,10 +268,12 @@ def test_calibrate_stores_a_threshold_that_recognize_uses(
     base = ("recognize", photo, "--bundle", tiny_bundle.path, "--json")
     calibrated = edge(*base, home=home)
     assert re.search(r"threshold \S+ normalised \(calibrated open set: ", calibrated.stderr)
-    overridden = edge(*base, "--threshold", "1.5", home=home)
-    assert "threshold 1.500 (--threshold)" in overridden.stderr
+    stranger = photos["Colin_Powell"][0]  # not enrolled: below cosine 1, the highest legal
+    overridden = edge("recognize", stranger, "--bundle", tiny_bundle.path, "--json",
+                      "--threshold", "1", home=home)  # fmt: skip
+    assert "threshold 1.000 (--threshold)" in overridden.stderr
     faces = [json.loads(x) for x in overridden.stdout.splitlines()[:-1]]
-    assert faces and all(f["name"] is None for f in faces)  # nothing reaches cosine 1.5
+    assert faces and all(f["name"] is None for f in faces)  # nothing reaches cosine 1
 
 
 def test_no_detect_uses_the_whole_image(enrolled_home: Path, tiny_bundle, photos):
