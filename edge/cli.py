@@ -97,6 +97,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bundle", type=Path, help="bundle to use (default: built if missing)")
     p.add_argument("--out", type=Path, help="output folder (default: <data folder>/demo)")
     p.add_argument("--threads", type=int, default=_default_threads(), help="inference threads")
+    p.add_argument(
+        "--people",
+        type=Path,
+        help="real people: one sub-folder of photos each (default: LFW in the shared folder)",
+    )
     return parser
 
 
@@ -236,7 +241,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from edge.demo import run_demo
 
-    return run_demo(args.bundle, args.out, args.threads)
+    return run_demo(args.bundle, args.out, args.threads, args.people)
 
 
 COMMANDS = {
