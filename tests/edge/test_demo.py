@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -60,14 +61,12 @@ def one_shot(run: subprocess.CompletedProcess) -> tuple[int, ...]:
     return tuple(int(g) for g in m.groups())
 
 
-def test_demo_with_the_face_trained_bundle_recognises_real_people(
-    faceres_bundle, lfw_dir, tmp_path: Path
-):
+def test_demo_with_dlibs_face_model_recognises_real_people(dlib_bundle, lfw_dir, tmp_path: Path):
     # the shared folder is passed explicitly, as the demo's own choice of real people
-    run = demo("--bundle", faceres_bundle.path, home=tmp_path, shared=lfw_dir.parents[1])
+    run = demo("--bundle", dlib_bundle.path, home=tmp_path, shared=lfw_dir.parents[1])
     assert run.returncode == 0, run.stderr
     assert "Traceback" not in run.stderr
-    assert f"bundle: {faceres_bundle.name}" in run.stdout
+    assert f"bundle: {dlib_bundle.name}" in run.stdout
     assert f"real people: {lfw_dir / 'images'} (LFW in the shared folder" in run.stdout
     enrolled, right, photos, unknown, wrong, rejected, stranger_photos, strangers = one_shot(run)
     assert enrolled >= 9 and photos == 4 * enrolled and strangers == 20
@@ -85,10 +84,25 @@ def test_demo_with_the_face_trained_bundle_recognises_real_people(
     assert not (tmp_path / "gallery.sqlite").exists()  # the user's gallery is never touched
 
 
-def test_a_missing_people_folder_is_a_clean_error(faceres_bundle, tmp_path: Path):
-    run = demo("--bundle", faceres_bundle.path, "--people", tmp_path / "nobody", home=tmp_path)
+def test_a_missing_people_folder_is_a_clean_error(dlib_bundle, tmp_path: Path):
+    run = demo("--bundle", dlib_bundle.path, "--people", tmp_path / "nobody", home=tmp_path)
     assert run.returncode == 1 and "Traceback" not in run.stderr
     assert f"--people {tmp_path / 'nobody'} is not a folder" in run.stderr
+
+
+@pytest.mark.slow
+def test_demo_on_a_fresh_machine_builds_dlibs_model(tmp_path: Path, lfw_dir, yunet_path: Path):
+    """No bundle, no network: dlib's model from its package, people from --people."""
+    run = demo("--people", lfw_dir / "images", home=tmp_path, shared=tmp_path / "no-shared")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "bundle of dlib's face ResNet" in run.stdout and "UNTRAINED" not in run.stdout
+    manifest = json.loads((tmp_path / "bundle" / "manifest.json").read_text())
+    assert manifest["source"]["backbone"] == "dlib-resnet"
+    assert "cosine" in manifest["threshold"] and "FAR" in manifest["threshold"]["how"]
+    assert f"real people: {lfw_dir / 'images'} (--people)" in run.stdout
+    enrolled, right, photos, _, wrong, rejected, stranger_photos, _ = one_shot(run)
+    assert enrolled >= 9 and right >= 0.85 * photos and wrong <= 2
+    assert rejected >= 0.7 * stranger_photos
 
 
 @pytest.mark.slow
