@@ -5,7 +5,7 @@ per pair; k-fold protocol (threshold from the other folds, or from --train-pairs
 mean ± std, true-accept rate at FAR 1e-3, AUC, and a ROC plot with one curve per
 artifact. Writes accuracy.json, accuracy.csv and roc.png.
 
-    uv run python benchmarks/accuracy.py --bundle /work/bundles/faceres \\
+    uv run python benchmarks/accuracy.py --bundle bundles/dlib-resnet \\
         --train-pairs ../shared/data/lfw/pairs_devtrain.csv
 """
 
