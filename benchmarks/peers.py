@@ -35,7 +35,7 @@ from typing import Any
 import cv2
 import numpy as np
 from _common import (
-    LFW,
+    add_pair_args,
     machine_info,
     machine_line,
     markdown_table,
@@ -303,15 +303,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = new_parser(
         __doc__, "facelens model bundle (the dlib-resnet one compares like for like)"
     )
-    parser.add_argument(
-        "--pairs",
-        type=Path,
-        default=LFW / "pairs_devtest.csv",
-        help="CSV img_a,img_b,same (default: LFW pairs_devtest.csv)",
-    )
-    parser.add_argument(
-        "--images", type=Path, help="root the pair paths are relative to (default: PAIRS/../images)"
-    )
+    add_pair_args(parser)
     parser.add_argument("--limit", type=int, help="use only N pairs, half same, half different")
     parser.add_argument(
         "--format", default=DEFAULT_FORMAT, help=f"facelens artifact (default {DEFAULT_FORMAT})"
