@@ -283,7 +283,7 @@ def plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
         left.text(bottom[y], y, f" {r['photos_per_s']:.1f} photos/s", va="center", fontsize=8)
     left.set_xlabel("median ms per photo (stacked stages)")
     left.set_xlim(0, bottom.max() * 1.35)
-    left.legend(fontsize=8, loc="lower right")
+    left.legend(fontsize=8, loc="upper right")
     left.set_title("file -> descriptor, one face per photo", fontsize=9)
     for r in rows:
         far = np.maximum(np.asarray(r["roc"]["far"]), 1e-4)
