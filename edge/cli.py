@@ -93,7 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--far", type=float, default=0.001, help="target false-accept rate")
     _add_engine(p)
 
-    p = sub.add_parser("demo", help="the whole loop on generated images: no camera, no network")
+    p = sub.add_parser(
+        "demo", help="one-shot recognition end to end (real people, a clip): no camera, no network"
+    )
     p.add_argument("--bundle", type=Path, help="bundle to use (default: built if missing)")
     p.add_argument("--out", type=Path, help="output folder (default: <data folder>/demo)")
     p.add_argument("--threads", type=int, default=_default_threads(), help="inference threads")
