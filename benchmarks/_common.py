@@ -263,6 +263,19 @@ def shared_yunet() -> Path | None:
         return None  # edge's own search (and download) then decides
 
 
+def add_pair_args(parser: argparse.ArgumentParser) -> None:
+    """``--pairs FILE`` (default LFW devtest) and ``--images ROOT`` its paths are relative to."""
+    parser.add_argument(
+        "--pairs",
+        type=Path,
+        default=LFW / "pairs_devtest.csv",
+        help="CSV img_a,img_b,same to report on (default: LFW pairs_devtest.csv)",
+    )
+    parser.add_argument(
+        "--images", type=Path, help="root the pair paths are relative to (default: PAIRS/../images)"
+    )
+
+
 def pyplot() -> Any:
     """matplotlib's pyplot on the file-only Agg backend, imported when a figure is drawn."""
     import matplotlib

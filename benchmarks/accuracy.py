@@ -5,7 +5,7 @@ per pair; k-fold protocol (threshold from the other folds, or from --train-pairs
 mean ± std, true-accept rate at FAR 1e-3, AUC, and a ROC plot with one curve per
 artifact. Writes accuracy.json, accuracy.csv and roc.png.
 
-    uv run python benchmarks/accuracy.py --bundle /work/bundles/faceres \\
+    uv run python benchmarks/accuracy.py --bundle bundles/dlib-resnet \\
         --train-pairs ../shared/data/lfw/pairs_devtrain.csv
 """
 
@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 from _common import (
-    LFW,
+    add_pair_args,
     machine_info,
     machine_line,
     markdown_table,
@@ -116,15 +116,7 @@ def plot_roc(curves: dict[str, dict], path: Path, title: str, far_target: float)
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = new_parser(__doc__)
-    parser.add_argument(
-        "--pairs",
-        type=Path,
-        default=LFW / "pairs_devtest.csv",
-        help="CSV img_a,img_b,same to report on (default: LFW pairs_devtest.csv)",
-    )
-    parser.add_argument(
-        "--images", type=Path, help="root the pair paths are relative to (default: PAIRS/../images)"
-    )
+    add_pair_args(parser)
     parser.add_argument(
         "--train-pairs", type=Path, help="choose the threshold on this pairs file instead of folds"
     )

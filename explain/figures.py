@@ -50,6 +50,16 @@ def heatmap_row(
     return _save(fig, path, title)
 
 
+def models_row(path: Path, panels: list[tuple[FaceCrop, np.ndarray, str]], title: str) -> Path:
+    """One overlay per model, each on that model's own crop of the same photo."""
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(4.0 * len(panels), 3.9), squeeze=False, layout="constrained"
+    )
+    for ax, (crop, heatmap, text) in zip(axes[0], panels, strict=True):
+        _overlay(ax, fig, crop, heatmap, text, "Grad-CAM (max = 1)")
+    return _save(fig, path, title)
+
+
 def compare_figure(
     path: Path, crop: FaceCrop, maps: dict[str, np.ndarray], notes: dict[str, str], title: str
 ) -> Path:
