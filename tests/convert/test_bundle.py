@@ -114,6 +114,8 @@ def test_faceres_int8_is_faithful_and_still_recognises_people(faceres_bundle, lf
 
 @pytest.mark.slow
 def test_full_vgg16_untrained_bundle_meets_the_targets(vgg16_bundle):
+    from convert.models import VGG16_LICENCES
+
     m = vgg16_bundle.manifest
     assert set(vgg16_bundle.formats) == set(ARTIFACT_FILES), m.failed
     assert m.embedding_dim == 7 * 7 * 512
@@ -123,6 +125,7 @@ def test_full_vgg16_untrained_bundle_meets_the_targets(vgg16_bundle):
         "output_layer": "block5_pool",
         "seed": 0,
         "gradcam_layer": "block5_conv3",
+        "licence": VGG16_LICENCES["none"],
     }
     assert "UNTRAINED" in m.warning
     assert m.artifacts["tflite-int8"].bytes <= 15e6
