@@ -15,10 +15,13 @@ import re
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlsplit
+
+import numpy as np
 
 from edge.errors import FacelensError, SourceError
 from edge.events import topic_name
@@ -27,6 +30,7 @@ from edge.sources import Frame, ImageSource, Source, open_source
 log = logging.getLogger(__name__)
 
 _NAMED = re.compile(r"^([A-Za-z0-9_-]+)=(.+)$")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -232,3 +236,28 @@ class Cameras:
                 frame = ready._take()
             turn = (self.cameras.index(ready) + 1) % n
             yield ready, frame
+
+
+def recognize_all(
+    cameras: Cameras,
+    recognize: Callable[[np.ndarray], R],
+    on_result: Callable[[Camera, Frame, R], None],
+    on_error: Callable[[Camera, Exception], None] | None = None,
+    stop: threading.Event | None = None,
+) -> None:
+    """Recognise the cameras' frames in turn until they end or ``stop`` is set.
+
+    A frame that cannot be recognised is counted and logged against its camera; the
+    loop goes on with the next one.
+    """
+    for camera, frame in cameras.frames(stop):
+        try:
+            result = recognize(frame.image)
+        except FacelensError as exc:
+            camera.errors += 1
+            camera.last_error = str(exc)
+            log.warning("camera %s frame %d: %s", camera.name, frame.index, exc)
+            if on_error is not None:
+                on_error(camera, exc)
+            continue
+        on_result(camera, frame, result)
