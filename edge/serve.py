@@ -160,8 +160,7 @@ class Upload:
     data: bytes
 
 
-def parse_multipart(content_type: str, body: bytes) -> list[Upload]:
-    """Every part of a multipart/form-data body, in memory (never spooled to disk)."""
+def _boundary(content_type: str) -> bytes:
     kind, params = parse_options_header(content_type)
     if kind != b"multipart/form-data" or b"boundary" not in params:
         raise ApiError(
@@ -170,6 +169,11 @@ def parse_multipart(content_type: str, body: bytes) -> list[Upload]:
             f"expected a multipart/form-data upload, got {content_type or 'no Content-Type'}",
             "send the photo as a form field, e.g. curl -F image=@photo.jpg",
         )
+    return params[b"boundary"]
+
+
+def parse_multipart(boundary: bytes, body: bytes) -> list[Upload]:
+    """Every part of a multipart/form-data body, in memory (never spooled to disk)."""
     parts: list[Upload] = []
     current: dict[str, Any] = {}
 
@@ -197,7 +201,7 @@ def parse_multipart(content_type: str, body: bytes) -> list[Upload]:
         parts.append(Upload(name, filename or name, bytes(current["data"])))
 
     parser = MultipartParser(
-        params[b"boundary"],
+        boundary,
         {
             "on_part_begin": on_part_begin,
             "on_header_field": on_header_field,
@@ -219,7 +223,8 @@ def parse_multipart(content_type: str, body: bytes) -> list[Upload]:
 
 async def _images(request: Request, *fields: str, many: bool = False) -> dict[str, list[Upload]]:
     """The uploads of ``fields`` (each required; only ``many`` allows several per field)."""
-    parts = parse_multipart(request.headers.get("content-type", ""), await request.body())
+    boundary = _boundary(request.headers.get("content-type", ""))  # before reading the body
+    parts = parse_multipart(boundary, await request.body())
     found: dict[str, list[Upload]] = {f: [p for p in parts if p.field == f] for f in fields}
     for field, uploads in found.items():
         if not uploads:

@@ -82,7 +82,7 @@ def test_a_stream_that_drops_is_retried_with_backoff(tmp_path: Path, http_folder
             if counts["steady"] == 20:  # the door stream is still missing: it is being retried
                 assert door.status == "retrying" and door.reconnects >= 1 and counts["door"] == 0
                 write_video(tmp_path / "door.avi", 10).rename(folder / "door.avi")
-            if door.reconnects >= 3 and counts["door"] >= 10 or time.monotonic() > deadline:
+            if (door.reconnects >= 3 and counts["door"] >= 10) or time.monotonic() > deadline:
                 break
             time.sleep(0.002)  # a consumer slower than the decoder
     assert counts["door"] >= 10  # it came up, and its stream ended: reopened again

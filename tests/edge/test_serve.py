@@ -1,0 +1,302 @@
+"""`edge serve` as a real uvicorn server on loopback, driven over real HTTP (httpx).
+
+The server runs as a subprocess with an audit hook that records every file it opens for
+writing, so the test can check that no photo ever reaches the disk.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import httpx
+import numpy as np
+import pytest
+
+from .conftest import free_port
+
+TOKEN = "test-token-0123456789"
+
+# Runs `edge` with an audit hook logging each path opened for writing (Python's own
+# opens: files, temp files, SQLite databases) to $AUDIT_LOG, one JSON string a line.
+AUDITED = """
+import json, os, sys
+log = open(os.environ["AUDIT_LOG"], "a", buffering=1)
+WRITE = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
+def hook(event, args):
+    if event == "open":
+        path, mode, flags = args
+        writing = any(c in str(mode) for c in "wax+") if mode else bool((flags or 0) & WRITE)
+        if writing and isinstance(path, (str, bytes, os.PathLike)):
+            log.write(json.dumps(os.fsdecode(path)) + "\\n")
+    elif event == "sqlite3.connect":
+        log.write(json.dumps(os.fsdecode(args[0])) + "\\n")
+sys.addaudithook(hook)
+from edge.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@dataclass
+class Server:
+    url: str
+    proc: subprocess.Popen
+    home: Path
+    gallery: Path
+    audit_log: Path
+    workdir: Path
+    tmpdir: Path
+    output: Path
+
+    def client(self, token: str | None = TOKEN, **kw) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=60, **kw)
+
+    def written(self) -> set[str]:
+        return {json.loads(line) for line in self.audit_log.read_text().splitlines()}
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+def start_server(tmp_path: Path, bundle: Path, *args: str, token: str | None = TOKEN) -> Server:
+    """`edge serve` on a free loopback port; returns once /v1/health answers."""
+    port = free_port()
+    s = Server(
+        url=f"http://127.0.0.1:{port}",
+        proc=None,  # type: ignore[arg-type]
+        home=tmp_path / "home",
+        gallery=tmp_path / "gallery" / "people.sqlite",
+        audit_log=tmp_path / "audit.log",
+        workdir=tmp_path / "cwd",
+        tmpdir=tmp_path / "tmp",
+        output=tmp_path / "server.out",
+    )
+    for folder in (s.home, s.workdir, s.tmpdir):
+        folder.mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if k not in ("FACELENS_KEY", "FACELENS_TOKEN")}
+    env.update(
+        FACELENS_HOME=str(s.home),
+        AUDIT_LOG=str(s.audit_log),
+        TMPDIR=str(s.tmpdir),
+        PYTHONDONTWRITEBYTECODE="1",
+    )
+    if token is not None:
+        env["FACELENS_TOKEN"] = token
+    cmd = [sys.executable, "-c", AUDITED, "serve", "--bundle", str(bundle)]
+    cmd += ["--gallery", str(s.gallery), "--port", str(port), "--threads", "2", *args]
+    with open(s.output, "wb") as out:
+        s.proc = subprocess.Popen(cmd, cwd=s.workdir, env=env, stdout=out, stderr=out)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if s.proc.poll() is not None:
+            raise AssertionError(f"edge serve exited early:\n{s.output.read_text()}")
+        try:
+            if httpx.get(f"{s.url}/v1/health", timeout=2).status_code == 200:
+                return s
+        except httpx.TransportError:
+            time.sleep(0.2)
+    s.stop()
+    raise AssertionError(f"edge serve did not answer:\n{s.output.read_text()}")
+
+
+@pytest.fixture
+def photos(lfw_dir: Path) -> dict[str, list[Path]]:
+    images = lfw_dir / "images"
+    return {
+        name: sorted((images / name).glob("*.jpg"))
+        for name in ("Tony_Blair", "Colin_Powell", "Serena_Williams")
+    }
+
+
+@pytest.fixture
+def server(tmp_path: Path, faceres_bundle) -> Iterator[Server]:
+    s = start_server(tmp_path, faceres_bundle.path, "--max-upload-mb", "2")
+    yield s
+    s.stop()
+
+
+def upload(path: Path, field: str = "image") -> dict:
+    return {field: (path.name, path.read_bytes(), "image/jpeg")}
+
+
+def files_under(*folders: Path) -> set[Path]:
+    return {p for f in folders for p in f.rglob("*") if p.is_file()}
+
+
+def assert_error(r: httpx.Response, status: int, field: str, words: str) -> dict:
+    """A 4xx JSON error naming the field, saying what is wrong and what to do."""
+    assert r.status_code == status, r.text
+    body = r.json()
+    assert body["field"] == field and words in body["error"], body
+    assert body["fix"], body
+    return body
+
+
+def test_enrol_identify_list_forget_over_http(server: Server, photos, nonface_dir: Path):
+    tony, colin = photos["Tony_Blair"], photos["Colin_Powell"]
+    with server.client() as http:
+        r = http.put("/v1/people/Tony Blair", files=upload(tony[0]))
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["name"] == "Tony Blair" and body["embeddings"] == 1
+        assert body["enrolled"][0]["photo"] == tony[0].name
+        assert body["enrolled"][0]["faces_found"] >= 1
+
+        r = http.post("/v1/identify", files=upload(tony[1]))
+        assert r.status_code == 200, r.text
+        faces = r.json()["faces"]
+        assert [f["name"] for f in faces] == ["Tony Blair"], faces
+        assert faces[0]["score"] > 0.6 and len(faces[0]["box"]) == 4
+
+        r = http.post("/v1/identify", files=upload(colin[0]))
+        assert [f["name"] for f in r.json()["faces"]] == [None]  # a stranger
+        assert r.json()["faces"][0]["nearest"] == "Tony Blair"
+
+        r = http.post("/v1/verify", files={**upload(tony[1], "a"), **upload(tony[2], "b")})
+        assert r.status_code == 200 and r.json()["same"] is True, r.text
+        r = http.post("/v1/verify", files={**upload(tony[1], "a"), **upload(colin[1], "b")})
+        assert r.json()["same"] is False and r.json()["score"] < r.json()["threshold"]
+
+        assert [p["name"] for p in http.get("/v1/people").json()["people"]] == ["Tony Blair"]
+        assert http.get("/v1/people/Tony Blair").json()["embeddings"] == 1
+
+        metrics = http.get("/metrics")
+        assert metrics.headers["content-type"].startswith("text/plain; version=0.0.4")
+        assert 'facelens_frames_total{camera="http"} 2' in metrics.text
+        assert 'facelens_stage_seconds_count{stage="embed"} 2' in metrics.text
+        assert "facelens_people 1" in metrics.text
+
+        r = http.delete("/v1/people/Tony Blair")
+        assert r.status_code == 200 and r.json()["removed_embeddings"] == 1
+        assert http.get("/v1/people").json()["people"] == []
+        assert_error(http.delete("/v1/people/Tony Blair"), 404, "name", "not enrolled")
+        assert_error(http.get("/v1/people/Nobody"), 404, "name", "not enrolled")
+        # the erased person is no longer recognised
+        r = http.post("/v1/identify", files=upload(tony[1]))
+        assert [f["name"] for f in r.json()["faces"]] == [None]
+
+        cat = next(nonface_dir.rglob("*.jpg"))
+        r = http.put("/v1/people/Cat", files=upload(cat))
+        assert_error(r, 422, "image", cat.name)
+        assert http.get("/v1/people").json()["people"] == []  # nothing half-enrolled
+
+    assert server.stop() == 0
+    # Nothing but the gallery and its key was written (Python's opens and the folders).
+    allowed = {str(server.gallery), f"{server.gallery}.key"}
+    assert server.written() <= allowed, server.written() - allowed
+    assert str(server.gallery) in server.written()
+    assert files_under(server.home, server.workdir, server.tmpdir) == set()
+    assert {p.name for p in files_under(server.gallery.parent)} == {
+        "people.sqlite",
+        "people.sqlite.key",
+    }
+
+
+def test_bad_requests_get_clear_4xx(server: Server, photos, tmp_path: Path):
+    tony = photos["Tony_Blair"][0]
+    with server.client(token=None) as anon:
+        assert anon.get("/v1/health").status_code == 200  # health needs no token
+        assert_error(anon.get("/v1/people"), 401, "Authorization", "no bearer token")
+    with server.client(token="wrong") as wrong:
+        r = wrong.post("/v1/identify", files=upload(tony))
+        assert_error(r, 401, "Authorization", "wrong token")
+        assert r.headers["www-authenticate"] == "Bearer"
+    with server.client() as http:
+        big = np.random.default_rng(0).integers(0, 255, (1500, 1500, 3), np.uint8)
+        data = cv2.imencode(".png", big)[1].tobytes()  # ~6.7 MB, over the 2 MB limit
+        r = http.post("/v1/identify", files={"image": ("big.png", data)})
+        body = assert_error(r, 413, "image", "larger than this service accepts (2 MB)")
+        assert "--max-upload-mb" in body["fix"]
+
+        def chunks():  # no Content-Length: cut off once past the limit
+            for _ in range(100):
+                yield b"x" * 65536
+
+        multipart = {"content-type": "multipart/form-data; boundary=b"}
+        r = http.post("/v1/identify", content=chunks(), headers=multipart)
+        assert_error(r, 413, "image", "larger")
+
+        r = http.post("/v1/identify", files={"image": ("notes.jpg", b"this is not a photo")})
+        assert_error(r, 422, "image", "'notes.jpg' is not an image")
+        r = http.post("/v1/identify", files=upload(tony, "photo"))
+        assert_error(r, 400, "image", "no 'image' field")
+        jpeg = {"content-type": "image/jpeg"}
+        r = http.post("/v1/identify", content=tony.read_bytes(), headers=jpeg)
+        body = assert_error(r, 415, "image", "multipart/form-data")
+        assert "curl -F image=@" in body["fix"]
+        r = http.post("/v1/verify", files=upload(tony, "a"))
+        assert_error(r, 400, "b", "no 'b' field")
+        assert_error(http.get("/v1/nothing"), 404, "path", "Not Found")
+        assert http.get("/v1/people").json()["people"] == []
+
+
+def test_an_oversize_upload_is_refused_before_its_body_is_read(server: Server):
+    """A declared 50 MB body gets 413 while the client has sent only the headers."""
+    port = int(server.url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(
+            b"POST /v1/identify HTTP/1.1\r\nHost: x\r\n"
+            + f"Authorization: Bearer {TOKEN}\r\n".encode()
+            + b"Content-Type: multipart/form-data; boundary=b\r\n"
+            b"Content-Length: 50000000\r\n\r\n"
+        )
+        reply = sock.recv(65536).decode()
+    assert reply.startswith("HTTP/1.1 413"), reply
+    assert '"field":"image"' in reply
+
+
+def test_token_file_is_created_0600_and_printed_once(tmp_path: Path, faceres_bundle):
+    first = start_server(tmp_path, faceres_bundle.path, token=None)
+    first.stop()
+    token_file = first.home / "serve.token"
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    token = token_file.read_text().strip()
+    assert len(token) >= 32
+    assert f"Authorization: Bearer {token}" in first.output.read_text()
+
+    again = start_server(tmp_path, faceres_bundle.path, token=None)
+    try:
+        with again.client(token=token) as http:
+            assert http.get("/v1/people").status_code == 200
+    finally:
+        again.stop()
+    assert token not in again.output.read_text()  # shown once only
+
+
+def test_edge_runs_without_the_serve_extra(tmp_path: Path):
+    """With FastAPI, uvicorn and paho unimportable, edge works and `edge serve` says why not."""
+    code = (
+        "import sys\n"
+        "for m in ('fastapi', 'uvicorn', 'starlette', 'python_multipart', 'paho'):\n"
+        "    sys.modules[m] = None\n"
+        "from edge.cli import main\n"
+        "assert main(['people', '--gallery', sys.argv[1]]) == 0\n"
+        "sys.exit(main(['serve', '--gallery', sys.argv[1]]))\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "g.sqlite")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "no one is enrolled" in run.stdout
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    assert "pip install 'facelens[serve]'" in run.stderr
