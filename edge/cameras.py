@@ -21,8 +21,6 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit
 
-import numpy as np
-
 from edge.errors import FacelensError, SourceError
 from edge.events import topic_name
 from edge.sources import Frame, ImageSource, Source, open_source
@@ -240,7 +238,7 @@ class Cameras:
 
 def recognize_all(
     cameras: Cameras,
-    recognize: Callable[[np.ndarray], R],
+    recognize: Callable[[Frame], R],
     on_result: Callable[[Camera, Frame, R], None],
     on_error: Callable[[Camera, Exception], None] | None = None,
     stop: threading.Event | None = None,
@@ -252,7 +250,7 @@ def recognize_all(
     """
     for camera, frame in cameras.frames(stop):
         try:
-            result = recognize(frame.image)
+            result = recognize(frame)
         except FacelensError as exc:
             camera.errors += 1
             camera.last_error = str(exc)

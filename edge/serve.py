@@ -374,7 +374,7 @@ def create_app(
     def watch() -> None:
         assert cameras is not None
         recognize_all(
-            cameras, lambda image: engine.call(fl.recognize, image), on_frame, on_error, stop
+            cameras, lambda frame: engine.call(fl.recognize, frame.image), on_frame, on_error, stop
         )
 
     @asynccontextmanager
@@ -581,7 +581,7 @@ def run(
             "put TLS in front (a reverse proxy) beyond a trusted network",
             host,
         )
-    print(f"{engine.fl.describe()}\nserving on http://{host}:{port}", flush=True)
+    print(f"{engine.call(engine.fl.describe)}\nserving on http://{host}:{port}", flush=True)
     app = create_app(
         engine, token, max_upload=int(max_upload_mb * 1e6), cameras=cameras, events=events
     )
