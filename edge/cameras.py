@@ -155,7 +155,6 @@ class Camera:
                     for frame in source:
                         if not self._offer(frame):
                             return
-                        failures = 0
                 if not self.spec.live:
                     self._set("ended")
                     return
@@ -169,6 +168,7 @@ class Camera:
                     log.error("camera %s: %s", self.name, exc)
                     self._set("failed")
                     return
+                # a source that delivered frames before it failed starts the back-off afresh
                 failures = 1 if self.frames_read > delivered else failures + 1
                 delay = self._backoff.delay(failures)
                 log.warning("camera %s: %s; retrying in %.0f s", self.name, exc, delay)
