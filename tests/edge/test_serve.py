@@ -120,19 +120,14 @@ def start_server(tmp_path: Path, bundle: Path, *args: str, token: str | None = T
 
 
 @pytest.fixture
-def photos(lfw_dir: Path) -> dict[str, list[Path]]:
-    images = lfw_dir / "images"
-    return {
-        name: sorted((images / name).glob("*.jpg"))
-        for name in ("Tony_Blair", "Colin_Powell", "Serena_Williams")
-    }
-
-
-@pytest.fixture
 def server(tmp_path: Path, faceres_bundle) -> Iterator[Server]:
     s = start_server(tmp_path, faceres_bundle.path, "--max-upload-mb", "2")
     yield s
     s.stop()
+
+
+def person_photos(lfw_dir: Path, name: str) -> list[Path]:
+    return sorted((lfw_dir / "images" / name).glob("*.jpg"))
 
 
 def upload(path: Path, field: str = "image") -> dict:
@@ -152,8 +147,8 @@ def assert_error(r: httpx.Response, status: int, field: str, words: str) -> dict
     return body
 
 
-def test_enrol_identify_list_forget_over_http(server: Server, photos, nonface_dir: Path):
-    tony, colin = photos["Tony_Blair"], photos["Colin_Powell"]
+def test_enrol_identify_list_forget_over_http(server: Server, lfw_dir: Path, nonface_dir: Path):
+    tony, colin = (person_photos(lfw_dir, n) for n in ("Tony_Blair", "Colin_Powell"))
     with server.client() as http:
         r = http.put("/v1/people/Tony Blair", files=upload(tony[0]))
         assert r.status_code == 200, r.text
@@ -212,8 +207,8 @@ def test_enrol_identify_list_forget_over_http(server: Server, photos, nonface_di
     }
 
 
-def test_bad_requests_get_clear_4xx(server: Server, photos, tmp_path: Path):
-    tony = photos["Tony_Blair"][0]
+def test_bad_requests_get_clear_4xx(server: Server, lfw_dir: Path):
+    tony = person_photos(lfw_dir, "Tony_Blair")[0]
     with server.client(token=None) as anon:
         assert anon.get("/v1/health").status_code == 200  # health needs no token
         assert_error(anon.get("/v1/people"), 401, "Authorization", "no bearer token")

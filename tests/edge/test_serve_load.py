@@ -10,16 +10,16 @@ from pathlib import Path
 
 from edge.gallery import Gallery
 
-from .test_serve import photos, start_server, upload  # noqa: F401 - `photos` is a fixture
+from .test_serve import person_photos, start_server, upload
 
 CLIENTS = 6
 SECONDS = 12.0
 MAX_REQUESTS_PER_CLIENT = 400
 
 
-def test_concurrent_clients_keep_the_gallery_consistent(tmp_path: Path, faceres_bundle, photos):  # noqa: F811
+def test_concurrent_clients_keep_the_gallery_consistent(tmp_path: Path, faceres_bundle, lfw_dir):
     server = start_server(tmp_path, faceres_bundle.path)
-    tony, serena = photos["Tony_Blair"], photos["Serena_Williams"]
+    tony, serena = (person_photos(lfw_dir, n) for n in ("Tony_Blair", "Serena_Williams"))
     statuses: Counter[int] = Counter()
     enrolled: dict[str, int] = {}  # name -> embeddings the server said it stored
     forgotten: set[str] = set()
