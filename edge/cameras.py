@@ -205,9 +205,12 @@ class Cameras:
         self._cond = threading.Condition()
         self.cameras = [Camera(s, self._cond, backoff or Backoff()) for s in specs]
 
-    def __enter__(self) -> Cameras:
+    def start(self) -> None:
         for camera in self.cameras:
             camera.start()
+
+    def __enter__(self) -> Cameras:
+        self.start()
         return self
 
     def __exit__(self, *exc: object) -> None:

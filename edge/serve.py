@@ -381,7 +381,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         watcher = None
         if cameras is not None:
-            cameras.__enter__()
+            cameras.start()
             watcher = threading.Thread(target=watch, name="cameras", daemon=True)
             watcher.start()
         try:
@@ -410,7 +410,8 @@ def create_app(
         response = await call_next(request)
         route = request.scope.get("route")
         path = getattr(route, "path", "unmatched")
-        metrics.inc("facelens_http_requests_total", {"route": path, "status": response.status_code})
+        status = str(response.status_code)
+        metrics.inc("facelens_http_requests_total", {"route": path, "status": status})
         metrics.observe("facelens_http_request_seconds", time.perf_counter() - t0, {"route": path})
         return response
 
