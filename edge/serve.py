@@ -29,6 +29,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -46,6 +47,7 @@ from edge.errors import FacelensError, GalleryError, ImageError, NoFaceError
 from edge.events import MqttEvents
 from edge.images import decode_image
 from edge.metrics import CONTENT_TYPE, Metrics
+from edge.run import FrameResult, recognize_frame
 from edge.sources import Frame
 
 log = logging.getLogger(__name__)
@@ -317,7 +319,7 @@ def _camera_gauges(cameras: Iterable[Camera]) -> list[tuple[str, Mapping[str, st
     return out
 
 
-def _count(metrics: Metrics, camera: str, result: Recognition) -> None:
+def _count(metrics: Metrics, camera: str, result: Recognition | FrameResult) -> None:
     metrics.inc("facelens_frames_total", {"camera": camera})
     metrics.inc("facelens_faces_total", {"camera": camera}, len(result.faces))
     for stage, ms in result.ms.items():
@@ -361,7 +363,7 @@ def create_app(
     fl = engine.fl
     stop = threading.Event()
 
-    def on_frame(camera: Camera, frame: Frame, result: Recognition) -> None:
+    def on_frame(camera: Camera, frame: Frame, result: FrameResult) -> None:
         _count(metrics, camera.name, result)
         if events is not None:
             t = camera.clock(frame.index)
@@ -373,9 +375,8 @@ def create_app(
 
     def watch() -> None:
         assert cameras is not None
-        recognize_all(
-            cameras, lambda frame: engine.call(fl.recognize, frame.image), on_frame, on_error, stop
-        )
+        recognize = partial(engine.call, recognize_frame, fl)  # on the engine thread
+        recognize_all(cameras, recognize, on_frame, on_error, stop)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
