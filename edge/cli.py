@@ -11,7 +11,9 @@ import json
 import logging
 import os
 import sys
+import threading
 from collections.abc import Sequence
+from contextlib import ExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,7 +26,10 @@ from edge.names import escape, lookup_name, shown
 if TYPE_CHECKING:  # the library loads OpenCV and a runtime: only once a command runs
     from edge.api import FaceLens, Identity
     from edge.calibrate import OpenSetReport
+    from edge.cameras import Camera
+    from edge.events import MqttEvents
     from edge.run import FrameResult
+    from edge.sources import Frame
     from edge.track import Appearance
 
 log = logging.getLogger("edge")
@@ -69,6 +74,28 @@ def _add_engine(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_mqtt(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--mqtt",
+        metavar="URL",
+        help="publish person events to this broker: mqtt://HOST[:PORT] (mqtts:// for TLS)",
+    )
+    p.add_argument("--device", help="this device's name in MQTT topics (default: the hostname)")
+    p.add_argument(
+        "--ha-discovery", action="store_true", help="announce a sensor per camera to Home Assistant"
+    )
+    p.add_argument(
+        "--mqtt-images", action="store_true", help="add the face as base64 JPEG to each event"
+    )
+    p.add_argument(
+        "--appearance-gap",
+        type=float,
+        default=2.0,
+        metavar="S",
+        help="a person unseen for S seconds appears anew (one event per appearance)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="edge",
@@ -105,7 +132,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_engine(p)
 
     p = sub.add_parser("recognize", help="name the faces in a camera, video, image or folder")
-    p.add_argument("source", help="camera index (0), video file, stream URL, image or folder")
+    p.add_argument(
+        "source",
+        nargs="+",
+        metavar="SOURCE",
+        help="camera index (0), video file, stream URL, image or folder; several run side by "
+        "side, each optionally named NAME=SOURCE",
+    )
     p.add_argument(
         "--threshold",
         type=argtypes.threshold,
@@ -134,6 +167,24 @@ def build_parser() -> argparse.ArgumentParser:
         "ivf or hnsw",
     )
     _add_engine(p)
+    _add_mqtt(p)
+
+    p = sub.add_parser("serve", help="a local HTTP API, cameras and MQTT events (serve extra)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback)")
+    p.add_argument("--port", type=int, default=8000, help="port to listen on")
+    p.add_argument(
+        "--camera",
+        action="append",
+        metavar="NAME=SOURCE",
+        help="a camera to watch (index, stream URL or file); repeat for more",
+    )
+    p.add_argument("--threshold", type=float, help="cosine threshold (overrides calibration)")
+    p.add_argument("--max-upload-mb", type=float, default=10.0, help="largest upload accepted (MB)")
+    p.add_argument(
+        "--token-file", type=Path, help="bearer token file (default: <data>/serve.token)"
+    )
+    _add_engine(p)
+    _add_mqtt(p)
 
     p = sub.add_parser("people", help="list who is enrolled (no key needed)")
     p.add_argument("--gallery", type=Path, help="gallery file (default: <data>/gallery.sqlite)")
@@ -229,7 +280,25 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     return 0
 
 
+def _events(args: argparse.Namespace, cameras: list[str]) -> MqttEvents | None:
+    if not args.mqtt:
+        return None
+    from edge.events import MqttEvents
+
+    return MqttEvents(
+        args.mqtt,
+        cameras,
+        device=args.device,
+        discovery=args.ha_discovery,
+        images=args.mqtt_images,
+        gap_s=args.appearance_gap,
+    )
+
+
 def cmd_recognize(args: argparse.Namespace) -> int:
+    if len(args.source) > 1 or args.mqtt:
+        return _recognize_cameras(args)
+    (args.source,) = args.source
     from edge.api import STAGES
     from edge.display import Display
     from edge.run import recognize_frames
@@ -287,6 +356,50 @@ def cmd_recognize(args: argparse.Namespace) -> int:
 def _appearance_line(appearance: Appearance, source: str) -> str:
     """One JSON event per appearance of a person (``name`` null for a stranger)."""
     return json.dumps({"event": "appearance", "source": source, **appearance.to_dict()})
+
+
+def _recognize_cameras(args: argparse.Namespace) -> int:
+    """Several sources side by side (and/or MQTT events): one reader each, frames in turn."""
+    from edge.api import STAGES
+    from edge.cameras import Cameras, recognize_all, unique_specs
+    from edge.run import recognize_frame
+    from edge.stats import RunStats
+
+    if args.show or args.save:
+        raise FacelensError("--show and --save take one source and no --mqtt")
+    specs = unique_specs(args.source)
+    stats = {s.name: RunStats(STAGES) for s in specs}
+    stop = threading.Event()
+    interrupted = False
+    with _lens(args) as lens, ExitStack() as stack:
+        lens.load()
+        print(lens.describe(), file=sys.stderr)
+        events = _events(args, list(stats))
+        if events is not None:
+            stack.enter_context(events)
+        cameras = stack.enter_context(Cameras(specs))
+
+        def on_result(camera: Camera, frame: Frame, result: FrameResult) -> None:
+            stats[camera.name].add(result.ms, len(result.faces))
+            for line in _face_lines(result, args.json):
+                print(line, flush=True)
+            if events is not None:
+                t = camera.clock(frame.index)
+                events.frame(camera.name, result.faces, t, frame.image)
+            if args.max_frames and sum(s.frames for s in stats.values()) >= args.max_frames:
+                stop.set()
+
+        try:
+            recognize_all(cameras, lambda f: recognize_frame(lens, f), on_result, stop=stop)
+        except KeyboardInterrupt:
+            interrupted = True
+    for name, s in stats.items():
+        summary = {"camera": name, "summary": s.summary()}
+        print(json.dumps(summary) if args.json else f"{name}: {s.table()}")
+    failed = [c for c in cameras.cameras if c.status == "failed"]
+    if failed:
+        raise FacelensError("; ".join(f"camera {c.name}: {c.last_error}" for c in failed))
+    return 130 if interrupted else 0
 
 
 def _face_lines(result: FrameResult, as_json: bool) -> list[str]:
@@ -392,6 +505,28 @@ def _open_set_lines(report: OpenSetReport, enrolled: int) -> str:
     return "\n".join(lines)
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        from edge import serve
+    except ImportError as exc:
+        raise FacelensError(
+            f"`edge serve` needs the serve extra ({exc.name} is not installed): "
+            "pip install 'facelens[serve]'"
+        ) from None
+    from edge.cameras import Cameras, unique_specs
+
+    specs = unique_specs(args.camera or [])
+    return serve.run(
+        lambda: _lens(args),
+        host=args.host,
+        port=args.port,
+        token_file=args.token_file or paths.home() / "serve.token",
+        max_upload_mb=args.max_upload_mb,
+        cameras=Cameras(specs) if specs else None,
+        events=_events(args, [s.name for s in specs]),
+    )
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from edge.demo import run_demo
 
@@ -404,6 +539,7 @@ COMMANDS = {
     "people": cmd_people,
     "forget": cmd_forget,
     "calibrate": cmd_calibrate,
+    "serve": cmd_serve,
     "demo": cmd_demo,
 }
 
