@@ -41,7 +41,7 @@ from python_multipart.multipart import parse_options_header
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from edge.api import FaceLens, Identity, Recognition
+from edge.api import FaceLens, Identity
 from edge.cameras import Camera, Cameras, recognize_all
 from edge.errors import FacelensError, GalleryError, ImageError, NoFaceError
 from edge.events import MqttEvents
@@ -319,10 +319,10 @@ def _camera_gauges(cameras: Iterable[Camera]) -> list[tuple[str, Mapping[str, st
     return out
 
 
-def _count(metrics: Metrics, camera: str, result: Recognition | FrameResult) -> None:
+def _count(metrics: Metrics, camera: str, faces: int, stage_ms: Mapping[str, float]) -> None:
     metrics.inc("facelens_frames_total", {"camera": camera})
-    metrics.inc("facelens_faces_total", {"camera": camera}, len(result.faces))
-    for stage, ms in result.ms.items():
+    metrics.inc("facelens_faces_total", {"camera": camera}, faces)
+    for stage, ms in stage_ms.items():
         metrics.observe("facelens_stage_seconds", ms / 1000, {"stage": stage})
 
 
@@ -364,7 +364,7 @@ def create_app(
     stop = threading.Event()
 
     def on_frame(camera: Camera, frame: Frame, result: FrameResult) -> None:
-        _count(metrics, camera.name, result)
+        _count(metrics, camera.name, len(result.faces), result.ms)
         if events is not None:
             t = camera.clock(frame.index)
             for event in events.frame(camera.name, result.faces, t, frame.image):
@@ -465,12 +465,15 @@ def create_app(
     async def identify(request: Request) -> dict[str, Any]:
         """Every face in the ``image`` field: box, name (null = unknown), score."""
         upload = (await _images(request, "image"))["image"][0]
+        t0 = time.perf_counter()
         image = await _decode(upload)
+        decode_ms = (time.perf_counter() - t0) * 1000
         result = await engine.run(fl.recognize, image)
-        _count(metrics, "http", result)
+        ms = {**result.ms, "decode": decode_ms, "total": result.ms["total"] + decode_ms}
+        _count(metrics, "http", len(result.faces), ms)
         return {
             "faces": [_identity(f) for f in result.faces],
-            "ms": {k: round(v, 2) for k, v in result.ms.items()},
+            "ms": {k: round(v, 2) for k, v in ms.items()},
         }
 
     @app.post("/v1/verify", dependencies=auth)
