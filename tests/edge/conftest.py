@@ -60,6 +60,7 @@ def _mosquitto_binary() -> str:
 @pytest.fixture
 def mosquitto(tmp_path: Path) -> Iterator[RunningBroker]:
     """A Mosquitto of its own: loopback only, anonymous, no persistence, its own config."""
+    pytest.importorskip("paho.mqtt.client", reason="MQTT tests need paho-mqtt (the mqtt extra)")
     binary = _mosquitto_binary()
     port = free_port()
     folder = tmp_path / "mosquitto"

@@ -69,6 +69,7 @@ def test_broker_url_parts(monkeypatch):
 
 
 def test_unreachable_broker_is_a_clear_error():
+    pytest.importorskip("paho.mqtt.client", reason="MQTT tests need paho-mqtt (the mqtt extra)")
     with pytest.raises(MqttError, match=r"cannot reach the MQTT broker mqtt://127\.0\.0\.1:\d+"):
         MqttEvents(f"mqtt://127.0.0.1:{free_port()}")
 
