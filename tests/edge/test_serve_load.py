@@ -8,9 +8,14 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from edge.gallery import Gallery
 
-from .test_serve import person_photos, start_server, upload
+pytest.importorskip("fastapi", reason="edge serve needs the serve extra (FastAPI, uvicorn)")
+pytest.importorskip("httpx", reason="the HTTP tests need httpx (a dev dependency)")
+
+from .test_serve import person_photos, start_server, upload  # after the skips
 
 CLIENTS = 6
 SECONDS = 12.0
