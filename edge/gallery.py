@@ -140,16 +140,19 @@ class Gallery:
         self.close()
         if not write and not self.path.exists():
             return None
+        # FaceLens serialises calls from several threads with its own lock, so the
+        # connection may be used by a thread other than the one that opened it.
+        options = {"isolation_level": None, "timeout": BUSY_TIMEOUT_S, "check_same_thread": False}
         try:
             if write:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 if not self.path.exists():  # 0600 before SQLite touches it (no O_EXCL:
                     # writers racing on a new gallery may all get here)
                     os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
-                conn = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_S)
+                conn = sqlite3.connect(self.path, **options)
             else:
                 uri = f"{self.path.resolve().as_uri()}?mode=ro"
-                conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=BUSY_TIMEOUT_S)
+                conn = sqlite3.connect(uri, uri=True, **options)
         except OSError as exc:
             raise GalleryError(
                 f"cannot {'create' if write else 'open'} the gallery {self.path} "

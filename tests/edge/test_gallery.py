@@ -330,3 +330,23 @@ def test_a_tampered_cohort_fails_authentication(tmp_path: Path):
         conn.execute(f"UPDATE meta SET value = ? WHERE key = 'cohort:{FP}'", (flipped,))
     with Gallery(path) as g, pytest.raises(GalleryError, match=r"cohort .* tampered"):
         g.cohort(FP)
+
+
+def test_one_facelens_serves_its_gallery_to_several_threads(tmp_path: Path):
+    """FaceLens promises one instance may be shared by threads (a service does that)."""
+    import threading
+
+    from edge import FaceLens
+
+    path = tmp_path / "g.sqlite"
+    with Gallery(path) as g:
+        g.add("alice", unit(np.random.default_rng(14), 1), FP)
+    lens = FaceLens(gallery=path)
+    assert [p.name for p in lens.people()] == ["alice"]  # opened by this thread
+    seen: list[object] = []
+    worker = threading.Thread(target=lambda: seen.append(lens.people()))
+    worker.start()
+    worker.join()
+    assert [p.name for p in seen[0]] == ["alice"]
+    assert lens.forget("alice") == 1
+    lens.close()
