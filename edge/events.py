@@ -33,6 +33,7 @@ import cv2
 import numpy as np
 
 from edge.errors import FacelensError
+from edge.track import iou
 
 log = logging.getLogger(__name__)
 
@@ -99,16 +100,6 @@ class Sighting(Protocol):
 # overlap. A tracker with votes (edge/track.py, issue 11) can replace this class whole.
 
 
-def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
-    ax, ay, aw, ah = a
-    bx, by, bw, bh = b
-    iw = max(0.0, min(ax + aw, bx + bw) - max(ax, bx))
-    ih = max(0.0, min(ay + ah, by + bh) - max(ay, by))
-    inter = iw * ih
-    union = aw * ah + bw * bh - inter
-    return inter / union if union > 0 else 0.0
-
-
 @dataclass
 class _Seen:
     name: str | None
@@ -133,8 +124,8 @@ class Appearances:
                 same = next((s for s in live if s.name == face.name), None)
             else:
                 same = max(
-                    (s for s in live if s.name is None and _iou(s.box, face.box) >= self.min_iou),
-                    key=lambda s: _iou(s.box, face.box),
+                    (s for s in live if s.name is None and iou(s.box, face.box) >= self.min_iou),
+                    key=lambda s: iou(s.box, face.box),
                     default=None,
                 )
             if same is None:
