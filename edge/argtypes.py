@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import math
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 
 from edge.errors import FacelensError
 
@@ -68,3 +70,38 @@ def cosine(text: str) -> float:
     if not -1 <= value <= 1:
         raise argparse.ArgumentTypeError(f"{value:g} is not a cosine: give -1 to 1, e.g. 0.98")
     return value
+
+
+def positive_number(text: str) -> float:
+    """A finite number above 0 (a step size)."""
+    value = _number(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{value:g} is too small: give a number above 0")
+    return value
+
+
+def grey_level(text: str) -> float:
+    """A pixel value in [0, 255] (an occlusion patch's fill)."""
+    value = _number(text)
+    if not 0 <= value <= 255:
+        raise argparse.ArgumentTypeError(f"{value:g} is not a grey level: give 0 to 255")
+    return value
+
+
+def output_folder(text: str) -> Path:
+    """A folder results can be written to (made later, by the command): a file, or a place
+    that cannot be written, is refused before any work starts. Nothing is created here."""
+    path = Path(text)
+    if path.is_file():
+        raise argparse.ArgumentTypeError(f"{text} is a file: give a folder path for the results")
+    existing = next((p for p in (path, *path.absolute().parents) if p.exists()), None)
+    if existing is None or not existing.is_dir():
+        raise argparse.ArgumentTypeError(f"cannot make the folder {text}: {existing} is a file")
+    try:
+        tempfile.TemporaryFile(dir=existing).close()
+    except OSError as exc:
+        raise argparse.ArgumentTypeError(
+            f"cannot write to {text} ({exc.strerror or exc}): choose a folder you can write to, "
+            "on a disk with free space"
+        ) from None
+    return path

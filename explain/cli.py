@@ -11,6 +11,7 @@ import argparse
 import logging
 from pathlib import Path
 
+from edge import argtypes
 from edge.bundle import RUNTIME_FORMATS
 from edge.commandline import run_command
 from explain.precision import PRECISIONS
@@ -25,13 +26,20 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--input-spec", type=Path, help="input_spec.json for --model X.keras")
     g.add_argument("--seed", type=int, default=0, help="seed for untrained weights and noise")
-    p.add_argument("--out", type=Path, default=Path("explain-out"), help="output folder")
-    p.add_argument("--threads", type=int, default=2, help="runtime threads for edge artifacts")
+    p.add_argument(
+        "--out", type=argtypes.output_folder, default="explain-out", help="output folder"
+    )
+    p.add_argument(
+        "--threads",
+        type=argtypes.positive_int,
+        default=2,
+        help="runtime threads for edge artifacts",
+    )
 
 
 def _image_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("images", nargs="+", help="photos, or folders searched recursively")
-    p.add_argument("--limit", type=int, help="use only the first N images")
+    p.add_argument("--limit", type=argtypes.positive_int, help="use only the first N images")
     p.add_argument("--no-detect", action="store_true", help="the whole photo (the notebook's mode)")
     p.add_argument("--detector", type=Path, help="a YuNet .onnx file")
     p.add_argument("--gallery", type=Path, help="an edge gallery, for --target person:NAME")
@@ -43,10 +51,16 @@ def _image_args(p: argparse.ArgumentParser) -> None:
 
 
 def _occlusion_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--patch", type=int, default=25, help="patch side in pixels (25)")
-    p.add_argument("--stride", type=int, default=14, help="patch stride in pixels (14)")
-    p.add_argument("--fill", type=float, default=128.0, help="grey level of the patch (128)")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument(
+        "--patch", type=argtypes.positive_int, default=25, help="patch side in pixels (25)"
+    )
+    p.add_argument(
+        "--stride", type=argtypes.positive_int, default=14, help="patch stride in pixels (14)"
+    )
+    p.add_argument(
+        "--fill", type=argtypes.grey_level, default=128.0, help="grey level of the patch (128)"
+    )
+    p.add_argument("--batch-size", type=argtypes.positive_int, default=32)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,11 +82,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--bundles", nargs="+", type=Path, required=True, help="bundle folders, one panel each"
     )
-    p.add_argument("--limit", type=int, help="use only the first N images")
+    p.add_argument("--limit", type=argtypes.positive_int, help="use only the first N images")
     p.add_argument("--no-detect", action="store_true", help="the whole photo (the notebook's mode)")
     p.add_argument("--detector", type=Path, help="a YuNet .onnx file")
     p.add_argument("--target", help="self (default) or a reference photo of the same person")
-    p.add_argument("--out", type=Path, default=Path("explain-out"), help="output folder")
+    p.add_argument(
+        "--out", type=argtypes.output_folder, default="explain-out", help="output folder"
+    )
     p.set_defaults(command="contrast")
 
     p = sub.add_parser("occlusion", help="occlusion sensitivity through any artifact")
@@ -98,11 +114,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("filters", help="activation maximisation of a layer's filters")
     _model_args(p)
     p.add_argument("--layers", nargs="+", help="layers (default: three across the depth)")
-    p.add_argument("--filters", type=int, default=8, help="the first N filters of each layer")
-    p.add_argument("--steps", type=int, default=30)
-    p.add_argument("--step", type=float, default=1.0, help="step size in pixel units")
-    p.add_argument("--jitter", type=int, default=0, help="random shift per step, pixels")
-    p.add_argument("--blur-every", type=int, default=0, help="blur the pattern every N steps")
+    p.add_argument(
+        "--filters", type=argtypes.positive_int, default=8, help="the first N filters of each layer"
+    )
+    p.add_argument("--steps", type=argtypes.positive_int, default=30)
+    p.add_argument(
+        "--step", type=argtypes.positive_number, default=1.0, help="step size in pixel units"
+    )
+    p.add_argument(
+        "--jitter", type=argtypes.int_at_least(0), default=0, help="random shift per step, pixels"
+    )
+    p.add_argument(
+        "--blur-every",
+        type=argtypes.int_at_least(0),
+        default=0,
+        help="blur the pattern every N steps",
+    )
     p.add_argument(
         "--precision",
         choices=PRECISIONS,
@@ -115,14 +142,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("anonymize", help="masks vs recognition over many LFW identities")
     _model_args(p)
     p.add_argument("--lfw", required=True, help="LFW images/ folder (one folder per person)")
-    p.add_argument("--people", type=int, default=50)
+    p.add_argument("--people", type=argtypes.positive_int, default=50)
     p.add_argument(
         "--formats",
         nargs="*",
         choices=RUNTIME_FORMATS,
         help="artifacts besides float (default: the INT8 ones)",
     )
-    p.add_argument("--threshold", type=float, help="cosine threshold (default: the bundle's)")
+    p.add_argument(
+        "--threshold", type=argtypes.threshold, help="cosine threshold (default: the bundle's)"
+    )
     p.add_argument("--no-detect", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--detector", type=Path, help="a YuNet .onnx file")
     p.set_defaults(command="anonymize")

@@ -4,6 +4,7 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -165,3 +166,40 @@ def test_anonymize_reports_every_mask_for_float_and_int8(tiny_bundle, lfw_dir, t
         assert per_mask["none"]["similarity_drop_mean"] == 0.0
         assert per_mask["none"]["detected_rate"] == 1.0
     assert (tmp_path / "masks.png").is_file()
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["occlusion", "x.jpg", "--stride", "0"], "argument --stride: 0 is too small"),
+        (["occlusion", "x.jpg", "--stride", "-3"], "argument --stride: -3 is too small"),
+        (["occlusion", "x.jpg", "--patch", "0"], "argument --patch: 0 is too small"),
+        (["filters", "--filters", "0"], "argument --filters: 0 is too small"),
+        (["occlusion", "x.jpg", "--fill", "nan"], "is not a finite number"),
+        (["anonymize", "--lfw", "x", "--threshold", "2"], "not a cosine threshold"),
+    ],
+)
+def test_bad_numbers_are_refused_before_any_work(args, says, tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "explain", *args, "--out", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert says in proc.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "o").exists()  # refused before anything was written
+
+
+def test_an_out_that_is_a_file_or_read_only_is_refused_before_any_work(tmp_path):
+    a_file = tmp_path / "results.json"
+    a_file.write_text("{}")
+    # /proc cannot be written even by root (a chmod'ed folder can)
+    for out, says in ((a_file, "is a file"), (Path("/proc/facelens-out"), "cannot write to")):
+        proc = subprocess.run(
+            [sys.executable, "-m", "explain", "filters", "--model", "vgg16", "--out", str(out)],
+            capture_output=True,
+            text=True,
+        )
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr
+        assert says in proc.stderr.strip().splitlines()[-1]
+    assert a_file.read_text() == "{}"
