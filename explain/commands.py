@@ -105,7 +105,7 @@ def cmd_contrast(args: argparse.Namespace) -> int:
             heatmap = cam.explain(crop.pixels[None], target)[0]
             name = f"{model.name}: UNTRAINED weights" if model.untrained else model.name
             panels.append((crop, heatmap, f"{name}\n{layer}, {target.label}"))
-            rows.append({"model": model.source, "layer": layer, "target": target.label,
+            rows.append({"model": model.source_record(), "layer": layer, "target": target.label,
                          "regions": regions_of(crop, heatmap)})  # fmt: skip
         png = figures.models_row(
             args.out / f"contrast_{i:03d}_{Path(path).stem}.png",

@@ -22,7 +22,7 @@ def _run_each(monkeypatch, exc: BaseException) -> list[int]:
     """Make one command of edge, convert and explain raise ``exc``; their exit codes."""
     monkeypatch.setitem(edge.cli.COMMANDS, "people", _raising(exc))
     monkeypatch.setattr(convert.cli, "_build", _raising(exc))
-    monkeypatch.setattr(explain.cli, "cmd_filters", _raising(exc))
+    monkeypatch.setattr(explain.cli, "_run", _raising(exc))
     return [
         edge.cli.main(["people"]),
         convert.cli.main(["--out", "b", "--calibration", "c"]),
