@@ -29,6 +29,7 @@ from convert.threshold import choose_threshold
 from edge.bundle import ARTIFACT_FILES, MANIFEST_NAME, Bundle, sha256_path
 from edge.errors import FacelensError
 from edge.manifest import Artifact, Fidelity, Manifest, ProjectionInfo, Source
+from edge.paths import cannot_write
 from edge.preprocess import CropRule, InputSpec
 
 log = logging.getLogger(__name__)
@@ -188,10 +189,8 @@ def _check_formats(formats: Sequence[str]) -> list[str]:
 def _check_out(out: Path, force: bool) -> None:
     """Refuse early (before minutes of work) to clobber anything that is not a bundle,
     or to work for a folder that cannot be written."""
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tempfile.TemporaryFile(dir=out.parent).close()
-    except OSError as exc:
+    exc = cannot_write(out.parent)
+    if exc is not None:
         raise FacelensError(
             f"cannot write the bundle to {out} ({exc.strerror or exc}): choose an --out in a "
             "folder you can write to, on a disk with free space"

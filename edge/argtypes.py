@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import argparse
 import math
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 from edge.errors import FacelensError
+from edge.paths import cannot_write
 
 
 def _number(text: str) -> float:
@@ -94,14 +94,10 @@ def output_folder(text: str) -> Path:
     path = Path(text)
     if path.is_file():
         raise argparse.ArgumentTypeError(f"{text} is a file: give a folder path for the results")
-    existing = next((p for p in (path, *path.absolute().parents) if p.exists()), None)
-    if existing is None or not existing.is_dir():
-        raise argparse.ArgumentTypeError(f"cannot make the folder {text}: {existing} is a file")
-    try:
-        tempfile.TemporaryFile(dir=existing).close()
-    except OSError as exc:
+    exc = cannot_write(path)
+    if exc is not None:
         raise argparse.ArgumentTypeError(
             f"cannot write to {text} ({exc.strerror or exc}): choose a folder you can write to, "
             "on a disk with free space"
-        ) from None
+        )
     return path

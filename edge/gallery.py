@@ -46,6 +46,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from edge.errors import GalleryError
 from edge.names import check_name, lookup_name
+from edge.paths import cannot_write
 
 log = logging.getLogger(__name__)
 
@@ -291,9 +292,8 @@ class Gallery:
         """
         folder = next(p for p in [self.path.parent, *self.path.parents] if p.exists())
         if not self.path.exists():
-            try:
-                tempfile.TemporaryFile(dir=folder).close()
-            except OSError as exc:
+            exc = cannot_write(self.path.parent)
+            if exc is not None:
                 raise GalleryError(
                     f"cannot create the gallery {self.path} ({exc.strerror or exc}); "
                     f"{_os_advice(exc)}"
