@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -11,8 +12,6 @@ import numpy as np
 import pytest
 
 from edge.events import Appearances, Broker, MqttError, MqttEvents, person_event, topic_name
-
-from .conftest import free_port
 
 
 @dataclass(frozen=True)
@@ -70,8 +69,15 @@ def test_broker_url_parts(monkeypatch):
 
 def test_unreachable_broker_is_a_clear_error():
     pytest.importorskip("paho.mqtt.client", reason="MQTT tests need paho-mqtt (the mqtt extra)")
-    with pytest.raises(MqttError, match=r"cannot reach the MQTT broker mqtt://127\.0\.0\.1:\d+"):
-        MqttEvents(f"mqtt://127.0.0.1:{free_port()}")
+    # A port held bound but never listening: connecting is refused, and no other process
+    # can start listening there meanwhile (a port that was merely free once could be).
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        port = held.getsockname()[1]
+        with pytest.raises(
+            MqttError, match=rf"cannot reach the MQTT broker mqtt://127\.0\.0\.1:{port}"
+        ):
+            MqttEvents(f"mqtt://127.0.0.1:{port}")
 
 
 def test_events_availability_and_discovery_on_a_real_broker(mosquitto, subscribe):
