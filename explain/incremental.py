@@ -43,7 +43,7 @@ class AxisPlan:
 
 def plan_axis(geometry: Geometry, axis: int, n: int, changed: list[Interval]) -> AxisPlan:
     """Crops along ``axis`` (input length ``n``) that compute every affected output exactly."""
-    align, out_stride = geometry.steps(axis)  # type: ignore[misc]  # stages with geometry have steps
+    align, out_stride = geometry.steps(axis)
     affected = [geometry.affected(c, n, axis) for c in changed]
     needs = [geometry.needed(a, n, axis) if a else None for a in affected]
     starts = [need[0] // align * align if need else 0 for need in needs]
@@ -75,6 +75,7 @@ def _paste(
 
 
 def _interval(flags: np.ndarray) -> Interval:
+    """The first and last True of a 1-d mask."""
     where = np.flatnonzero(flags)
     return int(where[0]), int(where[-1])
 
@@ -98,6 +99,7 @@ class StageWork:
 
     @property
     def fraction(self) -> float:
+        """The share of the whole-map work the stage ran (1: all of it)."""
         return self.ran / self.whole if self.whole else 1.0
 
 
@@ -154,10 +156,6 @@ class IncrementalRunner:
         interpreter.invoke()
         return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
 
-    def whole(self, batch: np.ndarray) -> np.ndarray:
-        """The whole model on a batch: (N, D) float32, as LiteRT's one interpreter gives."""
-        return self._run(0, len(self.stages), batch).reshape(len(batch), -1).astype(np.float32)
-
     def base(self, x0: np.ndarray) -> list[np.ndarray]:
         """Every stage's input map for the image ``x0``, and the model's output, last."""
         maps = [np.asarray(x0)]
@@ -171,13 +169,13 @@ class IncrementalRunner:
         """The crops of one stage, or None: run it and the rest whole."""
         if stage.geometry is None:
             return None
-        plans = tuple(
+        rows, cols = (
             plan_axis(stage.geometry, axis, shape[axis], [e.box[axis] for e in edits])
             for axis in (0, 1)
         )
-        if plans[0].length * plans[1].length >= self.whole_from * shape[0] * shape[1]:
+        if rows.length * cols.length >= self.whole_from * shape[0] * shape[1]:
             return None
-        return plans  # type: ignore[return-value]
+        return rows, cols
 
     def edits(self, maps: list[np.ndarray], batch: np.ndarray) -> np.ndarray:
         """(N, D) float32 outputs of images that differ from ``maps``' base image in places."""
