@@ -5,8 +5,11 @@ In one process, on one face (Grad-CAM also on a second face of the same size):
   layers at once, against one eager GradientTape per layer; map correlation to the
   eager maps is reported.
 - one occlusion map: explain's batched maps through float TF and through the INT8
-  artifacts at each measured (threads, batch) setting, against one ``predict`` per
-  occluded image; INT8 map correlation to the float map is reported.
+  artifacts at each measured (threads, batch) setting, every occluded copy run whole,
+  and through INT8 TFLite incrementally (each copy recomputed only where its patch
+  reaches; the share of the model's MACs that ran and whether the map is the plain
+  INT8 one to the bit are reported), against one ``predict`` per occluded image; INT8
+  map correlation to the float map is reported.
 - the notebook's 24-filter figure (3 layers x 8 filters): explain's one compiled batch
   per layer cut at that layer, in float32 and in the CPU's fastest safe precision
   (bfloat16 where native; SSIM and top filters against float32 reported), against one
@@ -60,10 +63,12 @@ from explain.filters import (
     pattern_agreement,
 )
 from explain.gradcam import GradCAM
+from explain.incremental import IncrementalFeatures
 from explain.metrics import spearman, top_iou
 from explain.models import ExplainModel, from_bundle
 from explain.occlusion import Occlusion, patch_starts
 from explain.precision import fastest_safe_precision
+from explain.stages import macs, op_name
 from explain.targets import Target, self_target
 
 COLUMNS = [
@@ -231,11 +236,15 @@ def bench_occlusion(
             else [(max(args.threads), 8)]
         )
         for threads, batch in grid:
-            label = f"{fmt} ({runtime}, {threads} thread{'s' * (threads > 1)}, batch {batch})"
-            runners[label] = lambda f=fmt, t=threads, b=batch: embedder_features(
-                Embedder(model.bundle, f, threads=t), b
+            setting = f"{runtime}, {threads} thread{'s' * (threads > 1)}, batch {batch}"
+            runners[f"{fmt} ({setting})"] = lambda f=fmt, t=threads, b=batch: embedder_features(
+                Embedder(model.bundle, f, threads=t), b, incremental=False
             )
-    float_map = None
+            if fmt == "tflite-int8":
+                runners[f"{fmt} incremental ({setting})"] = lambda t=threads, b=batch: (
+                    embedder_features(Embedder(model.bundle, "tflite-int8", threads=t), b)
+                )
+    float_map, maps = None, {}
     for label, make in runners.items():
         try:
             fn = make()
@@ -252,17 +261,23 @@ def bench_occlusion(
                 nonlocal heatmap
                 heatmap = o.explain(pixels[None], t)[0]
 
+            # incremental: a first map builds the stage interpreters (once per model)
+            first = wall(one) if isinstance(fn, IncrementalFeatures) else None
             seconds = wall(one)
             float_map = heatmap if float_map is None else float_map
-            rows.append(
-                {
-                    "task": "occlusion map",
-                    "method": f"explain: {label}",
-                    "seconds": seconds,
-                    "speedup": base_s / seconds,
-                    "note": f"map correlation to float TF {correlation(float_map, heatmap):.4f}",
-                }
-            )
+            maps[label] = heatmap
+            note = f"map correlation to float TF {correlation(float_map, heatmap):.4f}"
+            row = {
+                "task": "occlusion map",
+                "method": f"explain: {label}",
+                "seconds": seconds,
+                "speedup": base_s / seconds,
+                "note": note,
+            }
+            if isinstance(fn, IncrementalFeatures):
+                row.update(incremental_report(fn, heatmap, maps[label.replace(" incremental", "")]))
+                row["note"] += f"; {row.pop('summary')}; first map {first:.2f} s"
+            rows.append(row)
         except Exception as exc:  # one failing runtime is a row, not the end of the run
             rows.append(
                 {"task": "occlusion map", "method": f"explain: {label}", "note": one_line(exc)}
@@ -270,6 +285,29 @@ def bench_occlusion(
     if "tflite-int8" in model.bundle.formats and args.refine:
         rows.append(coarse_to_fine(args, model, pixels, base_s))
     return rows
+
+
+def incremental_report(fn: IncrementalFeatures, heatmap: np.ndarray, plain: np.ndarray) -> dict:
+    """How the incremental map compares with the plain INT8 one, and the work per stage."""
+    runner = fn.backend.runner
+    stages = []
+    for work in runner.work:
+        ops = runner.model.subgraphs[0].operators[work.stage.first : work.stage.stop]
+        names = "+".join(sorted({op_name(runner.model, op) for op in ops}))
+        stages.append(
+            {"ops": names, "macs": macs(runner.model, work.stage), "fraction": work.fraction}
+        )
+    total = sum(s["macs"] for s in stages)
+    share = sum(s["macs"] * s["fraction"] for s in stages) / total if total else 1.0
+    same = "identical" if np.array_equal(heatmap, plain) else (
+        f"max difference {np.abs(heatmap - plain).max():.3g}"
+    )  # fmt: skip
+    return {
+        "macs_share": share,
+        "stage_work": stages,
+        "summary": f"map vs the plain INT8 row: {same}; {share:.0%} of the model's "
+        f"{total / 1e9:.2f} G MACs per copy run",
+    }
 
 
 def coarse_to_fine(
@@ -285,7 +323,7 @@ def coarse_to_fine(
     rough_map = rough.explain(pixels[None], target)[0]
     return {
         "task": "occlusion map",
-        "method": f"explain: tflite-int8 coarse-to-fine, refine {args.refine} "
+        "method": f"explain: tflite-int8 incremental, coarse-to-fine, refine {args.refine} "
         f"({max(args.threads)} threads, batch 8)",
         "seconds": seconds,
         "speedup": base_s / seconds,

@@ -63,12 +63,25 @@ class Features:
     def __call__(self, pixels: np.ndarray) -> np.ndarray:
         return run_batched(self.run, self.normalize(pixels), self.batch_size)
 
+    def around(self, x0: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+        """``run`` for batches that differ from the normalised image ``x0`` only in places
+        (occluded copies of it). Here the plain ``run``; a variant may reuse x0's work."""
+        return self.run
 
-def embedder_features(embedder: Embedder, batch_size: int | None = None) -> Features:
+
+def embedder_features(
+    embedder: Embedder, batch_size: int | None = None, incremental: bool = True
+) -> Features:
     """Feature function through an ``edge`` artifact (INT8 TFLite, ONNX, ...).
 
     ``batch_size``: images per runtime call (default: the embedder's own).
+    ``incremental``: for INT8 TFLite, run occluded copies only where the patch reaches
+    (:mod:`explain.incremental`; the same features, fewer operations).
     """
     if batch_size is not None:
         embedder.batch_size = batch_size
+    if incremental and embedder.format == "tflite-int8":
+        from explain.incremental import incremental_features  # it imports this module
+
+        return incremental_features(embedder)
     return Features(embedder.embed_batch, embedder.spec, embedder.batch_size)

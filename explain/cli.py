@@ -61,6 +61,13 @@ def _occlusion_args(p: argparse.ArgumentParser) -> None:
         "--fill", type=argtypes.grey_level, default=128.0, help="grey level of the patch (128)"
     )
     p.add_argument("--batch-size", type=argtypes.positive_int, default=32)
+    p.add_argument(
+        "--no-incremental",
+        dest="incremental",
+        action="store_false",
+        help="through tflite-int8, run every occluded copy whole instead of only where the "
+        "patch reaches (the same map, about 3x slower on VGG16)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -120,7 +120,7 @@ def cmd_contrast(args: argparse.Namespace) -> int:
 def cmd_occlusion(args: argparse.Namespace) -> int:
     """Occlusion map of each face through any format: one figure per photo, occlusion.json."""
     model = _model(args)
-    fn = feature_fn(model, args.format, args.threads, args.batch_size)
+    fn = feature_fn(model, args.format, args.threads, args.batch_size, args.incremental)
     occ = Occlusion(
         fn, args.patch, args.stride, args.fill, args.batch_size, "occlusion", args.refine
     )
@@ -163,7 +163,7 @@ def cmd_regions(args: argparse.Namespace) -> int:
     if args.no_detect:
         raise FacelensError("regions are placed from detected landmarks: drop --no-detect")
     model = _model(args)
-    fn = feature_fn(model, args.format, args.threads, args.batch_size)
+    fn = feature_fn(model, args.format, args.threads, args.batch_size, args.incremental)
     method: HeatmapMethod
     if args.method == "gradcam":
         layers = args.layers or list(model.gradcam_layers)
@@ -273,7 +273,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
     """Float vs quantized maps per face: figures, report.json, report.md; exit 1 below a floor."""
     model = _model(args)
     settings = CompareSettings(
-        args.patch, args.stride, args.fill, threads=args.threads, batch_size=args.batch_size
+        args.patch,
+        args.stride,
+        args.fill,
+        threads=args.threads,
+        batch_size=args.batch_size,
+        incremental=args.incremental,
     )
     comparer = Comparer(model, args.formats, settings)
     loader, skipped, results, float_maps = _loader(model, args), [], [], []

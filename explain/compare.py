@@ -41,6 +41,7 @@ class CompareSettings:
     deletion_steps: int = 16
     threads: int | None = 2
     batch_size: int = 32
+    incremental: bool = True  # INT8 TFLite: occluded copies run only where the patch reaches
 
 
 def quantized_formats(bundle: Bundle, formats: list[str] | None) -> list[str]:
@@ -81,7 +82,7 @@ class Comparer:
         self.features: dict[str, FeatureFn] = {"float": model.features()}
         for f in self.formats:
             embedder = Embedder(model.bundle, f, threads=self.settings.threads)
-            self.features[f] = embedder_features(embedder)
+            self.features[f] = embedder_features(embedder, incremental=self.settings.incremental)
 
     def _occlusion(self, fmt: str, crop: FaceCrop) -> tuple[np.ndarray, Target, float, np.ndarray]:
         """(map, target, milliseconds, clean embedding) of one model on one face."""

@@ -152,14 +152,19 @@ def drop_label(target: Target) -> str:
 
 
 def feature_fn(
-    model: ExplainModel, fmt: str, threads: int | None, batch_size: int | None = None
+    model: ExplainModel,
+    fmt: str,
+    threads: int | None,
+    batch_size: int | None = None,
+    incremental: bool = True,
 ) -> Features:
     """The float Keras model (``keras``) or an edge artifact of the bundle.
 
     ``batch_size``: images per model call (default: the model's or runtime's own).
+    ``incremental``: INT8 TFLite runs occluded copies only where the patch reaches.
     """
     if fmt == "keras":
         return model.features(batch_size or 16)
     if model.bundle is None:
         raise FacelensError(f"--format {fmt} needs --bundle DIR (it runs the bundle's artifact)")
-    return embedder_features(Embedder(model.bundle, fmt, threads=threads), batch_size)
+    return embedder_features(Embedder(model.bundle, fmt, threads=threads), batch_size, incremental)

@@ -4,7 +4,10 @@ Model-agnostic: it needs only a feature function, so the float Keras model and t
 INT8 TFLite / ONNX artifacts (through ``edge``) get maps the same way. Occluded copies
 are built a batch at a time from patch masks, in the model's normalised input space
 when the feature function offers it (a :class:`~explain.base.Features`): the image is
-normalised once, not once per patch, and no Python loop runs per patch.
+normalised once, not once per patch, and no Python loop runs per patch. The copies
+are run through :meth:`~explain.base.Features.around` the image: through INT8 TFLite
+that recomputes each copy only where its patch reaches (:mod:`explain.incremental`),
+with the same features, to the bit.
 """
 
 from __future__ import annotations
@@ -88,8 +91,9 @@ class Occlusion(HeatmapMethod):
         image = image.astype(np.float32)
         grey = np.full((1, h, w, 3), self.fill, np.float32)
         if isinstance(self.features, Features):  # occlude what the model reads, once normalised
-            run, batch_size = self.features.run, min(self.batch_size, self.features.batch_size)
             x0, fill = self.features.normalize(image[None])[0], self.features.normalize(grey)[0]
+            run = self.features.around(x0)
+            batch_size = min(self.batch_size, self.features.batch_size)
         else:
             run, batch_size, x0, fill = self.features, self.batch_size, image, grey[0]
         base = target.score(run(x0[None]))[0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 
@@ -57,16 +58,21 @@ def test_every_method_is_timed_against_the_notebook(tiny_bundle, tmp_path, run_s
         "tflite-int8",
         "onnx-int8",
     }
-    # LiteRT at every measured batch size; each map agrees with the float one
+    # LiteRT at every measured batch size, each copy whole and incrementally
     assert {m for m in occlusion if "tflite-int8" in m and "1 thread, batch" in m} == {
         "explain: tflite-int8 (LiteRT, 1 thread, batch 1)",
         "explain: tflite-int8 (LiteRT, 1 thread, batch 4)",
+        "explain: tflite-int8 incremental (LiteRT, 1 thread, batch 1)",
+        "explain: tflite-int8 incremental (LiteRT, 1 thread, batch 4)",
     }
     for row in tasks["occlusion map"][1:]:
         if "coarse-to-fine" in row["method"]:
             assert row["note"].startswith("vs the full INT8 map: correlation"), row
-        else:
-            assert float(row["note"].split()[-1]) > 0.9, row
+        else:  # each map agrees with the float one
+            assert float(re.search(r"to float TF ([\d.]+)", row["note"])[1]) > 0.9, row
+        if "incremental (" in row["method"]:  # the plain map to the bit, with less work
+            assert "map vs the plain INT8 row: identical" in row["note"], row
+            assert 0 < row["macs_share"] < 1 and row["stage_work"][1]["fraction"] < 1, row
     assert sum("coarse-to-fine" in m for m in occlusion) == 1
     for row in tasks["Grad-CAM (conv1, conv2, conv_last)"][1:]:
         assert "one trace" in row["note"]
