@@ -6,8 +6,10 @@ from their first photo (or first three, for the 3-shot protocol: people with >= 
 photos) through edge's own enrolment (quality checks and view selection); up to 4 of
 their other photos are probes; one photo each of 150 people never enrolled are the
 strangers. The threshold comes from ``edge calibrate`` on the dev-train pairs: the
-cosine at FAR 1e-3 (the old rule) and the open-set rule (cohort S-norm, FPIR target
-for the gallery's size) stored beside it.
+cosine at FAR 1e-3 (the old rule) and the open-set rule stored beside it (the score
+normalisation and centring calibration chose for this model, thresholds for the FPIR
+target measured on simulated galleries of held-out dev-train people, per gallery size
+and per number of views).
 
 Reported: named-right rate (DIR) of probes and rejection rate of strangers (1 - FPIR)
 at the stored operating point, rank-1 ignoring any threshold, the whole DIR/FPIR
@@ -272,9 +274,9 @@ def plot(results: list[dict[str, Any]], path: Path, title: str) -> None:
     for i, r in enumerate(results):
         for kind, style in (("open_set", "-"), ("cosine", ":")):
             fpir, dir_ = zip(*r["curve"][kind], strict=True)
-            label = (
-                f"{r['shots']}-shot, {'S-norm open set' if kind == 'open_set' else 'raw cosine'}"
-            )
+            rule = r["calibration"]["open_set"]
+            name = f"{rule['norm']}-norm{' centred' if rule['center'] else ''} open set"
+            label = f"{r['shots']}-shot, {name if kind == 'open_set' else 'raw cosine'}"
             ax.step(fpir, dir_, style, where="post", color=f"C{i}", label=label)
         op = r["open_set"]
         ax.plot(1 - op["strangers_rejected"], op["named_right"], "o", color=f"C{i}", ms=8)

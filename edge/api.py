@@ -209,7 +209,8 @@ class FaceLens:
             return Threshold(cosine, f"calibrated: {stored.get('how', 'edge calibrate')}")
         rule = OpenSet.from_settings(stored["open_set"], cohort)
         how = (
-            f"calibrated open set: {rule.norm}-norm against {len(cohort)} cohort faces, "
+            f"calibrated open set: {rule.norm}-norm{' (centred)' if rule.center else ''} "
+            f"against {len(cohort)} cohort faces, "
             f"FPIR {rule.fpir:g} for the gallery's size"
         )
         return Threshold(cosine, how, rule)
