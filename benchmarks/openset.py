@@ -14,8 +14,9 @@ and per number of views).
 Reported: named-right rate (DIR) of probes and rejection rate of strangers (1 - FPIR)
 at the stored operating point, rank-1 ignoring any threshold, the whole DIR/FPIR
 curve (``openset.png``), and whether enrolment augmentation (flip, +-8 degree
-rotation, 0.9/1.1 scale, gamma 0.6/1.6 of the enrolment crops) improves it.
-Each photo is embedded once per run.
+rotation, 0.9/1.1 scale, gamma 0.6/1.6 of the enrolment crops) improves it. With
+``--flip`` every face (calibration, enrolment, probes) is embedded with its mirror
+image too. Each photo is embedded once per run.
 
     uv run python benchmarks/openset.py --bundle /work/bundles/faceres --threads 2
 """
@@ -307,6 +308,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2, help="inference threads (default 2)")
     parser.add_argument("--fpir", type=float, default=DEFAULT_FPIR, help="calibration target")
     parser.add_argument("--skip-augmentation", action="store_true")
+    parser.add_argument(
+        "--flip", action="store_true", help="embed every face with its mirror image too"
+    )
     return parser.parse_args(argv)
 
 
@@ -319,11 +323,13 @@ def main(argv: list[str] | None = None) -> int:
         fmt=args.format,
         threads=args.threads,
         detector=args.detector,
+        flip=args.flip,
     )
     pipeline = Pipeline.create(**engine)
     info = machine_info()
     print(f"# open-set identification: {pipeline.bundle.name}, {args.format}, "
-          f"{args.threads} threads\n\nmachine: {machine_line(info)}\n")  # fmt: skip
+          f"{args.threads} threads{', flip TTA' if args.flip else ''}\n\n"
+          f"machine: {machine_line(info)}\n")  # fmt: skip
     embed = Embeddings(pipeline)
     cal = calibrate_lfw(pipeline, LFW, args.fpir)
     if cal.open_set is None:
