@@ -374,9 +374,11 @@ def calibrate_open_set(
     With ``norm=None`` each normalisation, with and without centring, is tried, and
     the one with the best mean of the predicted one-photo DIR at ``fpir`` for the
     gallery's size and the measured several-photo DIR is kept. ``gallery`` (the
-    user's names and embeddings) sets that size (else ``REFERENCE_GALLERY``) and gets a direct
-    FPIR measurement. The stored rule adapts its threshold to the gallery's size at
-    every load, so people enrolled later need no new calibration.
+    user's names and embeddings) sets that size (else ``REFERENCE_GALLERY``) and gets
+    a direct FPIR measurement. The stored rule adapts its threshold to the gallery's
+    size (and each person's number of views) at every load, so people enrolled later
+    need no new calibration. The measured thresholds ignore ``margin``, which can only
+    reject more.
     """
     if not 0 < fpir < 1:
         raise FacelensError(f"--fpir {fpir} must be in (0, 1), e.g. 0.01")
