@@ -119,7 +119,12 @@ def run_clips(args: argparse.Namespace, bundle: Bundle, tmp: Path) -> tuple[list
     """Enrol four people, then recognise each clip through edge's own loop, per frame
     (``edge recognize`` on photos) and following tracks (on a video)."""
     lens = FaceLens(
-        bundle, tmp / "gallery.db", fmt=args.format, threads=args.threads, detector=args.detector
+        bundle,
+        tmp / "gallery.db",
+        fmt=args.format,
+        threads=args.threads,
+        detector=args.detector,
+        flip=args.flip,
     )
     people = people_pairs(max(FACE_COUNTS))
     for name, enrol_photo, _ in people:
@@ -362,6 +367,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "(default 1,3,5)",
     )
     parser.add_argument("--skip-clips", action="store_true", help="only the gallery search")
+    parser.add_argument(
+        "--flip", action="store_true", help="embed every face with its mirror image too"
+    )
     args = parser.parse_args(argv)
     if args.frames < 2 or (args.dim is not None and args.dim < 1) or min(args.gallery_sizes) < 1:
         parser.error("--frames must be >= 2; --dim and gallery sizes >= 1")

@@ -132,7 +132,9 @@ class FaceLens:
     object; ``detect=False`` uses the whole image as the face (the notebook's mode);
     ``threshold`` overrides the gallery's calibrated and the bundle's default cosine;
     ``index`` is how the gallery is searched (see :class:`edge.matching.Matcher`: ``auto``
-    is exact for small galleries, an in-memory FAISS index for large ones).
+    is exact for small galleries, an in-memory FAISS index for large ones). ``flip``
+    embeds every face with its mirror image too (see :class:`edge.embedder.Embedder`):
+    twice the model time for more faces named; enrol, calibrate and recognise alike.
     """
 
     def __init__(
@@ -147,11 +149,12 @@ class FaceLens:
         detect: bool = True,
         threshold: float | None = None,
         index: str = "auto",
+        flip: bool = False,
     ) -> None:
         self._bundle_source = bundle  # None: the gallery's own bundle, else the default
         self.gallery_path = Path(gallery) if gallery is not None else paths.default_gallery_path()
         self._options: dict[str, Any] = dict(
-            fmt=fmt, runtime=runtime, threads=threads, detector=detector, detect=detect
+            fmt=fmt, runtime=runtime, threads=threads, detector=detector, detect=detect, flip=flip
         )
         self._threshold_override = None if threshold is None else float(threshold)
         self._index = index
@@ -209,7 +212,8 @@ class FaceLens:
             return Threshold(cosine, f"calibrated: {stored.get('how', 'edge calibrate')}")
         rule = OpenSet.from_settings(stored["open_set"], cohort)
         how = (
-            f"calibrated open set: {rule.norm}-norm against {len(cohort)} cohort faces, "
+            f"calibrated open set: {rule.norm}-norm{' (centred)' if rule.center else ''} "
+            f"against {len(cohort)} cohort faces, "
             f"FPIR {rule.fpir:g} for the gallery's size"
         )
         return Threshold(cosine, how, rule)

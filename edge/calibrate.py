@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import logging
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,11 @@ DEFAULT_FPIR = 0.03  # at most 3 % of strangers named as someone
 FPIR_GRID = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2)
 MAX_COHORT = 1000
 REFERENCE_GALLERY = 100  # the size open-set numbers are reported for when no one is enrolled
+MULTI_VIEWS = 3  # views per person in the simulated several-view gallery (the 3-shot protocol)
+MIN_SIMULATED = 20  # fewer held-out people with that many photos: no several-view table
+MIN_STRANGERS = 200  # held-out people left outside a simulated gallery, at least
+SIMULATED_SIZES = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
+SIMULATION_REPEATS = 20  # random galleries per size
 
 
 @dataclass(frozen=True)
@@ -231,7 +236,12 @@ class OpenSetReport:
     dir: float  # predicted detection-and-identification rate there
     measured_fpir: float | None  # held-out strangers against the user's gallery
     curve: list[tuple[float, float, float]]  # (fpir, threshold, dir) for ``people``
-    by_norm: dict[str, float]  # predicted DIR at the target FPIR per normalisation
+    by_norm: dict[str, float]  # predicted DIR at the target FPIR per rule tried, one view
+    # per rule tried: DIR measured for held-out people enrolled from MULTI_VIEWS photos
+    several_view_dir: dict[str, float | None]
+    # per rule tried: FPIR that the per-comparison curve's threshold (independence)
+    # delivered in the simulated galleries, which the measured thresholds replace
+    independence_fpir: dict[str, dict[str, float]]
     cohort_faces: int
     stranger_faces: int
     genuine_comparisons: int
@@ -261,6 +271,82 @@ def _far_curve(impostor: np.ndarray, points: int = 120) -> tuple[tuple[float, ..
     return tuple(thresholds.tolist()), tuple(measured.tolist())
 
 
+def _rule_name(norm: str, center: bool) -> str:
+    return f"{norm}, centred" if center else norm
+
+
+def _measure(
+    rule: OpenSet, held: list[tuple[str, str]], embeddings: dict[str, np.ndarray], seed: int
+) -> tuple[dict[int, tuple[tuple[int, ...], tuple[float, ...]]], dict[str, float], float | None]:
+    """What ``rule`` does for held-out strangers in simulated galleries of held-out people.
+
+    Galleries of each size in :data:`SIMULATED_SIZES` are drawn from the held-out people
+    with 1 (and with :data:`MULTI_VIEWS`) photos, enrolled from their first ones; the
+    strangers are the first photo of every held-out person outside the gallery. Returns
+    (views -> (sizes, the threshold at which at most ``rule.fpir`` of the strangers
+    clear anyone), the FPIR the per-comparison curve's threshold actually delivers at
+    each view count's largest gallery, the DIR of the several-view gallery's other
+    photos at its measured threshold, or ``None`` when too few have that many photos).
+    """
+    by_id: dict[str, list[str]] = {}
+    for path, label in held:
+        by_id.setdefault(label, []).append(path)
+    pool = sorted(by_id)
+    strangers = np.stack([embeddings[by_id[k][0]] for k in pool])
+    rng = np.random.default_rng(seed)
+    table, delivered, several_dir = {}, {}, None
+    for views in (1, MULTI_VIEWS):
+        people = [k for k in pool if len(by_id[k]) >= views]
+        sizes = [n for n in (*SIMULATED_SIZES, len(people)) if n <= len(people)]
+        sizes = sorted({n for n in sizes if len(pool) - n >= MIN_STRANGERS})
+        if len(people) < MIN_SIMULATED or not sizes:
+            continue
+        names = [k for k in people for _ in range(views)]
+        matrix = np.stack([embeddings[p] for k in people for p in by_id[k][:views]])
+        matcher = Matcher(names, matrix, 0.0, open_set=rule)  # people sorted, as ``people``
+        decision = matcher.normalize(strangers, matcher.scores(strangers))
+        column = {k: i for i, k in enumerate(people)}
+        own = np.array([column.get(k, -1) for k in pool])
+        thresholds = []
+        for n in sizes:
+            best = []
+            for _ in range(SIMULATION_REPEATS if n < len(people) else 1):
+                inside = np.zeros(len(people) + 1, bool)  # the last: not a gallery person
+                gallery = rng.choice(len(people), n, replace=False)
+                inside[gallery] = True
+                best.append(decision[~inside[own]][:, gallery].max(axis=1))
+            best = np.concatenate(best)
+            thresholds.append(threshold_at_far(best, best, rule.fpir))
+        delivered[f"{views} view{'s' if views > 1 else ''}, {n} people"] = float(
+            np.mean(best >= rule.independent_threshold(n))
+        )
+        # a larger gallery never gets a lower threshold: smooth out sampling noise
+        table[views] = (tuple(sizes), tuple(np.maximum.accumulate(thresholds).tolist()))
+        if views > 1:
+            measured = replace(rule, measured={views: table[views]})
+            several_dir = _several_view_dir(measured, people, by_id, embeddings, views)
+    return table, delivered, several_dir
+
+
+def _several_view_dir(
+    rule: OpenSet,
+    people: list[str],
+    by_id: dict[str, list[str]],
+    embeddings: dict[str, np.ndarray],
+    views: int,
+) -> float | None:
+    """Named right among the other photos of people enrolled from their first ``views``."""
+    probes = [(k, p) for k in people for p in by_id[k][views:]]
+    if len(probes) < MIN_SIMULATED:
+        return None
+    names = [k for k in people for _ in range(views)]
+    matrix = np.stack([embeddings[p] for k in people for p in by_id[k][:views]])
+    matches = Matcher(names, matrix, 0.0, open_set=rule).match(
+        np.stack([embeddings[p] for _, p in probes])
+    )
+    return float(np.mean([m.name == k for m, (k, _) in zip(matches, probes, strict=True)]))
+
+
 def _predicted_dir(rule: OpenSet, genuine: np.ndarray, impostor: np.ndarray, people: int):
     """DIR for a gallery of ``people``: the genuine score clears the threshold and beats
     every one of the ``people - 1`` others (independent impostor comparisons)."""
@@ -283,11 +369,16 @@ def calibrate_open_set(
     Half the identities become the stored *cohort*; the other half are held out: one
     photo per identity plays an enrolled person, every other photo a probe, giving the
     genuine and impostor comparisons the per-comparison FAR curve and the DIR estimate
-    come from. With ``norm=None`` each normalisation is tried and the one with the best
-    predicted DIR at ``fpir`` for the gallery's size is kept. ``gallery`` (the user's
-    names and embeddings) sets that size (else ``REFERENCE_GALLERY``) and gets a direct
-    FPIR measurement. The stored rule adapts its threshold to the gallery's size at
-    every load, so people enrolled later need no new calibration.
+    come from. Each rule's thresholds are then measured on simulated galleries of
+    held-out people, enrolled from one and from several photos (see :func:`_measure`).
+    With ``norm=None`` each normalisation, with and without centring, is tried, and
+    the one with the best mean of the predicted one-photo DIR at ``fpir`` for the
+    gallery's size and the measured several-photo DIR is kept. ``gallery`` (the
+    user's names and embeddings) sets that size (else ``REFERENCE_GALLERY``) and gets
+    a direct FPIR measurement. The stored rule adapts its threshold to the gallery's
+    size (and each person's number of views) at every load, so people enrolled later
+    need no new calibration. The measured thresholds ignore ``margin``, which can only
+    reject more.
     """
     if not 0 < fpir < 1:
         raise FacelensError(f"--fpir {fpir} must be in (0, 1), e.g. 0.01")
@@ -318,25 +409,34 @@ def calibrate_open_set(
     people = len(set(gallery[0])) if gallery else 0
     size = people or REFERENCE_GALLERY
 
-    def rule_for(name: str) -> tuple[OpenSet, np.ndarray, np.ndarray]:
-        base = OpenSet(cohort, name, ((0.0,), (1.0,)), fpir, margin)
+    def rule_for(name: str, center: bool) -> tuple[OpenSet, np.ndarray, np.ndarray]:
+        base = OpenSet(cohort, name, ((0.0,), (1.0,)), fpir, margin, center)
         model_matcher = Matcher(
             model_names, np.stack([embeddings[models[m]] for m in model_names]), 0.0, open_set=base
         )
         z = model_matcher.normalize(probe_matrix, model_matcher.scores(probe_matrix))
         genuine, impostor = z[is_genuine & ~is_self], z[~is_genuine]
-        return OpenSet(cohort, name, _far_curve(impostor), fpir, margin), genuine, impostor
+        return OpenSet(cohort, name, _far_curve(impostor), fpir, margin, center), genuine, impostor
 
-    tried = {}
+    tried, delivered, several = {}, {}, {}
     for name in (norm,) if norm else NORMS:
-        rule, genuine, impostor = rule_for(name)
-        tried[name] = (rule, genuine, impostor, _predicted_dir(rule, genuine, impostor, size)[1])
-    chosen = max(tried, key=lambda k: tried[k][3])
+        for center in (False, True):
+            rule, genuine, impostor = rule_for(name, center)
+            key = _rule_name(name, center)
+            table, delivered[key], several[key] = _measure(rule, held, embeddings, seed)
+            rule = replace(rule, measured=table or None)
+            tried[key] = (rule, genuine, impostor, _predicted_dir(rule, genuine, impostor, size)[1])
+
+    def merit(key: str) -> float:  # one view and several count alike
+        one, more = tried[key][3], several[key]
+        return one if more is None else (one + more) / 2
+
+    chosen = max(tried, key=merit)
     rule, genuine, impostor, _ = tried[chosen]
     threshold, dir_ = _predicted_dir(rule, genuine, impostor, size)
     curve = []
     for f in FPIR_GRID:
-        at = OpenSet(cohort, rule.norm, rule.far_curve, f, margin)
+        at = OpenSet(cohort, rule.norm, rule.far_curve, f, margin, rule.center)
         curve.append((f, *_predicted_dir(at, genuine, impostor, size)))
     measured = None
     if people:
@@ -350,6 +450,8 @@ def calibrate_open_set(
         measured_fpir=measured,
         curve=curve,
         by_norm={k: v[3] for k, v in tried.items()},
+        several_view_dir=several,
+        independence_fpir=delivered,
         cohort_faces=len(cohort),
         stranger_faces=len(probes),
         genuine_comparisons=len(genuine),

@@ -39,10 +39,14 @@ class Pipeline:
         threads: int | None = None,
         detector: Path | str | FaceDetector | None = None,
         detect: bool = True,
+        flip: bool = False,
     ) -> Pipeline:
-        """Load a bundle's artifact and a face detector (a file: see :func:`create_detector`)."""
+        """Load a bundle's artifact and a face detector (a file: see :func:`create_detector`).
+
+        ``flip`` embeds each face and its mirror image (see :class:`Embedder`).
+        """
         bundle = bundle if isinstance(bundle, Bundle) else Bundle.load(bundle)
-        embedder = Embedder(bundle, fmt, runtime=runtime, threads=threads)
+        embedder = Embedder(bundle, fmt, runtime=runtime, threads=threads, flip=flip)
         if not detect or bundle.input_spec.crop.kind == "whole_image":
             return cls(bundle, embedder, None)
         if detector is None or isinstance(detector, Path | str):

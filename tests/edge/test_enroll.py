@@ -99,3 +99,22 @@ def test_a_video_gives_at_most_k_distinct_views_and_names_them(pipeline, photos,
     assert any(r.startswith("too like a kept view") for r in reasons)
     assert any("too blurred" in r for r in reasons)
     assert all(v.quality.ok for v in views)
+
+
+def test_distinct_photos_stay_distinct_views_whatever_the_model(dlib_bundle, lfw_dir, yunet_path):
+    # dlib's same-person cosines sit above 0.93 (its threshold is 0.911): a fixed
+    # near-duplicate distance of 0.08 kept one of these three photos
+    from edge.pipeline import Pipeline
+
+    pipeline = Pipeline.create(dlib_bundle, threads=2, detector=yunet_path)
+    three = sorted((lfw_dir / "images" / "Alan_Greenspan").glob("*.jpg"))[:3]
+    views = choose_views(pipeline, "Alan_Greenspan", three)
+    assert len(views) == 3, views.left_out
+    assert min(1 - float(a @ b) for a, b in _pairs(views.embeddings)) < 0.08
+    # the same photo twice is still a near-duplicate
+    again = choose_views(pipeline, "Alan_Greenspan", [three[0], three[0]])
+    assert len(again) == 1 and again.left_out[0][1].startswith("too like a kept view")
+
+
+def _pairs(rows: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    return [(rows[i], rows[j]) for i in range(len(rows)) for j in range(i + 1, len(rows))]

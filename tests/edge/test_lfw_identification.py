@@ -43,10 +43,11 @@ def test_one_shot_identification_on_lfw(lfw_runs):
     assert r["enrolled_probes"] >= 250
     assert r["rule"].startswith("calibrated open set: s-norm")
     # Issue 11 asks for >= 0.93 named and >= 0.95 rejected. Measured with the faceres INT8
-    # bundle: 0.819 named, 0.980 rejected (rank-1 ignoring any threshold: 0.943, so 0.93
-    # named is out of this model's reach one-shot; not asserted). The floors sit ~2.5
-    # standard errors under the measurement, so a lost cohort, a wrong norm or a broken
-    # gallery-size rule fails here; the old single cosine threshold is the baseline.
+    # bundle (S-norm, centred): 0.837 named, 0.980 rejected; rank-1 ignoring any threshold
+    # is 0.947 and the DIR curve gives 0.876 at 0.953 rejected, so 0.93 named is out of
+    # this model's reach one-shot (not asserted). The floors sit ~2.5 standard errors
+    # under the measurement, so a lost cohort, a wrong norm or a broken gallery-size rule
+    # fails here; the old single cosine threshold is the baseline.
     assert r["open_set"]["strangers_rejected"] >= 0.95
     assert r["open_set"]["named_right"] >= 0.78
     old = r["cosine_far_1e-3"]
@@ -59,8 +60,8 @@ def test_three_shot_identification_on_lfw(lfw_runs):
     r = lfw_runs[3]
     print({k: v for k, v in r.items() if k not in ("curve", "calibration")})
     assert r["enrolled_people"] >= 100 and r["enrolled_probes"] >= 250
-    # Issue 11 asks for >= 0.97 and >= 0.97; measured 0.971 named, 0.973 rejected (README).
-    # Floors ~2.5 standard errors under that, as above.
+    # Issue 11 asks for >= 0.97 and >= 0.97; measured 0.971 named, 0.967 rejected (README;
+    # with --flip 0.974 / 0.973). Floors ~2.5 standard errors under that, as above.
     assert r["open_set"]["strangers_rejected"] >= 0.94
     assert r["open_set"]["named_right"] >= 0.94
     assert r["open_set"]["named_right"] > lfw_runs[1]["open_set"]["named_right"]

@@ -1,5 +1,7 @@
 """Matching: one matrix product, best-of-person scores, threshold decides unknown."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -88,3 +90,37 @@ def test_the_margin_rule_rejects_a_face_between_two_people():
     assert [m.name for m in matcher.match(np.concatenate([between, near_a]))] == [None, "a"]
     with pytest.raises(ValueError, match="normalisation"):
         OpenSet(unit([1, 0]), "x", ((0.0,), (1.0,)), 0.01)
+
+
+def test_centring_removes_the_direction_every_face_shares():
+    # every face leans along the last axis; a stranger differs from "a" only there
+    rng = np.random.default_rng(1)
+    cohort = unit(*(np.append(rng.standard_normal(3) * 0.3, 3.0) for _ in range(200)))
+    a, stranger = unit([1, 0, 0, 3]), unit([-1, 0, 0, 3])
+    plain = OpenSet(cohort, "none", ((0.0,), (1.0,)), 0.01)
+    centred = OpenSet(cohort, "none", ((0.0,), (1.0,)), 0.01, center=True)
+    assert float(Matcher(["a"], a, 0.0, open_set=plain).scores(stranger)[0, 0]) > 0.75
+    assert float(Matcher(["a"], a, 0.0, open_set=centred).scores(stranger)[0, 0]) < -0.5
+    np.testing.assert_allclose(np.linalg.norm(centred.projected_cohort, axis=1), 1.0, rtol=1e-5)
+    again = OpenSet.from_settings(centred.settings(), cohort)
+    assert again.center and not OpenSet.from_settings(plain.settings(), cohort).center
+
+
+def test_a_measured_table_gives_people_with_several_views_their_own_threshold():
+    measured = {1: ((1, 10, 100), (1.0, 2.0, 3.0)), 3: ((1, 10, 100), (1.5, 2.5, 3.5))}
+    rule = _rule(unit([1, 0]), "none", fpir=0.01)
+    table = replace(rule, measured=measured)
+    assert table.threshold(10) == pytest.approx(2.0)
+    assert table.threshold(10, views=3) == pytest.approx(2.5)
+    assert table.threshold(10, views=2) == pytest.approx(2.5)  # between: the stricter
+    assert table.threshold(10, views=5) == pytest.approx(2.5)
+    assert table.threshold(np.sqrt(10 * 100)) == pytest.approx(2.5)  # log-size interpolation
+    # past the largest simulated gallery the independence curve carries the table on
+    step = rule.independent_threshold(1000) - rule.independent_threshold(100)
+    assert step > 0 and table.threshold(1000) == pytest.approx(3.0 + step)
+    assert OpenSet.from_settings(table.settings(), unit([1, 0])).measured == measured
+    # per person, by their number of views: "b" has 3 and needs 2.5 in a gallery of 10
+    names = ["a", "b", "b", "b", *(f"x{i}" for i in range(8))]
+    matrix = unit(*np.eye(12)[: len(names)].tolist())
+    matcher = Matcher(names, matrix, 0.0, open_set=table)
+    assert matcher.person_thresholds.tolist() == pytest.approx([2.0, 2.5] + [2.0] * 8)
