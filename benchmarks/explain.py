@@ -13,7 +13,8 @@ In one process, on one face (Grad-CAM also on a second face of the same size):
 - the notebook's 24-filter figure (3 layers x 8 filters): explain's one compiled batch
   per layer cut at that layer, in float32 and in the CPU's fastest safe precision
   (bfloat16 where native; SSIM and top filters against float32 reported), against one
-  filter at a time, each step an eager GradientTape.
+  filter at a time, each step an eager GradientTape. Both also in CPU seconds, and
+  explain's against the arithmetic it cannot avoid (its kernels' FLOPs per CPU-second).
 
 Speed-ups are ratios of medians measured in this one run. Writes explain.json,
 explain.csv, explain.png.
@@ -338,46 +339,60 @@ def bench_filters(args: argparse.Namespace, model: ExplainModel) -> list[dict]:
     filters = list(range(args.filters))
     task = f"filters ({len(layers)} layers x {len(filters)}, {args.steps} steps)"
     precisions = ["float32"] + (["bfloat16"] if fastest_safe_precision() == "bfloat16" else [])
-    timed: dict[str, float] = {}
+    timed: dict[str, tuple[float, float]] = {}  # precision -> (wall s, CPU s)
     patterns: dict[str, list] = {}
     for precision in precisions:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         patterns[precision] = [
             maximize_filters(
                 model.model, model.spec, layer, filters, steps=args.steps, precision=precision
             )
             for layer in progress(layers, f"explain filters {precision}")
         ]
-        timed[precision] = time.perf_counter() - t0
+        timed[precision] = (time.perf_counter() - t0, time.process_time() - c0)
     per_layer = args.baseline_filters or len(filters)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for layer in progress(layers, "notebook filters"):
         sub = keras.Model(model.model.inputs, model.model.get_layer(layer).output)
         for index in filters[:per_layer]:
             notebook_filter(sub, index, tuple(model.model.input.shape[1:]), args.steps, 1.0)
-    baseline = (time.perf_counter() - t0) * len(filters) / per_layer
-    note = (
-        f"{per_layer} of {len(filters)} per layer run and scaled"
-        if per_layer < len(filters)
-        else ""
+    scale = len(filters) / per_layer
+    baseline, baseline_cpu = (time.perf_counter() - t0) * scale, (time.process_time() - c0) * scale
+    # the arithmetic explain cannot avoid: per filter, forward + backward each step, and
+    # the two float32 measurements (start, final); the rate it ran at says how close to
+    # the CPU's peak it is, whatever else shared the machine
+    flops = (
+        sum(LayerActivation(model.model, layer, filters, "float32").flops for layer in layers)
+        * len(filters)
+        * (2 * args.steps + 2)
     )
+    note = f"CPU {baseline_cpu:.0f} s"
+    if per_layer < len(filters):
+        note = f"{per_layer} of {len(filters)} per layer run and scaled; {note}"
     rows = [
         {
             "task": task,
             "method": "notebook: one filter at a time, eager",
             "seconds": baseline,
+            "cpu_seconds": baseline_cpu,
             "speedup": 1.0,
             "note": note,
         }
     ]
-    for precision, seconds in timed.items():
+    for precision, (seconds, cpu) in timed.items():
         row = {
             "task": task,
             "method": f"explain: one compiled batch per layer, cut at it, {precision}",
             "seconds": seconds,
+            "cpu_seconds": cpu,
             "speedup": baseline / seconds,
-            "note": ", ".join(layers),
+            "tflop": flops / 1e12,
         }
+        cost = (
+            f"CPU {cpu:.0f} s ({baseline_cpu / cpu:.1f}x less than the notebook's) for "
+            f"{flops / 1e12:.1f} TFLOP of kernels: {flops / 1e9 / cpu:.0f} GFLOP per CPU-second"
+        )
+        row["note"] = f"{cost}; {', '.join(layers)}"
         if precision != "float32":
             agree = [
                 pattern_agreement(model.model, model.spec, ref, low)
@@ -391,7 +406,8 @@ def bench_filters(args: argparse.Namespace, model: ExplainModel) -> list[dict]:
                 == precision
             ]
             row["note"] = (
-                f"--precision auto runs it at: {', '.join(auto) or 'none of these layers'}; "
+                f"{cost}; --precision auto runs it at: "
+                f"{', '.join(auto) or 'none of these layers'}; "
                 f"vs float32: pattern SSIM min {min(a['ssim_min'] for a in agree):.3f} / mean "
                 f"{np.mean([a['ssim_mean'] for a in agree]):.3f}; top-3 filters same in "
                 f"{sum(a['top3_same'] for a in agree)}/{len(agree)} layers; strongest filter "
