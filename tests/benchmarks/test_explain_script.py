@@ -84,7 +84,7 @@ def test_every_method_is_timed_against_the_notebook(tiny_bundle, tmp_path, run_s
     for row in filters:
         assert row["cpu_seconds"] > 0, row
     for row in filters[1:]:  # explain's rows: the same arithmetic, at a rate
-        assert row["tflop"] == filters[1]["tflop"] > 0
+        assert row["tflop"] == filters[1]["tflop"] > 0 and row["rate_of_lone_conv"] > 0
         assert "GFLOP per CPU-second" in row["note"], row
     assert "| speed-up vs notebook |" in proc.stdout and "machine: " in proc.stdout
     assert (tmp_path / "explain.png").stat().st_size > 10_000
