@@ -13,7 +13,8 @@ In one process, on one face (Grad-CAM also on a second face of the same size):
 - the notebook's 24-filter figure (3 layers x 8 filters): explain's one compiled batch
   per layer cut at that layer, in float32 and in the CPU's fastest safe precision
   (bfloat16 where native; SSIM and top filters against float32 reported), against one
-  filter at a time, each step an eager GradientTape.
+  filter at a time, each step an eager GradientTape. Both also in CPU seconds, and
+  explain's against the arithmetic it cannot avoid (its kernels' FLOPs per CPU-second).
 
 Speed-ups are ratios of medians measured in this one run. Writes explain.json,
 explain.csv, explain.png.
@@ -149,6 +150,27 @@ def notebook_filter(sub: keras.Model, index: int, shape: tuple, steps: int, step
 
 
 # -- the benchmark ---------------------------------------------------------------------
+
+
+def conv_rate(precision: str, runs: int = 5) -> float:
+    """FLOPs per CPU-second of one lone convolution in ``precision`` on this CPU.
+
+    A VGG16-sized 3x3 convolution (8 x 28 x 28 x 512 -> 512): the yardstick the ascent's
+    own rate is held against.
+    """
+    dtype = tf.dtypes.as_dtype(precision)
+    x = tf.cast(tf.random.stateless_normal((8, 28, 28, 512), (0, 0)), dtype)
+    kernel = tf.cast(tf.random.stateless_normal((3, 3, 512, 512), (0, 1)) * 0.02, dtype)
+
+    @tf.function
+    def conv(a: tf.Tensor, k: tf.Tensor) -> tf.Tensor:
+        return tf.nn.conv2d(a, k, 1, "SAME")
+
+    conv(x, kernel).numpy()  # trace and build the primitive outside the timing
+    c0 = time.process_time()
+    for _ in range(runs):
+        conv(x, kernel).numpy()
+    return runs * 2 * 8 * 28 * 28 * 9 * 512 * 512 / (time.process_time() - c0)
 
 
 def gradcam_layers(model: ExplainModel) -> list[str]:
@@ -338,46 +360,63 @@ def bench_filters(args: argparse.Namespace, model: ExplainModel) -> list[dict]:
     filters = list(range(args.filters))
     task = f"filters ({len(layers)} layers x {len(filters)}, {args.steps} steps)"
     precisions = ["float32"] + (["bfloat16"] if fastest_safe_precision() == "bfloat16" else [])
-    timed: dict[str, float] = {}
+    timed: dict[str, tuple[float, float]] = {}  # precision -> (wall s, CPU s)
     patterns: dict[str, list] = {}
     for precision in precisions:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         patterns[precision] = [
             maximize_filters(
                 model.model, model.spec, layer, filters, steps=args.steps, precision=precision
             )
             for layer in progress(layers, f"explain filters {precision}")
         ]
-        timed[precision] = time.perf_counter() - t0
+        timed[precision] = (time.perf_counter() - t0, time.process_time() - c0)
     per_layer = args.baseline_filters or len(filters)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for layer in progress(layers, "notebook filters"):
         sub = keras.Model(model.model.inputs, model.model.get_layer(layer).output)
         for index in filters[:per_layer]:
             notebook_filter(sub, index, tuple(model.model.input.shape[1:]), args.steps, 1.0)
-    baseline = (time.perf_counter() - t0) * len(filters) / per_layer
-    note = (
-        f"{per_layer} of {len(filters)} per layer run and scaled"
-        if per_layer < len(filters)
-        else ""
+    scale = len(filters) / per_layer
+    baseline, baseline_cpu = (time.perf_counter() - t0) * scale, (time.process_time() - c0) * scale
+    # the arithmetic explain cannot avoid: per filter, forward + backward each step, and
+    # the two float32 measurements (start, final); the rate it ran at says how close to
+    # the CPU's peak it is, whatever else shared the machine
+    flops = (
+        sum(LayerActivation(model.model, layer, filters, "float32").flops for layer in layers)
+        * len(filters)
+        * (2 * args.steps + 2)
     )
+    note = f"CPU {baseline_cpu:.0f} s"
+    if per_layer < len(filters):
+        note = f"{per_layer} of {len(filters)} per layer run and scaled; {note}"
     rows = [
         {
             "task": task,
             "method": "notebook: one filter at a time, eager",
             "seconds": baseline,
+            "cpu_seconds": baseline_cpu,
             "speedup": 1.0,
             "note": note,
         }
     ]
-    for precision, seconds in timed.items():
+    for precision, (seconds, cpu) in timed.items():
         row = {
             "task": task,
             "method": f"explain: one compiled batch per layer, cut at it, {precision}",
             "seconds": seconds,
+            "cpu_seconds": cpu,
             "speedup": baseline / seconds,
-            "note": ", ".join(layers),
+            "tflop": flops / 1e12,
         }
+        rate = flops / cpu
+        row["rate_of_lone_conv"] = rate / conv_rate(precision)
+        cost = (
+            f"CPU {cpu:.0f} s ({baseline_cpu / cpu:.1f}x less than the notebook's) for "
+            f"{flops / 1e12:.1f} TFLOP of kernels: {rate / 1e9:.0f} GFLOP per CPU-second, "
+            f"{row['rate_of_lone_conv']:.0%} of a lone {precision} convolution's"
+        )
+        row["note"] = f"{cost}; {', '.join(layers)}"
         if precision != "float32":
             agree = [
                 pattern_agreement(model.model, model.spec, ref, low)
@@ -391,7 +430,8 @@ def bench_filters(args: argparse.Namespace, model: ExplainModel) -> list[dict]:
                 == precision
             ]
             row["note"] = (
-                f"--precision auto runs it at: {', '.join(auto) or 'none of these layers'}; "
+                f"{cost}; --precision auto runs it at: "
+                f"{', '.join(auto) or 'none of these layers'}; "
                 f"vs float32: pattern SSIM min {min(a['ssim_min'] for a in agree):.3f} / mean "
                 f"{np.mean([a['ssim_mean'] for a in agree]):.3f}; top-3 filters same in "
                 f"{sum(a['top3_same'] for a in agree)}/{len(agree)} layers; strongest filter "

@@ -115,6 +115,24 @@ def ascent_precision(network: keras.Model, precision: str = "auto") -> str:
     return fastest_safe_precision()
 
 
+def _leaf_layers(model: keras.Model) -> list[keras.layers.Layer]:
+    """The layers of ``model``, those of nested models in their place."""
+    return [
+        leaf
+        for layer in model.layers
+        for leaf in (_leaf_layers(layer) if isinstance(layer, keras.Model) else [layer])
+    ]
+
+
+def _kernel_flops(layer: keras.layers.Layer) -> int:
+    """2 x the multiply-adds of ``layer``'s kernels at each output position (0: no kernel)."""
+    kernels = [w for w in layer.weights if w.name.endswith("kernel")]
+    if not kernels:
+        return 0
+    positions = int(np.prod(layer.output.shape[1:-1]))
+    return 2 * positions * sum(int(np.prod(k.shape)) for k in kernels)
+
+
 class LayerActivation:
     """Mean activation of filter ``filters[i]`` of ``layer`` on image ``i``, for a batch.
 
@@ -139,6 +157,20 @@ class LayerActivation:
         self._selective = conv
         cut = keras.Model(model.inputs, self.layer.input if conv else self.layer.output)
         self.network = _in_precision(cut, precision)
+
+    @property
+    def flops(self) -> int:
+        """FLOPs (two per multiply-add) of :meth:`matrix` on one image, about.
+
+        Counts the layers with kernels (convolutions, dense): the cut network in full and,
+        of a plain convolution at the cut, only the chosen filters. A gradient's backward
+        pass to the input costs as many again.
+        """
+        total = sum(_kernel_flops(layer) for layer in _leaf_layers(self.network))
+        if self._selective:
+            n_filters = int(self.layer.output.shape[-1])
+            total += _kernel_flops(self.layer) * len(self.filters) // n_filters
+        return total
 
     def matrix(self, x: tf.Tensor) -> tf.Tensor:
         """(N, H, W, C) model inputs -> (N, F) float32 mean activation of every chosen filter."""
@@ -189,6 +221,10 @@ def maximize_filters(
     pixel = float(np.mean(spec.scale))  # one pixel unit in the model's input space
     no_shift = tf.zeros(2, tf.int32)
 
+    # Measured on VGG16 (AVX-512 BF16 CPU): the step runs at the CPU's peak in oneDNN's
+    # convolutions. XLA (jit_compile) took 1.3x the CPU time in float32 and 2.6x in
+    # bfloat16; the whole loop in one function, weights kept in bfloat16 or other thread
+    # counts changed nothing: there is no per-step overhead left to save.
     @tf.function(reduce_retracing=True)
     def ascend(x: tf.Tensor, shift: tf.Tensor, blur: tf.Tensor) -> tf.Tensor:
         x = tf.roll(x, shift, axis=(1, 2))

@@ -79,8 +79,13 @@ def test_every_method_is_timed_against_the_notebook(tiny_bundle, tmp_path, run_s
     # 64 px / 16 px stride = 16 patches; 5 were run one predict at a time and scaled
     assert tasks["occlusion map"][0]["note"] == "16 patches, 5 run and scaled"
     filters = tasks["filters (3 layers x 2, 3 steps)"]
-    assert filters[0]["note"] == "1 of 2 per layer run and scaled"
+    assert filters[0]["note"].startswith("1 of 2 per layer run and scaled; CPU ")
     assert "float32" in filters[1]["method"]
+    for row in filters:
+        assert row["cpu_seconds"] > 0, row
+    for row in filters[1:]:  # explain's rows: the same arithmetic, at a rate
+        assert row["tflop"] == filters[1]["tflop"] > 0 and row["rate_of_lone_conv"] > 0
+        assert "GFLOP per CPU-second" in row["note"], row
     assert "| speed-up vs notebook |" in proc.stdout and "machine: " in proc.stdout
     assert (tmp_path / "explain.png").stat().st_size > 10_000
 

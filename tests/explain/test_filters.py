@@ -5,7 +5,12 @@ import numpy as np
 import pytest
 
 from edge.errors import FacelensError
-from explain.filters import maximize_filters, pattern_agreement, pattern_stats
+from explain.filters import (
+    LayerActivation,
+    maximize_filters,
+    pattern_agreement,
+    pattern_stats,
+)
 from explain.precision import fastest_safe_precision, resolve_precision
 
 
@@ -94,6 +99,15 @@ def test_float32_draws_what_the_plain_ascent_draws(small_cnn, relu_cnn, toys, wh
     np.testing.assert_allclose(ours.inputs, inputs, atol=1e-2 * np.abs(inputs).max())
     for a, b in zip(ours.inputs, inputs, strict=True):
         assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.999
+
+
+def test_flops_count_the_cut_network_and_only_the_chosen_filters(small_cnn, relu_cnn, toys):
+    conv1 = 2 * (toys.SIZE - 2) ** 2 * 3 * 3 * 3 * 8  # every filter of the layer before
+    conv2_one = 2 * (toys.SIZE - 4) ** 2 * 3 * 3 * 8  # one filter of the visualised layer
+    assert LayerActivation(small_cnn, "conv2", [0, 5], "float32").flops == conv1 + 2 * conv2_one
+    assert LayerActivation(small_cnn, "conv1", [1], "bfloat16").flops == conv1 // 8
+    # a layer that is not a convolution: the whole network up to it, with all filters
+    assert LayerActivation(relu_cnn, "relu", [1], "float32").flops == conv1 // 8 * 6
 
 
 def test_bfloat16_draws_the_same_figure_as_float32(small_cnn, toys):
