@@ -60,7 +60,7 @@ def choose_threshold(
     else:
         why = "the held-out faces carry no identities (photos are not in one folder per person)"
     if native_distance is not None:
-        return native_threshold(native_distance, why)
+        return native_threshold(native_distance, features, why)
     return ThresholdChoice(
         cosine=DEFAULT_THRESHOLD,
         how=f"a placeholder, not calibrated: {why}; run `edge calibrate`",
@@ -73,19 +73,26 @@ def choose_threshold(
     )
 
 
-def native_threshold(distance: float, why: str) -> ThresholdChoice:
-    """The model's own rule, euclidean ``distance`` on unit vectors, as a cosine.
+def native_threshold(distance: float, features: np.ndarray, why: str) -> ThresholdChoice:
+    """The model's own rule, euclidean ``distance`` on its raw descriptors, as a cosine.
 
-    For unit vectors ``|a - b|^2 = 2 - 2 cos(a, b)``, so ``|a - b| < d`` is
-    ``cos > 1 - d^2 / 2`` (dlib's 0.6 is cosine 0.82).
+    Two descriptors of norm ``n`` are ``|a - b|^2 = 2 n^2 (1 - cos)`` apart, so
+    ``|a - b| < d`` is ``cos > 1 - d^2 / (2 n^2)``, taken at the held-out faces' median
+    norm. dlib's descriptors are not unit vectors (norms about 1.3-1.6 on LFW), so its
+    0.6 is a cosine near 0.91, not the 0.82 it would be on unit vectors.
     """
-    cosine = round(1.0 - distance**2 / 2.0, 4)
+    norm = float(np.median(np.linalg.norm(np.asarray(features, np.float64), axis=1)))
+    cosine = round(1.0 - distance**2 / (2.0 * norm**2), 4)
     return ThresholdChoice(
         cosine=cosine,
         how=(
-            f"the model's own rule, euclidean distance < {distance:g} on unit vectors "
-            f"(cosine {cosine:g}), not measured here: {why}. Refine with `edge calibrate` "
-            "on your own people."
+            f"the model's own rule, euclidean distance < {distance:g} on raw features, as a "
+            f"cosine at their median norm {norm:.3f} on the held-out faces (1 - d^2 / 2n^2 = "
+            f"{cosine:g}); not measured here: {why}. Refine with `edge calibrate` on your "
+            "own people."
         ),
-        native={"rule": f"euclidean distance < {distance:g} on raw features"},
+        native={
+            "rule": f"euclidean distance < {distance:g} on raw features",
+            "norm": round(norm, 4),
+        },
     )
