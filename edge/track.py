@@ -155,9 +155,12 @@ class Tracker:
     A track unseen for ``max_missed`` frames ends, or, when ``max_gap_s`` is given, one
     unseen for ``max_gap_s`` seconds (so a person who looks away for less is one
     appearance at any frame rate); tracks shorter than ``min_frames`` are dropped as
-    detector noise. A decided track whose face votes otherwise ``min_votes`` frames in
-    a row has become someone else (one person stepping in where another stood, too
-    alike for the embeddings to part them): it ends, and those frames start a new one.
+    detector noise. With ``split_below`` (a cosine: the model's match threshold), a
+    decided track whose face votes otherwise ``min_votes`` frames in a row, each less
+    like the track than that, has become someone else (one person stepping in where
+    another stood, not unlike enough to stay apart by ``min_similarity``): it ends, and
+    those frames start a new track. A face turning away votes otherwise too, but stays
+    like its own track, so it does not split.
     """
 
     def __init__(
@@ -170,12 +173,14 @@ class Tracker:
         min_share: float = 0.6,
         min_frames: int = 3,
         max_gap_s: float | None = None,
+        split_below: float | None = None,
     ) -> None:
         self.min_iou = min_iou
         self.min_similarity = min_similarity
         self.strong_similarity = strong_similarity
         self.max_missed = max_missed
         self.max_gap_s = max_gap_s
+        self.split_below = split_below
         self.min_votes = min_votes
         self.min_share = min_share
         self.min_frames = min_frames
@@ -274,12 +279,16 @@ class Tracker:
         return track
 
     def _dissents(self, track: Track, obs: Observation) -> bool:
-        """``obs`` votes for another answer than the track's decision."""
+        """``obs`` votes for another answer than the track's decision, and does not look
+        like the track's face."""
+        if self.split_below is None or not track.decided or obs.problem is not None:
+            return False
+        if track.embedding is None or obs.embedding is None:
+            return False
         label = self.decision(track)
-        confident = label not in (DECIDING, CANT_TELL)
-        return (
-            track.decided and confident and obs.problem is None and (obs.name or UNKNOWN) != label
-        )
+        if label in (DECIDING, CANT_TELL) or (obs.name or UNKNOWN) == label:
+            return False
+        return float(track.embedding @ obs.embedding) < self.split_below
 
     def finish(self) -> Step:
         """End every open track (the source ended)."""

@@ -56,6 +56,12 @@ def _to_frame(face: Face, dx: int, dy: int, scale: float) -> Face:
     return Face((x + dx, y + dy, w, h), face.score, marks)
 
 
+def tracker_for(lens: FaceLens, **settings: float | None) -> Tracker:
+    """A :class:`Tracker` for ``lens``'s model: a decided track splits on faces that its
+    matcher would not call the track's person (``settings`` as :class:`Tracker` takes)."""
+    return Tracker(split_below=lens.threshold.value, **settings)
+
+
 class VideoRecognizer:
     """Names the faces of consecutive frames of one source, following them as tracks.
 
@@ -75,7 +81,7 @@ class VideoRecognizer:
         if detect_every < 1:
             raise ValueError(f"detect_every={detect_every}: detect on at least every frame")
         self.lens = lens
-        self.tracker = tracker or Tracker()
+        self.tracker = tracker or tracker_for(lens)
         self.detect_every = detect_every
         self.fps = fps
 
@@ -166,10 +172,10 @@ class CameraTracks:
 
     def _recognizer(self, camera: Camera) -> VideoRecognizer:
         if camera.stills:  # unrelated photos: nothing to follow, nothing to wait for
-            return VideoRecognizer(
-                self.lens, 1, tracker=Tracker(max_gap_s=self.gap_s, min_votes=1, min_frames=1)
-            )
-        return VideoRecognizer(self.lens, self.detect_every, tracker=Tracker(max_gap_s=self.gap_s))
+            tracker = tracker_for(self.lens, max_gap_s=self.gap_s, min_votes=1, min_frames=1)
+            return VideoRecognizer(self.lens, 1, tracker=tracker)
+        tracker = tracker_for(self.lens, max_gap_s=self.gap_s)
+        return VideoRecognizer(self.lens, self.detect_every, tracker=tracker)
 
     def __call__(self, camera: Camera, frame: Frame) -> FrameResult:
         """Name one frame of ``camera``, following its faces from the frames before."""

@@ -136,13 +136,13 @@ def test_photos_each_decide_on_one_vote():
 
 
 def test_someone_else_stepping_into_the_same_place_is_a_new_appearance():
-    # two people alike enough for the embeddings to link them (cosine 0.8 > min_similarity)
-    alike = unit(0.8, 0.6, 0)
-    tracker = Tracker(min_votes=3)
+    # alike enough to stay linked (cosine 0.6 > min_similarity), not to be one person (0.7)
+    other = unit(0.6, 0.8, 0)
+    tracker = Tracker(min_votes=3, split_below=0.7)
     steps = [tracker.update(float(t), [obs(10, ALICE, "alice")]) for t in range(5)]
-    steps += [tracker.update(float(t), [obs(10, alike, "bob")]) for t in range(5, 7)]
+    steps += [tracker.update(float(t), [obs(10, other, "bob")]) for t in range(5, 7)]
     assert {f.track_id for s in steps for f in s.faces} == {1}  # two odd frames: still alice
-    steps += [tracker.update(7.0, [obs(10, alike, "bob")])]  # the third in a row: bob now
+    steps += [tracker.update(7.0, [obs(10, other, "bob")])]  # the third in a row: bob now
     (alice,) = steps[-1].ended
     assert (alice.name, alice.frames, alice.last_seen, alice.votes) == (
         "alice",
@@ -153,5 +153,17 @@ def test_someone_else_stepping_into_the_same_place_is_a_new_appearance():
     (bob,) = steps[-1].decided
     assert (bob.name, bob.track_id, bob.frames, bob.first_seen) == ("bob", 2, 3, 5.0)
     assert steps[-1].faces[0].track_id == 2 and steps[-1].faces[0].label == "bob"
-    decided = [a.name for s in steps for a in s.decided]
-    assert decided == ["alice", "bob"]
+    assert [a.name for s in steps for a in s.decided] == ["alice", "bob"]
+
+
+def test_a_face_turning_away_does_not_split_its_track():
+    # the same person, unrecognisable for a while (votes unknown), still like their track
+    turned = unit(0.9, 0.436, 0)  # cosine 0.9 to alice
+    tracker = Tracker(min_votes=3, split_below=0.7)
+    for t in range(7):
+        tracker.update(float(t), [obs(10, ALICE, "alice")])
+    for t in range(7, 11):
+        step = tracker.update(float(t), [obs(10, turned, None, 0.4)])
+        assert step.faces[0].track_id == 1 and not step.decided and not step.ended
+    (a,) = tracker.finish().ended
+    assert (a.name, a.frames, a.votes) == ("alice", 11, {"alice": 7, UNKNOWN: 4})
