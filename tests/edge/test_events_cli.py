@@ -11,6 +11,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
 import edge
 
@@ -114,3 +115,32 @@ def test_one_person_walking_through_is_one_event_sent_as_they_arrive(
     (line,) = [json.loads(line) for line in run.stdout.splitlines() if '"appearance"' in line]
     assert (line["name"], line["source"]) == ("Tony Blair", "door")
     assert line["frames"] >= 90 and line["last_seen"] - line["first_seen"] > 3.5
+
+
+def test_serve_publishes_a_camera_s_appearances_as_decided(
+    tmp_path: Path, faceres_bundle, lfw_dir: Path, nonface_dir: Path, mosquitto, subscribe
+):
+    pytest.importorskip("fastapi", reason="edge serve needs the serve extra (FastAPI, uvicorn)")
+    from .test_serve import start_server
+
+    images = lfw_dir / "images"
+    serena = sorted((images / "Serena_Williams").glob("*.jpg"))
+    with edge.FaceLens(faceres_bundle.path, tmp_path / "gallery" / "people.sqlite") as fl:
+        fl.enroll("Serena Williams", [serena[0]])
+    background = np.full((H, W, 3), 100, np.uint8)
+    walks = [Walk("Serena Williams", 0, 60, 100), Walk("Serena Williams", 150, 60, 200)]
+    clip = tmp_path / "hall.avi"
+    write_walk_clip(clip, {"Serena Williams": cv2.imread(str(serena[2]))}, walks, background)
+    sub = subscribe("facelens/+/person")
+    server = start_server(
+        tmp_path, faceres_bundle.path, "--camera", f"hall={clip}",
+        "--mqtt", mosquitto.url, "--device", "test-pi",
+    )  # fmt: skip
+    try:
+        events = sub.events(quiet_s=15)  # the clip takes a few seconds; then nothing comes
+        with server.client() as client:
+            metrics = client.get("/metrics").text
+    finally:
+        assert server.stop() in (0, 130)
+    assert [(e["name"], e["camera"]) for e in events] == [("Serena Williams", "hall")] * 2
+    assert 'facelens_events_total{camera="hall"} 2' in metrics.splitlines()
