@@ -90,7 +90,6 @@ def _add_mqtt(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--appearance-gap",
         type=argtypes.positive_number,
-        default=2.0,
         metavar="S",
         help="a person unseen for S seconds appears anew (one event per appearance; default 2)",
     )

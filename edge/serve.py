@@ -48,7 +48,7 @@ from edge.images import decode_image
 from edge.metrics import CONTENT_TYPE, Metrics
 from edge.run import FrameResult
 from edge.sources import Frame
-from edge.video import APPEARANCE_GAP_S, CameraTracks
+from edge.video import CameraTracks
 
 log = logging.getLogger(__name__)
 
@@ -357,12 +357,13 @@ def create_app(
     max_upload: int = int(DEFAULT_MAX_UPLOAD_MB * 1e6),
     cameras: Cameras | None = None,
     events: MqttEvents | None = None,
-    appearance_gap_s: float = APPEARANCE_GAP_S,
+    appearance_gap_s: float | None = None,
 ) -> FastAPI:
     """The service's FastAPI app over ``engine``; starts and stops the camera loop.
 
-    Each camera's faces are followed and decided as appearances; ``events`` publishes
-    each one when it is decided.
+    Each camera's faces are followed and decided as appearances (a person unseen for
+    ``appearance_gap_s`` seconds, default 2, appears anew); ``events`` publishes each
+    one when it is decided.
     """
     metrics = _new_metrics()
     fl = engine.fl
@@ -576,7 +577,7 @@ def run(
     max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
     cameras: Cameras | None = None,
     events: MqttEvents | None = None,
-    appearance_gap_s: float = APPEARANCE_GAP_S,
+    appearance_gap_s: float | None = None,
 ) -> int:
     """Serve until SIGINT/SIGTERM; prints where, and the token once when it is new."""
     import uvicorn

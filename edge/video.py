@@ -158,16 +158,16 @@ class CameraTracks:
 
     A video or live camera is followed as a video (``detect_every``); a folder of photos
     is detected photo by photo, each face its own appearance decided on its one vote.
-    A person unseen for ``gap_s`` seconds of the camera's clock appears anew. Calls
+    A person unseen for ``gap_s`` seconds of the camera's clock (default 2) appears anew. Calls
     must come from one thread (the recognizers share ``lens``).
     """
 
     def __init__(
-        self, lens: FaceLens, detect_every: int = DETECT_EVERY, gap_s: float = APPEARANCE_GAP_S
+        self, lens: FaceLens, detect_every: int = DETECT_EVERY, gap_s: float | None = None
     ) -> None:
         self.lens = lens
         self.detect_every = detect_every
-        self.gap_s = gap_s
+        self.gap_s = APPEARANCE_GAP_S if gap_s is None else gap_s
         self._recognizers: dict[str, VideoRecognizer] = {}
 
     def _recognizer(self, camera: Camera) -> VideoRecognizer:

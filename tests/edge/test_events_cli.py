@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -63,21 +64,27 @@ def test_recognize_clips_publishes_one_event_per_appearance(
         tmp_path / "door.avi", [(tony[3], 20), (None, 75), (tony[3], 20), (colin[0], 20)]
     )
     hall = write_clip(tmp_path / "hall.avi", [(None, 10), (serena[2], 30)])
+    # a folder of photos: unrelated moments, so the same photo twice is two appearances
+    album = tmp_path / "album"
+    album.mkdir()
+    for i, photo in enumerate([tony[3], tony[3], colin[0]]):
+        shutil.copy(photo, album / f"{i}.jpg")
 
     sub = subscribe("facelens/#")
-    run = _recognize(f"door={door}", f"hall={hall}", bundle=faceres_bundle.path, gallery=gallery,
-                     broker=mosquitto.url)  # fmt: skip
+    run = _recognize(f"door={door}", f"hall={hall}", f"album={album}",
+                     bundle=faceres_bundle.path, gallery=gallery, broker=mosquitto.url)  # fmt: skip
     messages = sub.drain()
     events = [(t, json.loads(p)) for t, p, _ in messages if t.endswith("/person")]
     by_camera = {
         cam: [e["name"] for t, e in events if t == f"facelens/{cam}/person"]
-        for cam in ("door", "hall")
+        for cam in ("door", "hall", "album")
     }
     assert by_camera == {
         "door": ["Tony Blair", "Tony Blair", "unknown"],
         "hall": ["Serena Williams"],
+        "album": ["Tony Blair", "Tony Blair", "unknown"],
     }, run.stdout
-    assert len(events) == 4
+    assert len(events) == 7
     for _, e in events:
         assert e.keys() == {"name", "status", "score", "camera", "time", "device", "box"}
         assert e["device"] == "test-pi"
