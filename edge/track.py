@@ -158,7 +158,7 @@ class Tracker:
     detector noise. With ``split_below`` (a cosine: the model's match threshold), a
     decided track whose face votes otherwise ``min_votes`` frames in a row, each less
     like the track than that, has become someone else (one person stepping in where
-    another stood, not unlike enough to stay apart by ``min_similarity``): it ends, and
+    another stood, alike enough, above ``min_similarity``, to be linked): it ends, and
     those frames start a new track. A face turning away votes otherwise too, but stays
     like its own track, so it does not split.
     """
