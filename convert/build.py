@@ -138,6 +138,9 @@ def build_bundle(
             progress,
         )
         native = backbone.source.get("dlib", {}).get("loss", {}).get("distance_threshold")
+        threshold = choose_threshold(reference, held.identities, native)
+        if threshold.warning:
+            log.warning(threshold.warning)
         manifest = Manifest(
             model_id=backbone.model_id(),
             input=backbone.input_spec,
@@ -145,7 +148,7 @@ def build_bundle(
             embedding_projection=projection,
             artifacts=artifacts,
             name=name or _default_name(backbone, projection),
-            threshold=choose_threshold(reference, held.identities, native),
+            threshold=threshold,
             source=Source.from_dict(backbone.source),
             created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
             tools=_tools(),

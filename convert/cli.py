@@ -142,6 +142,8 @@ def _build(args: argparse.Namespace) -> int:
             f"{pca.fitted_on.source})"
         )
     print(f"threshold: cosine {m.threshold.cosine} ({m.threshold.how})")
+    if m.threshold.warning:
+        print(f"warning: {m.threshold.warning}")
     print(f"bundle: {bundle.path}  (model_id {m.model_id[:12]}, fingerprint {bundle.fingerprint})")
     if m.warning:
         print(m.warning)

@@ -17,10 +17,11 @@ def choose_threshold(
 ) -> ThresholdChoice:
     """The cosine at which 1 % of impostor pairs would match (FAR 1e-2), with how it was got.
 
-    Without identities (or too few genuine pairs) a documented default is returned and
-    ``how`` tells the user to calibrate on their own gallery. ``native_distance``: the
-    model's own rule (a euclidean distance on raw features, as dlib's 0.6), measured on
-    the same pairs and recorded beside the cosine.
+    ``native_distance``: the model's own rule (a euclidean distance on its descriptors, as
+    dlib's 0.6), measured on the same pairs and recorded beside the cosine. Without
+    identities (or with too few genuine pairs) nothing can be measured: the model's own
+    rule is taken as a cosine when it has one, else a placeholder with a ``warning`` that
+    says it is not calibrated and how to calibrate.
     """
     if identities is not None:
         emb = l2_normalize(features)
@@ -52,10 +53,46 @@ def choose_threshold(
                 tar=round(tar, 4),
                 native=native,
             )
+        why = (
+            f"the held-out faces hold {len(genuine)} pair(s) of photos of one person, "
+            f"fewer than the {MIN_PAIRS} a threshold needs"
+        )
+    else:
+        why = "the held-out faces carry no identities (photos are not in one folder per person)"
+    if native_distance is not None:
+        return native_threshold(native_distance, features, why)
     return ThresholdChoice(
         cosine=DEFAULT_THRESHOLD,
-        how=(
-            "default (the held-out images carry too few identities to measure one): "
-            "run `edge calibrate` on photos of your own people"
+        how=f"a placeholder, not calibrated: {why}; run `edge calibrate`",
+        warning=(
+            f"the bundle's threshold (cosine {DEFAULT_THRESHOLD:g}) is NOT calibrated for this "
+            f"model: {why}. Before trusting its names, calibrate on labelled photos: "
+            "`edge calibrate --pairs PAIRS.csv --images DIR --bundle BUNDLE` (or rebuild with "
+            "--eval holding several photos of each of several people, one folder each)"
         ),
+    )
+
+
+def native_threshold(distance: float, features: np.ndarray, why: str) -> ThresholdChoice:
+    """The model's own rule, euclidean ``distance`` on its raw descriptors, as a cosine.
+
+    Two descriptors of norm ``n`` are ``|a - b|^2 = 2 n^2 (1 - cos)`` apart, so
+    ``|a - b| < d`` is ``cos > 1 - d^2 / (2 n^2)``, taken at the held-out faces' median
+    norm. dlib's descriptors are not unit vectors (norms about 1.3-1.6 on LFW), so its
+    0.6 is a cosine near 0.91, not the 0.82 it would be on unit vectors.
+    """
+    norm = float(np.median(np.linalg.norm(np.asarray(features, np.float64), axis=1)))
+    cosine = round(1.0 - distance**2 / (2.0 * norm**2), 4)
+    return ThresholdChoice(
+        cosine=cosine,
+        how=(
+            f"the model's own rule, euclidean distance < {distance:g} on raw features, as a "
+            f"cosine at their median norm {norm:.3f} on the held-out faces (1 - d^2 / 2n^2 = "
+            f"{cosine:g}); not measured here: {why}. Refine with `edge calibrate` on your "
+            "own people."
+        ),
+        native={
+            "rule": f"euclidean distance < {distance:g} on raw features",
+            "norm": round(norm, 4),
+        },
     )

@@ -108,6 +108,11 @@ class Camera:
     def up(self) -> bool:
         return self.status == "up"
 
+    @property
+    def stills(self) -> bool:
+        """The source is photos (unrelated moments), not a video or stream."""
+        return isinstance(self._source, ImageSource)
+
     def fps(self, window_s: float = 5.0) -> float:
         """Frames recognised per second over the last few seconds."""
         now = time.monotonic()
@@ -241,7 +246,7 @@ class Cameras:
 
 def recognize_all(
     cameras: Cameras,
-    recognize: Callable[[Frame], R],
+    recognize: Callable[[Camera, Frame], R],
     on_result: Callable[[Camera, Frame, R], None],
     on_error: Callable[[Camera, Exception], None] | None = None,
     stop: threading.Event | None = None,
@@ -253,7 +258,7 @@ def recognize_all(
     """
     for camera, frame in cameras.frames(stop):
         try:
-            result = recognize(frame)
+            result = recognize(camera, frame)
         except FacelensError as exc:
             camera.errors += 1
             camera.last_error = str(exc)

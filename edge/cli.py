@@ -89,10 +89,9 @@ def _add_mqtt(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--appearance-gap",
-        type=float,
-        default=2.0,
+        type=argtypes.positive_number,
         metavar="S",
-        help="a person unseen for S seconds appears anew (one event per appearance)",
+        help="a person unseen for S seconds appears anew (one event per appearance; default 2)",
     )
 
 
@@ -291,7 +290,6 @@ def _events(args: argparse.Namespace, cameras: list[str]) -> MqttEvents | None:
         device=args.device,
         discovery=args.ha_discovery,
         images=args.mqtt_images,
-        gap_s=args.appearance_gap,
     )
 
 
@@ -334,7 +332,7 @@ def cmd_recognize(args: argparse.Namespace) -> int:
             finally:
                 if display is not None:
                     display.close()
-                for appearance in video.finish() if video is not None else []:
+                for appearance in video.finish().ended if video is not None else []:
                     print(_appearance_line(appearance, source.label), flush=True)
             skipped = getattr(source, "skipped", [])
     if args.json:
@@ -359,11 +357,12 @@ def _appearance_line(appearance: Appearance, source: str) -> str:
 
 
 def _recognize_cameras(args: argparse.Namespace) -> int:
-    """Several sources side by side (and/or MQTT events): one reader each, frames in turn."""
+    """Several sources side by side (and/or MQTT events): one reader each, frames in turn,
+    each source's faces followed and decided as appearances (published as decided)."""
     from edge.api import STAGES
     from edge.cameras import Cameras, recognize_all, unique_specs
-    from edge.run import recognize_frame
     from edge.stats import RunStats
+    from edge.video import DETECT_EVERY, CameraTracks
 
     if args.show or args.save:
         raise FacelensError("--show and --save take one source and no --mqtt")
@@ -378,21 +377,30 @@ def _recognize_cameras(args: argparse.Namespace) -> int:
         if events is not None:
             stack.enter_context(events)
         cameras = stack.enter_context(Cameras(specs))
+        tracks = CameraTracks(lens, args.detect_every or DETECT_EVERY, args.appearance_gap)
 
         def on_result(camera: Camera, frame: Frame, result: FrameResult) -> None:
             stats[camera.name].add(result.ms, len(result.faces))
-            for line in _face_lines(result, args.json):
-                print(line, flush=True)
+            # as for one source: photos face by face, a video per appearance (and --json)
+            if args.json or camera.stills:
+                for line in _face_lines(result, args.json):
+                    print(line, flush=True)
+            for appearance in result.appearances:
+                print(_appearance_line(appearance, camera.name), flush=True)
             if events is not None:
-                t = camera.clock(frame.index)
-                events.frame(camera.name, result.faces, t, frame.image)
+                events.frame(camera.name, result)
             if args.max_frames and sum(s.frames for s in stats.values()) >= args.max_frames:
                 stop.set()
 
         try:
-            recognize_all(cameras, lambda f: recognize_frame(lens, f), on_result, stop=stop)
+            recognize_all(cameras, tracks, on_result, stop=stop)
         except KeyboardInterrupt:
             interrupted = True
+        for name, step in tracks.finish().items():  # what was still in view when they stopped
+            for appearance in step.ended:
+                print(_appearance_line(appearance, name), flush=True)
+            if events is not None:
+                events.appearances(name, step.decided, step.ended)
     for name, s in stats.items():
         summary = {"camera": name, "summary": s.summary()}
         print(json.dumps(summary) if args.json else f"{name}: {s.table()}")
@@ -524,6 +532,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_upload_mb=args.max_upload_mb,
         cameras=Cameras(specs) if specs else None,
         events=_events(args, [s.name for s in specs]),
+        appearance_gap_s=args.appearance_gap,
     )
 
 

@@ -3,8 +3,11 @@
 A device publishes to a broker (Mosquitto, or a clustered one) that carries the fleet:
 
 - ``<prefix>/<camera>/person``: one JSON message each time a person appears on a
-  camera — ``{"name": "Tony Blair" | "unknown", "score", "camera", "time", "device",
-  "box"}``, plus ``"image"`` (a base64 JPEG of the face) only when asked for;
+  camera, sent when the appearance's identity is decided (the tracker's vote, see
+  :mod:`edge.track`: a few frames after they arrive, not when they leave) —
+  ``{"name": "Tony Blair" | "unknown", "status": "known" | "unknown" | "unclear",
+  "score", "camera", "time", "device", "box"}``, plus ``"image"`` (a base64 JPEG of
+  the face) only when asked for;
 - ``<prefix>/devices/<device>/availability``: ``online``, retained, and ``offline``
   as the connection's last will, so a device that dies is seen as gone;
 - optionally Home Assistant MQTT discovery: one retained sensor per camera whose state
@@ -23,23 +26,28 @@ import re
 import socket
 import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 import cv2
 import numpy as np
 
 from edge.errors import FacelensError
-from edge.track import iou
+
+if TYPE_CHECKING:
+    from edge.run import FrameResult
+    from edge.track import Appearance
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PREFIX = "facelens"
 PASSWORD_ENV = "FACELENS_MQTT_PASSWORD"
 _TOPIC_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+KEPT_FACES = 64  # faces of recent tracks kept for --mqtt-images (far more than are in view)
 
 
 class MqttError(FacelensError):
@@ -86,57 +94,6 @@ class Broker:
         return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
 
 
-class Sighting(Protocol):
-    """What events need of a recognised face (``edge.Identity`` has it)."""
-
-    name: str | None
-    score: float
-    box: tuple[float, float, float, float]
-
-
-# -- appearances --------------------------------------------------------------------------
-# Deliberately minimal and self-contained: one event per appearance, where an appearance
-# ends when its person has not been seen for `gap_s`. Unknown faces are followed by box
-# overlap. A tracker with votes (edge/track.py, issue 11) can replace this class whole.
-
-
-@dataclass
-class _Seen:
-    name: str | None
-    box: tuple[float, ...]
-    last: float
-
-
-class Appearances:
-    """Says which faces of a frame start a new appearance on their camera."""
-
-    def __init__(self, gap_s: float = 2.0, min_iou: float = 0.2) -> None:
-        self.gap_s = gap_s
-        self.min_iou = min_iou
-        self._seen: dict[str, list[_Seen]] = {}
-
-    def new(self, camera: str, faces: Iterable[Sighting], t: float) -> list[Sighting]:
-        """The faces seen at time ``t`` (seconds) that were not on ``camera`` just before."""
-        live = [s for s in self._seen.get(camera, []) if t - s.last <= self.gap_s]
-        fresh = []
-        for face in faces:
-            if face.name is not None:
-                same = next((s for s in live if s.name == face.name), None)
-            else:
-                same = max(
-                    (s for s in live if s.name is None and iou(s.box, face.box) >= self.min_iou),
-                    key=lambda s: iou(s.box, face.box),
-                    default=None,
-                )
-            if same is None:
-                same = _Seen(face.name, face.box, t)
-                live.append(same)
-                fresh.append(face)
-            same.box, same.last = face.box, t
-        self._seen[camera] = live
-        return fresh
-
-
 # -- events -------------------------------------------------------------------------------
 
 
@@ -144,31 +101,37 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
-def face_jpeg(image: np.ndarray, box: tuple[float, ...], quality: int = 85) -> bytes:
-    """The face's box cut from ``image`` as JPEG bytes (for events that ask for images)."""
+def face_crop(image: np.ndarray, box: tuple[float, ...]) -> np.ndarray:
+    """The face's box cut from ``image`` (a copy; the whole image if the box is outside)."""
     h, w = image.shape[:2]
     x, y, bw, bh = box
     x0, y0 = max(0, int(x)), max(0, int(y))
     x1, y1 = min(w, int(x + bw)), min(h, int(y + bh))
-    crop = image[y0:y1, x0:x1] if x1 > x0 and y1 > y0 else image
-    ok, data = cv2.imencode(".jpg", crop, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    return (image[y0:y1, x0:x1] if x1 > x0 and y1 > y0 else image).copy()
+
+
+def jpeg(image: np.ndarray, quality: int = 85) -> bytes:
+    """``image`` as JPEG bytes (for events that ask for images)."""
+    ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
     return data.tobytes() if ok else b""
 
 
 def person_event(
-    face: Sighting, camera: str, device: str, image: np.ndarray | None = None
+    appearance: Appearance, camera: str, device: str, face: np.ndarray | None = None
 ) -> dict[str, Any]:
-    """The JSON body of one appearance; ``image`` adds the face as base64 JPEG."""
+    """The JSON body of one appearance, as known when it was decided; ``face`` (the face's
+    pixels) adds it as a base64 JPEG."""
     event: dict[str, Any] = {
-        "name": face.name if face.name is not None else "unknown",
-        "score": round(float(face.score), 4),
+        "name": appearance.name if appearance.name is not None else "unknown",
+        "status": appearance.status,
+        "score": round(float(appearance.best_score), 4),
         "camera": camera,
         "time": _now(),
         "device": device,
-        "box": [round(float(v), 1) for v in face.box],
+        "box": [round(float(v), 1) for v in appearance.box],
     }
-    if image is not None:
-        event["image"] = base64.b64encode(face_jpeg(image, face.box)).decode("ascii")
+    if face is not None:
+        event["image"] = base64.b64encode(jpeg(face)).decode("ascii")
     return event
 
 
@@ -189,7 +152,6 @@ class MqttEvents:
         prefix: str = DEFAULT_PREFIX,
         discovery: bool = False,
         images: bool = False,
-        gap_s: float = 2.0,
         timeout: float = 10.0,
     ) -> None:
         try:
@@ -202,8 +164,10 @@ class MqttEvents:
         self.cameras = [topic_name(c) for c in cameras]
         self.discovery = discovery
         self.images = images
-        self.appearances = Appearances(gap_s)
         self.published = 0
+        # (camera, track) -> the face's latest pixels, newest last: an appearance may be
+        # decided when it ends, its face gone; bounded, as short tracks end unreported
+        self._faces: OrderedDict[tuple[str, int], np.ndarray] = OrderedDict()
         self.availability_topic = f"{prefix}/devices/{self.device}/availability"
         self._connected = threading.Event()
         self._refused: str | None = None
@@ -290,16 +254,31 @@ class MqttEvents:
             self.published += 1
             self._pending = [i for i in self._pending if not i.is_published()] + [info]
 
-    def frame(
-        self, camera: str, faces: Iterable[Sighting], t: float, image: np.ndarray | None = None
+    def frame(self, camera: str, result: FrameResult) -> list[dict[str, Any]]:
+        """Publish the appearances of ``camera`` decided at this frame; returns the events.
+
+        ``result`` comes from a recognizer that follows faces (:class:`edge.video.CameraTracks`).
+        """
+        if self.images:  # an appearance may be decided after its face has gone: keep it
+            for face in result.faces:
+                if face.track_id is not None:
+                    self._faces[camera, face.track_id] = face_crop(result.frame.image, face.box)
+                    self._faces.move_to_end((camera, face.track_id))
+            while len(self._faces) > KEPT_FACES:
+                self._faces.popitem(last=False)
+        return self.appearances(camera, result.decided, result.appearances)
+
+    def appearances(
+        self, camera: str, decided: Iterable[Appearance], ended: Iterable[Appearance] = ()
     ) -> list[dict[str, Any]]:
-        """Publish an event for each face of a frame that starts an appearance; returns them."""
-        events = [
-            person_event(face, camera, self.device, image if self.images else None)
-            for face in self.appearances.new(camera, faces, t)
-        ]
-        for event in events:
-            self.publish(event)
+        """Publish an event for each decided appearance of ``camera``; returns the events."""
+        events = []
+        for appearance in decided:
+            face = self._faces.get((camera, appearance.track_id)) if self.images else None
+            events.append(person_event(appearance, camera, self.device, face))
+            self.publish(events[-1])
+        for appearance in ended:
+            self._faces.pop((camera, appearance.track_id), None)
         return events
 
     def close(self, publish_offline: bool = True, timeout: float = 5.0) -> None:

@@ -239,13 +239,18 @@ class Artifact:
 @dataclass(frozen=True)
 class ThresholdChoice:
     """The bundle's default cosine threshold and how it was chosen (``far``/``tar`` if measured;
-    ``native``: what the model's own rule, such as dlib's euclidean 0.6, gives on those pairs)."""
+    ``native``: what the model's own rule, such as dlib's euclidean 0.6, gives on those pairs).
+
+    ``warning`` is set when the cosine is a placeholder, neither measured nor the model's
+    published rule: it says so and how to calibrate one.
+    """
 
     cosine: float = DEFAULT_THRESHOLD
     how: str = "default"
     far: float | None = None
     tar: float | None = None
     native: dict[str, Any] | None = None
+    warning: str | None = None
 
     @classmethod
     def read(cls, r: _Reader) -> ThresholdChoice:
@@ -258,6 +263,7 @@ class ThresholdChoice:
             far=r.number("far", False),
             tar=r.number("tar", False),
             native=r.mapping("native", False),
+            warning=r.text("warning", False),
         )
 
     def to_dict(self) -> dict[str, Any]:

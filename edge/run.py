@@ -17,14 +17,15 @@ from edge.track import Appearance
 class FrameResult:
     """Every face of one frame of a source, with each stage's time in milliseconds.
 
-    ``appearances`` are the tracks that ended at this frame (video: see
-    :class:`edge.video.VideoRecognizer`).
+    In a video (see :class:`edge.video.VideoRecognizer`), ``appearances`` are the tracks
+    that ended at this frame and ``decided`` the ones whose identity was decided at it.
     """
 
     frame: Frame
     faces: list[Identity]
     ms: dict[str, float]
     appearances: list[Appearance] = field(default_factory=list)
+    decided: list[Appearance] = field(default_factory=list)
 
 
 def recognize_frame(lens: FaceLens, frame: Frame) -> FrameResult:

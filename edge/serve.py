@@ -29,7 +29,6 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -47,8 +46,9 @@ from edge.errors import FacelensError, GalleryError, ImageError, NoFaceError
 from edge.events import MqttEvents
 from edge.images import decode_image
 from edge.metrics import CONTENT_TYPE, Metrics
-from edge.run import FrameResult, recognize_frame
+from edge.run import FrameResult
 from edge.sources import Frame
+from edge.video import CameraTracks
 
 log = logging.getLogger(__name__)
 
@@ -357,26 +357,37 @@ def create_app(
     max_upload: int = int(DEFAULT_MAX_UPLOAD_MB * 1e6),
     cameras: Cameras | None = None,
     events: MqttEvents | None = None,
+    appearance_gap_s: float | None = None,
 ) -> FastAPI:
-    """The service's FastAPI app over ``engine``; starts and stops the camera loop."""
+    """The service's FastAPI app over ``engine``; starts and stops the camera loop.
+
+    Each camera's faces are followed and decided as appearances (a person unseen for
+    ``appearance_gap_s`` seconds, default 2, appears anew); ``events`` publishes each
+    one when it is decided.
+    """
     metrics = _new_metrics()
     fl = engine.fl
     stop = threading.Event()
+    tracks = CameraTracks(fl, gap_s=appearance_gap_s)
+
+    def counted(published: list[dict[str, Any]]) -> None:
+        for event in published:
+            metrics.inc("facelens_events_total", {"camera": event["camera"]})
 
     def on_frame(camera: Camera, frame: Frame, result: FrameResult) -> None:
         _count(metrics, camera.name, len(result.faces), result.ms)
         if events is not None:
-            t = camera.clock(frame.index)
-            for event in events.frame(camera.name, result.faces, t, frame.image):
-                metrics.inc("facelens_events_total", {"camera": event["camera"]})
+            counted(events.frame(camera.name, result))
 
     def on_error(camera: Camera, exc: Exception) -> None:
         metrics.inc("facelens_errors_total", {"camera": camera.name})
 
     def watch() -> None:
         assert cameras is not None
-        recognize = partial(engine.call, recognize_frame, fl)  # on the engine thread
-        recognize_all(cameras, recognize, on_frame, on_error, stop)
+        recognize_all(cameras, lambda c, f: engine.call(tracks, c, f), on_frame, on_error, stop)
+        for name, step in engine.call(tracks.finish).items():  # the cameras ended or stopped
+            if events is not None:
+                counted(events.appearances(name, step.decided, step.ended))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -566,6 +577,7 @@ def run(
     max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
     cameras: Cameras | None = None,
     events: MqttEvents | None = None,
+    appearance_gap_s: float | None = None,
 ) -> int:
     """Serve until SIGINT/SIGTERM; prints where, and the token once when it is new."""
     import uvicorn
@@ -588,7 +600,12 @@ def run(
         )
     print(f"{engine.call(engine.fl.describe)}\nserving on http://{host}:{port}", flush=True)
     app = create_app(
-        engine, token, max_upload=int(max_upload_mb * 1e6), cameras=cameras, events=events
+        engine,
+        token,
+        max_upload=int(max_upload_mb * 1e6),
+        cameras=cameras,
+        events=events,
+        appearance_gap_s=appearance_gap_s,
     )
     server = uvicorn.Server(
         uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)

@@ -10,13 +10,16 @@ measures what that costs in missed faces against full detection on every frame.
 Faces are named by :meth:`edge.FaceLens.recognize` (given the faces, so it does not
 detect again): one too small or blurred to tell is reported as "can't tell" and casts
 no vote. The :class:`~edge.track.Tracker` turns the
-frames into labels ("deciding…" until confident) and appearances.
+frames into labels ("deciding…" until confident) and appearances. :class:`CameraTracks`
+keeps one recognizer per camera, for the services that watch several (and publish
+each appearance as it is decided: :mod:`edge.events`).
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -25,9 +28,13 @@ from edge.api import STAGES, FaceLens
 from edge.detect import Face
 from edge.run import FrameResult
 from edge.sources import Frame
-from edge.track import Appearance, Observation, Tracker, iou
+from edge.track import Observation, Step, Tracker, iou
+
+if TYPE_CHECKING:
+    from edge.cameras import Camera
 
 DETECT_EVERY = 5  # at 25 FPS a face entering is found within 0.16 s
+APPEARANCE_GAP_S = 2.0  # a person unseen for longer appears anew (cameras, events)
 FOLLOW_PX = 64  # a followed face is looked for at this size (px), never larger
 WINDOW_PX = 128  # ... in a window of this size (a constant size: YuNet need not re-plan)
 
@@ -49,6 +56,12 @@ def _to_frame(face: Face, dx: int, dy: int, scale: float) -> Face:
     return Face((x + dx, y + dy, w, h), face.score, marks)
 
 
+def tracker_for(lens: FaceLens, **settings: float | None) -> Tracker:
+    """A :class:`Tracker` for ``lens``'s model: a decided track splits on faces that its
+    matcher would not call the track's person (``settings`` as :class:`Tracker` takes)."""
+    return Tracker(split_below=lens.threshold.value, **settings)
+
+
 class VideoRecognizer:
     """Names the faces of consecutive frames of one source, following them as tracks.
 
@@ -68,7 +81,7 @@ class VideoRecognizer:
         if detect_every < 1:
             raise ValueError(f"detect_every={detect_every}: detect on at least every frame")
         self.lens = lens
-        self.tracker = tracker or Tracker()
+        self.tracker = tracker or tracker_for(lens)
         self.detect_every = detect_every
         self.fps = fps
 
@@ -102,8 +115,12 @@ class VideoRecognizer:
                     faces.append(best)
         return faces
 
-    def __call__(self, frame: Frame) -> FrameResult:
-        """Name one frame's faces; ``result.appearances`` holds the tracks that ended."""
+    def __call__(self, frame: Frame, t: float | None = None) -> FrameResult:
+        """Name one frame's faces, seen at ``t`` seconds (default: from ``fps`` or the clock).
+
+        ``result.decided`` holds the appearances decided at this frame, and
+        ``result.appearances`` the ones that ended.
+        """
         image = frame.image
         pipeline = self.lens.pipeline
         t0 = time.perf_counter()
@@ -120,16 +137,53 @@ class VideoRecognizer:
             Observation(face.box, embedding, face.name, face.score, face.problem)
             for face, embedding in zip(named.faces, named.embeddings, strict=True)
         ]
-        tracked, ended = self.tracker.update(self._timestamp(frame), observations)
+        step = self.tracker.update(self._timestamp(frame) if t is None else t, observations)
         ms = {**named.ms, "decode": frame.decode_ms, "detect": (t1 - t0) * 1000}
         ms["match"] += (time.perf_counter() - t2) * 1000  # matching and tracking
         ms["total"] = sum(ms[s] for s in STAGES)
         faces_out = [
             replace(face, track_id=tf.track_id, label=tf.label)
-            for face, tf in zip(named.faces, tracked, strict=True)
+            for face, tf in zip(named.faces, step.faces, strict=True)
         ]
-        return FrameResult(frame, faces_out, ms, ended)
+        return FrameResult(frame, faces_out, ms, step.ended, step.decided)
 
-    def finish(self) -> list[Appearance]:
-        """The appearances still open when the source ends."""
+    def finish(self) -> Step:
+        """End the appearances still open when the source ends (``.ended``), deciding
+        those never decided (``.decided``)."""
         return self.tracker.finish()
+
+
+class CameraTracks:
+    """One :class:`VideoRecognizer` per camera, made at the camera's first frame.
+
+    A video or live camera is followed as a video (``detect_every``); a folder of photos
+    is detected photo by photo, each face its own appearance decided on its one vote.
+    A person unseen for ``gap_s`` seconds of the camera's clock (default 2) appears anew. Calls
+    must come from one thread (the recognizers share ``lens``).
+    """
+
+    def __init__(
+        self, lens: FaceLens, detect_every: int = DETECT_EVERY, gap_s: float | None = None
+    ) -> None:
+        self.lens = lens
+        self.detect_every = detect_every
+        self.gap_s = APPEARANCE_GAP_S if gap_s is None else gap_s
+        self._recognizers: dict[str, VideoRecognizer] = {}
+
+    def _recognizer(self, camera: Camera) -> VideoRecognizer:
+        if camera.stills:  # unrelated photos: nothing to follow, nothing to wait for
+            tracker = tracker_for(self.lens, max_gap_s=self.gap_s, min_votes=1, min_frames=1)
+            return VideoRecognizer(self.lens, 1, tracker=tracker)
+        tracker = tracker_for(self.lens, max_gap_s=self.gap_s)
+        return VideoRecognizer(self.lens, self.detect_every, tracker=tracker)
+
+    def __call__(self, camera: Camera, frame: Frame) -> FrameResult:
+        """Name one frame of ``camera``, following its faces from the frames before."""
+        recognizer = self._recognizers.get(camera.name)
+        if recognizer is None:
+            recognizer = self._recognizers[camera.name] = self._recognizer(camera)
+        return recognizer(frame, camera.clock(frame.index))
+
+    def finish(self) -> dict[str, Step]:
+        """End every camera's open appearances (the cameras stopped), by camera name."""
+        return {name: r.finish() for name, r in self._recognizers.items()}

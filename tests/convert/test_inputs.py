@@ -196,6 +196,9 @@ def test_cli_builds_a_bundle_and_prints_its_table(
     assert float(rows["onnx-int8"][3]) == round(bundle.artifact("onnx-int8").fidelity.cosine_min, 4)
     assert lines[-1].startswith(f"bundle: {out}")
     assert bundle.manifest.calibration.count == 8 and bundle.manifest.eval.count == 6
+    # 6 held-out faces hold too few pairs of one person: the threshold says it is a guess
+    warning = bundle.manifest.threshold.warning
+    assert "NOT calibrated" in warning and f"warning: {warning}" in lines
 
 
 def _limit_file_size() -> None:
@@ -222,9 +225,11 @@ def test_a_full_disk_leaves_no_bundle_and_no_traceback(tiny_model, lfw_dir, yune
     assert not out.exists() and _leftovers(tmp_path) == []
 
 
-def test_no_detect_uses_whole_photos_and_a_default_threshold(tiny_model, nonface_dir, tmp_path):
+def test_no_detect_uses_whole_photos_and_a_default_threshold(
+    tiny_model, nonface_dir, tmp_path, caplog
+):
     # the notebook's mode: no detector at all, so even photos without faces calibrate;
-    # a flat folder carries no identities, so the threshold is the documented default
+    # a flat folder carries no identities, so the threshold is a placeholder that says so
     bundle = build_bundle(
         tmp_path / "b",
         calibration=nonface_dir / "skimage",
@@ -241,3 +246,5 @@ def test_no_detect_uses_whole_photos_and_a_default_threshold(tiny_model, nonface
     assert m.calibration.count == 6 and m.calibration.detector.startswith("none")
     assert m.eval.count == 4
     assert m.threshold.cosine == 0.5 and "edge calibrate" in m.threshold.how
+    assert "NOT calibrated" in m.threshold.warning and "edge calibrate" in m.threshold.warning
+    assert m.threshold.warning in caplog.text  # and said while building

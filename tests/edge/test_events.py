@@ -1,52 +1,36 @@
-"""MQTT events against a real Mosquitto on loopback; appearance grouping on plain faces."""
+"""MQTT events against a real Mosquitto on loopback: one message per decided appearance."""
 
 from __future__ import annotations
 
+import base64
 import json
 import socket
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import replace
 
+import cv2
 import numpy as np
 import pytest
 
-from edge.events import Appearances, Broker, MqttError, MqttEvents, person_event, topic_name
+from edge.api import Identity
+from edge.events import Broker, MqttError, MqttEvents, person_event, topic_name
+from edge.run import FrameResult
+from edge.sources import Frame
+from edge.track import Appearance
 
 
-@dataclass(frozen=True)
-class Seen:
-    name: str | None
-    score: float
-    box: tuple[float, float, float, float]
-
-
-def test_one_appearance_until_the_person_is_gone_for_the_gap():
-    app = Appearances(gap_s=1.0)
-    tony = Seen("Tony", 0.9, (10, 10, 50, 50))
-    firsts = [len(app.new("door", [tony], t / 10)) for t in range(20)]  # 2 s in view
-    assert firsts == [1] + [0] * 19
-    assert app.new("door", [tony], 2.5) == []  # 0.6 s away: the same appearance
-    assert app.new("door", [tony], 4.0) == [tony]  # 1.5 s away: a new one
-    assert app.new("hall", [tony], 4.0) == [tony]  # each camera on its own
-
-
-def test_unknown_faces_are_told_apart_by_where_they_are():
-    app = Appearances(gap_s=1.0)
-    left, right = Seen(None, 0.2, (0, 0, 40, 40)), Seen(None, 0.3, (200, 0, 40, 40))
-    assert app.new("door", [left, right], 0.0) == [left, right]
-    moved = Seen(None, 0.2, (8, 4, 40, 40))  # the left stranger, a little further on
-    assert app.new("door", [moved, right], 0.1) == []
-    assert app.new("door", [Seen(None, 0.2, (100, 100, 40, 40))], 0.2) != []
+def appearance(track_id=1, name=None, status="unknown", box=(1.04, 2.0, 30.0, 40.0)):
+    return Appearance(track_id, name, status, 0.0, 0.4, 5, 0.41234, 0.4, box)
 
 
 def test_event_body_has_no_image_unless_asked():
-    face = Seen(None, 0.41234, (1.04, 2.0, 30.0, 40.0))
-    event = person_event(face, "door", "pi")
-    assert event.keys() == {"name", "score", "camera", "time", "device", "box"}
-    assert (event["name"], event["score"], event["box"]) == ("unknown", 0.4123, [1.0, 2, 30, 40])
-    frame = np.full((100, 100, 3), 128, np.uint8)
-    assert len(person_event(face, "door", "pi", frame)["image"]) > 100  # base64 JPEG
+    event = person_event(appearance(), "door", "pi")
+    assert event.keys() == {"name", "status", "score", "camera", "time", "device", "box"}
+    assert (event["name"], event["status"]) == ("unknown", "unknown")
+    assert (event["score"], event["box"]) == (0.4123, [1.0, 2, 30, 40])
+    face = np.full((40, 30, 3), 128, np.uint8)
+    assert len(person_event(appearance(), "door", "pi", face)["image"]) > 100  # base64 JPEG
 
 
 @pytest.mark.parametrize(
@@ -82,9 +66,10 @@ def test_unreachable_broker_is_a_clear_error():
 
 def test_events_availability_and_discovery_on_a_real_broker(mosquitto, subscribe):
     sub = subscribe("facelens/#", "homeassistant/#")
+    tony = appearance(7, "Tony", "known", (0, 0, 9, 9))
     with MqttEvents(mosquitto.url, ["door"], device="pi", discovery=True) as events:
-        first = events.frame("door", [Seen("Tony", 0.91, (0, 0, 9, 9))], 0.0)
-        events.frame("door", [Seen("Tony", 0.93, (1, 0, 9, 9))], 0.5)  # same appearance
+        first = events.appearances("door", [tony])
+        assert events.appearances("door", [], [tony]) == []  # its end publishes nothing
         got = {topic: (json.loads(p) if p.startswith(b"{") else p.decode(), retain)
                for topic, p, retain in sub.drain()}  # fmt: skip
     assert got["facelens/devices/pi/availability"] == ("online", False)
@@ -93,9 +78,28 @@ def test_events_availability_and_discovery_on_a_real_broker(mosquitto, subscribe
     assert config["availability_topic"] == "facelens/devices/pi/availability"
     assert got["facelens/door/person"] == (first[0], False)
     assert first[0]["name"] == "Tony" and first[0]["camera"] == "door"
+    assert first[0]["status"] == "known" and first[0]["score"] == 0.4123
     # after close: offline, retained, so a dashboard that connects later knows
     late = subscribe("facelens/devices/#")
     assert late.get()[1:] == (b"offline", True)
+
+
+def test_an_image_is_the_face_even_when_decided_after_it_left(mosquitto, subscribe):
+    sub = subscribe("facelens/door/person")
+    image = np.zeros((120, 160, 3), np.uint8)
+    image[20:60, 30:70] = (0, 0, 255)  # the face: red
+    face = Identity((30.0, 20.0, 40.0, 40.0), 0.9, None, 0.3, None, track_id=3, label="deciding…")
+    seen = FrameResult(Frame(image, 0, "door", 0.0), [face], {})
+    gone = FrameResult(Frame(np.zeros_like(image), 9, "door", 0.0), [], {})
+    stranger = appearance(3, box=face.box)
+    with MqttEvents(mosquitto.url, ["door"], device="pi", images=True) as events:
+        assert events.frame("door", seen) == []  # not decided yet
+        # never confident: decided as it ends, frames after the face left the picture
+        (event,) = events.frame("door", replace(gone, decided=[stranger], appearances=[stranger]))
+    (message,) = sub.events()
+    assert message == event
+    pixels = cv2.imdecode(np.frombuffer(base64.b64decode(event["image"]), np.uint8), 1)
+    assert pixels.shape == (40, 40, 3) and pixels[..., 2].mean() > 200  # red, not black
 
 
 def test_last_will_says_offline_when_the_device_dies(mosquitto, subscribe):
@@ -110,7 +114,10 @@ def test_last_will_says_offline_when_the_device_dies(mosquitto, subscribe):
     try:
         assert proc.stdout.readline().strip() == "up"
         sub = subscribe("facelens/devices/dies/availability")
-        assert sub.get()[1:] == (b"online", True)
+        # live, or retained if the broker had it before we subscribed (a race either way)
+        assert sub.get()[1] == b"online"
+        late = subscribe("facelens/devices/dies/availability")  # the broker has it now
+        assert late.get()[1:] == (b"online", True)  # retained, for whoever connects later
         proc.kill()  # no goodbye: the broker sends the will
         assert sub.get()[1] == b"offline"
     finally:

@@ -57,13 +57,16 @@ def test_one_event_per_appearance_and_no_wrong_names(walk, detect_every):
     lens, walks, truth, clip, _ = walk
     with VideoSource(clip) as source:
         recognizer = lens.video(detect_every, fps=source.fps)
-        appearances, labels = [], []
+        appearances, decided, labels = [], [], []
         for frame in source:
             result = recognizer(frame)
             appearances += result.appearances
+            decided += result.decided
             for face in result.faces:
                 labels.append((face.label, owner(face.box, truth[frame.index])))
-        appearances += recognizer.finish()
+        end = recognizer.finish()
+        appearances += end.ended
+        decided += end.decided
 
     named = [(label, o) for label, o in labels if label not in (DECIDING, CANT_TELL, UNKNOWN)]
     wrong = [(label, o) for label, o in named if o is None or o.person != label]
@@ -84,6 +87,14 @@ def test_one_event_per_appearance_and_no_wrong_names(walk, detect_every):
         assert a.status == ("unknown" if a.name is None else "known")
         assert a.frames >= 30 and a.best_score >= a.mean_score > 0
         assert a.last_seen > a.first_seen
+    # each decided once, soon after it came into view (the doorbell rings on arrival),
+    # as what it is when it ends
+    assert sorted(a.track_id for a in decided) == sorted(a.track_id for a in appearances)
+    ended = {a.track_id: a for a in appearances}
+    for a in decided:
+        print(f"track {a.track_id} ({a.name}) decided after {a.last_seen - a.first_seen:.2f} s")
+        assert (a.name, a.status) == (ended[a.track_id].name, ended[a.track_id].status)
+        assert a.last_seen - a.first_seen < 0.5 and a.frames < ended[a.track_id].frames
 
 
 def test_a_blurred_face_is_cant_tell_not_a_guess(walk):
@@ -99,5 +110,5 @@ def test_a_blurred_face_is_cant_tell_not_a_guess(walk):
     assert labels and set(labels) == {CANT_TELL}
     (identity,) = lens.identify(frame_image)  # a photo: can't tell either, not a guess
     assert identity.name is None and "too blurred" in identity.problem
-    (appearance,) = recognizer.finish()
+    (appearance,) = recognizer.finish().ended
     assert appearance.name is None and appearance.status == "unclear"
