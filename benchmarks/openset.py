@@ -137,7 +137,7 @@ def calibrate_lfw(pipeline: Pipeline, lfw: Path, fpir: float = DEFAULT_FPIR) -> 
 
 def store(lens: FaceLens, cal: Calibration) -> None:
     """Store one calibration in another gallery, as ``edge calibrate`` would have."""
-    lens.gallery.set_threshold(lens.bundle.fingerprint, cal.to_dict(), cohort=cal.cohort)
+    lens.gallery.set_threshold(lens.fingerprint, cal.to_dict(), cohort=cal.cohort)
 
 
 def protocol(

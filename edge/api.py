@@ -30,6 +30,7 @@ from edge import paths
 from edge.bundle import DEFAULT_FORMAT, Bundle
 from edge.calibrate import DEFAULT_FPIR, Calibration, calibrate
 from edge.detect import Face, FaceDetector
+from edge.embedder import embedding_fingerprint, made_with_flip
 from edge.enroll import MAX_VIEWS, Enrolment, choose_views
 from edge.errors import GalleryError, ImageError
 from edge.faces import choose_face, rank_faces
@@ -134,7 +135,9 @@ class FaceLens:
     ``index`` is how the gallery is searched (see :class:`edge.matching.Matcher`: ``auto``
     is exact for small galleries, an in-memory FAISS index for large ones). ``flip``
     embeds every face with its mirror image too (see :class:`edge.embedder.Embedder`):
-    twice the model time for more faces named; enrol, calibrate and recognise alike.
+    twice the model time for more faces named. The gallery records it: ``flip=None``
+    follows a gallery's embeddings (or, with none yet, its calibration), else is off;
+    a ``flip`` that contradicts the gallery's embeddings is a :class:`GalleryError`.
     """
 
     def __init__(
@@ -149,13 +152,14 @@ class FaceLens:
         detect: bool = True,
         threshold: float | None = None,
         index: str = "auto",
-        flip: bool = False,
+        flip: bool | None = None,
     ) -> None:
         self._bundle_source = bundle  # None: the gallery's own bundle, else the default
         self.gallery_path = Path(gallery) if gallery is not None else paths.default_gallery_path()
         self._options: dict[str, Any] = dict(
-            fmt=fmt, runtime=runtime, threads=threads, detector=detector, detect=detect, flip=flip
+            fmt=fmt, runtime=runtime, threads=threads, detector=detector, detect=detect
         )
+        self._flip = flip  # None: as the gallery was made
         self._threshold_override = None if threshold is None else float(threshold)
         self._index = index
         self._pipeline: Pipeline | None = None
@@ -176,12 +180,42 @@ class FaceLens:
                     or self.gallery.bundle_path()  # what the gallery was enrolled with
                     or paths.default_bundle_dir()
                 )
-                self._pipeline = Pipeline.create(source, **self._options)
+                bundle = source if isinstance(source, Bundle) else Bundle.load(source)
+                flip = self._gallery_flip(bundle)
+                self._pipeline = Pipeline.create(bundle, flip=flip, **self._options)
             return self._pipeline
+
+    def _gallery_flip(self, bundle: Bundle) -> bool:
+        """Flip as the gallery's embeddings were made; refuses a ``flip`` that contradicts it."""
+        made = self.gallery.fingerprint()
+        if made is None:  # nothing enrolled: the option, else how a calibration was made
+            if self._flip is not None:
+                return self._flip
+            flipped = embedding_fingerprint(bundle.fingerprint, True)
+            return (
+                self.gallery.threshold(flipped) is not None
+                and self.gallery.threshold(bundle.fingerprint) is None
+            )
+        if made not in (embedding_fingerprint(bundle.fingerprint, f) for f in (False, True)):
+            return bool(self._flip)  # another bundle's gallery: the gallery says so on load
+        flip = made_with_flip(made)
+        if self._flip is not None and self._flip != flip:
+            made_how, option = ("with", "flip=False") if flip else ("without", "--flip (flip=True)")
+            raise GalleryError(
+                f"the gallery {self.gallery_path} holds embeddings made {made_how} flip (each "
+                f"face averaged with its mirror image), not as {option} asks: drop {option} to "
+                "follow the gallery, or re-enrol everyone into a new --gallery with it"
+            )
+        return flip
 
     @property
     def bundle(self) -> Bundle:
         return self.pipeline.bundle
+
+    @property
+    def fingerprint(self) -> str:
+        """What this lens's embeddings are bound to in the gallery (bundle, and flip)."""
+        return self.pipeline.embedder.fingerprint
 
     @property
     def gallery(self) -> Gallery:
@@ -202,7 +236,7 @@ class FaceLens:
     def _resolve_threshold(self) -> Threshold:
         if self._threshold_override is not None:
             return Threshold(self._threshold_override, "--threshold")
-        fingerprint = self.bundle.fingerprint
+        fingerprint = self.fingerprint
         stored = self.gallery.threshold(fingerprint)
         if stored is None:
             return Threshold(self.bundle.threshold, "bundle default")
@@ -224,7 +258,7 @@ class FaceLens:
         with self._lock:
             if self._matcher is None:
                 bundle = self.bundle
-                enrolled = self.gallery.load(bundle.fingerprint, bundle.name)
+                enrolled = self.gallery.load(self.fingerprint, bundle.name)
                 if len(enrolled.names) and enrolled.matrix.shape[1] != bundle.embedding_dim:
                     raise GalleryError(
                         f"the gallery {self.gallery_path} holds {enrolled.matrix.shape[1]}-d "
@@ -255,7 +289,8 @@ class FaceLens:
             else f"threshold {t.value:.3f} ({t.origin})"
         )
         return (
-            f"bundle {p.bundle.path} ({p.embedder.format} via {p.embedder.backend.runtime}), "
+            f"bundle {p.bundle.path} ({p.embedder.format} via {p.embedder.backend.runtime}"
+            f"{', flip' if p.embedder.flip else ''}), "
             f"detector {p.detector_name}, {rule}, {len(m)} people ({m.index.kind} search)"
         )
 
@@ -335,9 +370,7 @@ class FaceLens:
                 self.pipeline, name, photos, face, video=video, max_views=max_views
             )
             bundle = self.bundle
-            self.gallery.add(
-                name, enrolment.embeddings, bundle.fingerprint, bundle.name, bundle.path
-            )
+            self.gallery.add(name, enrolment.embeddings, self.fingerprint, bundle.name, bundle.path)
             self._matcher = None
             return enrolment
 
@@ -411,7 +444,7 @@ class FaceLens:
         with self._lock:
             self.gallery.check_writable()  # before minutes of embedding, not after
             bundle = self.bundle
-            enrolled = self.gallery.load(bundle.fingerprint, bundle.name)
+            enrolled = self.gallery.load(self.fingerprint, bundle.name)
             result = calibrate(
                 self.pipeline,
                 pairs,
@@ -421,7 +454,7 @@ class FaceLens:
                 fpir=fpir,
                 enrolled=(enrolled.names, enrolled.matrix) if enrolled.names else None,
             )
-            self.gallery.set_threshold(bundle.fingerprint, result.to_dict(), cohort=result.cohort)
+            self.gallery.set_threshold(self.fingerprint, result.to_dict(), cohort=result.cohort)
             self._threshold = self._matcher = None
             return result
 

@@ -72,6 +72,14 @@ def _add_engine(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="no face detection: the whole image is the face (the original notebook's mode)",
     )
+    p.add_argument(
+        "--flip",
+        action="store_true",
+        help="embed each face with its mirror image too: twice the model time per face, more "
+        "people named (faceres, LFW open set, 3 photos each: 97.4%% named / 97.3%% of strangers "
+        "rejected, against 97.1 / 96.7 without). Chosen for a new gallery or calibration; "
+        "afterwards the gallery decides (it records how its embeddings were made)",
+    )
 
 
 def _add_mqtt(p: argparse.ArgumentParser) -> None:
@@ -239,6 +247,7 @@ def _lens(args: argparse.Namespace) -> FaceLens:
             detect=not args.no_detect,
             threshold=getattr(args, "threshold", None),
             index=getattr(args, "index", "auto"),
+            flip=args.flip or None,  # not given: as the gallery was made
         )
     return FaceLens(getattr(args, "bundle", None), args.gallery, **engine)
 
@@ -477,7 +486,6 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     options = {} if args.fpir is None else {"fpir": args.fpir}
     with _lens(args) as lens:
         result = lens.calibrate(args.pairs, args.images, args.far, progress=True, **options)
-        bundle = lens.bundle
         print(
             f"threshold {result.cosine:.4f} ({result.how})\n"
             f"at this threshold: FAR {result.far:.4f}, TAR {result.tar:.4f}, "
@@ -486,7 +494,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         )
         if result.open_set is not None:
             print(_open_set_lines(result.open_set, len(lens.people())))
-        print(f"stored in {lens.gallery_path} for bundle {bundle.name} ({bundle.fingerprint})")
+        print(f"stored in {lens.gallery_path} for bundle {lens.bundle.name} ({lens.fingerprint})")
     return 0
 
 

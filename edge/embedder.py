@@ -10,6 +10,20 @@ from edge.backends import Backend, load_backend
 from edge.bundle import DEFAULT_FORMAT, RUNTIME_FORMATS, Bundle
 from edge.errors import BundleError
 
+# Appended to the bundle's fingerprint for flip embeddings: they are another kind of
+# embedding, so galleries and calibrations bind to it as to another model.
+FLIP_MARK = "+flip"
+
+
+def embedding_fingerprint(bundle_fingerprint: str, flip: bool) -> str:
+    """What embeddings of a bundle, with or without flip, are bound to in a gallery."""
+    return bundle_fingerprint + (FLIP_MARK if flip else "")
+
+
+def made_with_flip(fingerprint: str) -> bool:
+    """Whether an embedding fingerprint (see :attr:`Embedder.fingerprint`) is of flip TTA."""
+    return fingerprint.endswith(FLIP_MARK)
+
 
 def l2_normalize(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
     """Scale each row of ``x`` to unit length (rows of zeros stay zero)."""
@@ -25,7 +39,8 @@ class Embedder:
     practice): twice the model time for a steadier embedding. On LFW's one-photo
     open-set protocol it named 4.5 points more photos with dlib's network at the same
     rejection of strangers, and changed little with faceres (``benchmarks/openset.py
-    --flip``). Galleries, calibration and probes should be embedded the same way.
+    --flip``). Galleries, calibration and probes must be embedded the same way, so
+    :attr:`fingerprint` (what galleries bind to) tells the two kinds apart.
     """
 
     def __init__(
@@ -52,6 +67,15 @@ class Embedder:
     @property
     def dim(self) -> int:
         return self.bundle.embedding_dim
+
+    @property
+    def fingerprint(self) -> str:
+        """Identity of the embeddings made: the bundle's fingerprint, plus a mark for flip.
+
+        Galleries and calibrations are bound to it, so flip and plain embeddings are
+        never mixed; without flip it is the bundle's (older galleries keep working).
+        """
+        return embedding_fingerprint(self.bundle.fingerprint, self.flip)
 
     def prepare(self, crops: Sequence[np.ndarray]) -> np.ndarray:
         """BGR uint8 crops of any size -> the model's normalised (N, H, W, C) batch."""

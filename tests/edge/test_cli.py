@@ -310,3 +310,24 @@ def test_show_without_a_gui_is_a_clear_error(enrolled_home: Path, tiny_bundle, p
         home=enrolled_home, env={"DISPLAY": ""},
     )  # fmt: skip
     assert_clean_error(run, "--show needs a display")
+
+
+def test_enroll_with_flip_then_the_gallery_decides(tmp_path: Path, tiny_bundle, photos):
+    home = tmp_path / "home"
+    enrolled = photos["Tony_Blair"][0]
+    run = edge("enroll", "Tony", enrolled, "--bundle", tiny_bundle.path, "--flip", home=home)
+    assert run.returncode == 0, run.stderr
+    assert f"{tiny_bundle.fingerprint}+flip" in edge("people", home=home).stdout
+    # no --flip, no --bundle: the gallery's own bundle, embedded as its people were
+    run = edge("recognize", enrolled, "--json", home=home)
+    assert run.returncode == 0, run.stderr
+    assert ", flip)" in run.stderr
+    best = max((json.loads(x) for x in run.stdout.splitlines()[:-1]), key=lambda f: f["score"])
+    assert best["name"] == "Tony" and best["score"] > 0.99
+
+
+def test_flip_against_a_plain_gallery_is_a_clear_error(enrolled_home: Path, photos):
+    before = gallery_state(enrolled_home)
+    run = edge("recognize", photos["Tony_Blair"][0], "--flip", home=enrolled_home)
+    assert_clean_error(run, "made without flip")
+    assert "re-enrol" in run.stderr and gallery_state(enrolled_home) == before
