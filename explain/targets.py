@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.bundle import Bundle
-from edge.embedder import l2_normalize
+from edge.embedder import embedding_fingerprint, l2_normalize, made_with_flip
 from edge.errors import GalleryError
 from edge.gallery import Gallery
 
@@ -82,8 +82,15 @@ def self_target(features: np.ndarray) -> Target:
 
 
 def person_target(gallery: Path | str, bundle: Bundle, person: str) -> Target:
-    """Cosine to an enrolled person: the mean of their embeddings in an ``edge`` gallery."""
-    enrolled = Gallery(gallery).load(bundle.fingerprint, bundle.name)
+    """Cosine to an enrolled person: the mean of their embeddings in an ``edge`` gallery.
+
+    A gallery enrolled with flip TTA holds face-and-mirror averages of the same bundle:
+    their mean is still the person's direction, so it serves as the target too.
+    """
+    store = Gallery(gallery)
+    made = store.fingerprint()
+    flip = made is not None and made_with_flip(made)
+    enrolled = store.load(embedding_fingerprint(bundle.fingerprint, flip), bundle.name)
     rows = [i for i, name in enumerate(enrolled.names) if name == person]
     if not rows:
         people = sorted(set(enrolled.names)) or ["nobody yet"]

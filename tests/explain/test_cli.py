@@ -203,3 +203,21 @@ def test_an_out_that_is_a_file_or_read_only_is_refused_before_any_work(tmp_path)
         assert proc.returncode == 2 and "Traceback" not in proc.stderr
         assert says in proc.stderr.strip().splitlines()[-1]
     assert a_file.read_text() == "{}"
+
+
+def test_a_person_enrolled_with_flip_is_a_target_too(tiny_bundle, photos, tmp_path):
+    """A flip gallery binds its rows to the bundle's fingerprint + flip; explain finds them."""
+    from edge.embedder import Embedder
+    from edge.gallery import Gallery
+    from explain.faces import FaceLoader
+    from explain.targets import person_target
+
+    crop = FaceLoader(tiny_bundle.input_spec).load(photos[1]).pixels.astype("uint8")
+    flipped = Embedder(tiny_bundle, flip=True)
+    gallery = tmp_path / "people.db"
+    with Gallery(gallery) as g:
+        g.add("abdullah", flipped.embed([crop]), flipped.fingerprint, tiny_bundle.name)
+    target = person_target(gallery, tiny_bundle, "abdullah")
+    assert target.label == "cosine to enrolled abdullah"
+    score = target.score(flipped.embed([crop]))[0]
+    assert score > 0.999  # the same face, embedded the way the gallery was
