@@ -247,6 +247,11 @@ class OpenSetReport:
     genuine_comparisons: int
     impostor_comparisons: int
 
+    @property
+    def rule(self) -> str:
+        """The chosen rule's name, as the per-rule dictionaries above are keyed."""
+        return rule_name(self.open_set.norm, self.open_set.center)
+
     def to_dict(self) -> dict[str, Any]:
         d = {k: v for k, v in asdict(self).items() if k != "open_set"}
         d.update(self.open_set.settings())
@@ -271,7 +276,8 @@ def _far_curve(impostor: np.ndarray, points: int = 120) -> tuple[tuple[float, ..
     return tuple(thresholds.tolist()), tuple(measured.tolist())
 
 
-def _rule_name(norm: str, center: bool) -> str:
+def rule_name(norm: str, center: bool) -> str:
+    """A normalisation rule's name: ``s``, ``s, centred`` (centred on the cohort mean)..."""
     return f"{norm}, centred" if center else norm
 
 
@@ -422,7 +428,7 @@ def calibrate_open_set(
     for name in (norm,) if norm else NORMS:
         for center in (False, True):
             rule, genuine, impostor = rule_for(name, center)
-            key = _rule_name(name, center)
+            key = rule_name(name, center)
             table, delivered[key], several[key] = _measure(rule, held, embeddings, seed)
             rule = replace(rule, measured=table or None)
             tried[key] = (rule, genuine, impostor, _predicted_dir(rule, genuine, impostor, size)[1])

@@ -500,12 +500,37 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 def _open_set_lines(report: OpenSetReport, enrolled: int) -> str:
     """The open-set operating point ``edge calibrate`` chose, as the user reads it."""
+    from edge.calibrate import MULTI_VIEWS
+
     rule = report.open_set
     size = f"your {report.people} people" if enrolled else f"a gallery of {report.people}"
-    norms = ", ".join(f"{k} {v:.3f}" for k, v in report.by_norm.items())
+    several = report.several_view_dir
+
+    def tried(name: str, dir_one: float) -> str:
+        more = several.get(name)
+        return f"{name} {dir_one:.3f}" + (f" / {more:.3f}" if more is not None else "")
+
+    delivered = report.independence_fpir.get(report.rule, {})
     lines = [
-        f"open set: {rule.norm}-norm against {report.cohort_faces} cohort faces (predicted DIR "
-        f"at FPIR {rule.fpir:g} by normalisation: {norms}), margin {rule.margin:g}",
+        f"open set: {rule.norm}-norm{', centred on the cohort mean' if rule.center else ''} "
+        f"against {report.cohort_faces} cohort faces, margin {rule.margin:g}",
+        f"  rules tried, DIR at FPIR {rule.fpir:g} predicted from one photo each"
+        + (
+            f" / measured from {MULTI_VIEWS}"
+            if any(v is not None for v in several.values())
+            else ""
+        )
+        + ": "
+        + "; ".join(tried(k, v) for k, v in report.by_norm.items()),
+        *(
+            [
+                "  thresholds measured on simulated galleries of held-out people: the "
+                "per-comparison rule alone would have named "
+                + ", ".join(f"{f:.1%} of strangers ({w})" for w, f in delivered.items())
+            ]
+            if delivered
+            else []
+        ),
         f"for {size}: threshold {report.threshold:.3f} (normalised), predicted "
         f"DIR {report.dir:.3f} (named right) at FPIR {rule.fpir:g} (strangers named)"
         + (

@@ -48,3 +48,17 @@ def test_thresholds_are_measured_per_view_count_and_hold_for_new_strangers():
         return float(np.mean([m.name is not None for m in named]))
 
     assert fpir(rule) <= 0.1 < fpir(replace(rule, measured=None))  # measured 0.065 vs 0.13
+
+
+def test_calibrate_says_which_rule_it_chose_and_what_measuring_changed():
+    from edge.cli import _open_set_lines
+
+    report = calibrate_open_set(_faces(np.random.default_rng(1), 600, 5, "dev"), fpir=0.05)
+    text = _open_set_lines(report, enrolled=0)
+    rule = report.open_set
+    assert report.rule in report.by_norm  # the chosen rule is one of those tried
+    assert f"open set: {rule.norm}-norm" in text
+    assert ("centred on the cohort mean" in text) == rule.center
+    assert f"measured from {MULTI_VIEWS}" in text
+    delivered = report.independence_fpir[report.rule]
+    assert delivered and all(f"({where})" in text for where in delivered)
