@@ -239,6 +239,10 @@ class FaceLens:
         fingerprint = self.fingerprint
         stored = self.gallery.threshold(fingerprint)
         if stored is None:
+            if self.bundle.manifest.threshold.warning:  # a placeholder: say so wherever shown
+                return Threshold(
+                    self.bundle.threshold, "bundle default, NOT calibrated: run `edge calibrate`"
+                )
             return Threshold(self.bundle.threshold, "bundle default")
         cosine = float(stored["cosine"])
         cohort = self.gallery.cohort(fingerprint) if stored.get("open_set") else None

@@ -199,6 +199,11 @@ def test_cli_builds_a_bundle_and_prints_its_table(
     # 6 held-out faces hold too few pairs of one person: the threshold says it is a guess
     warning = bundle.manifest.threshold.warning
     assert "NOT calibrated" in warning and f"warning: {warning}" in lines
+    # ... and so does every edge command that reports its threshold, until calibrated
+    from edge.api import FaceLens
+
+    lens = FaceLens(out, tmp_path / "people.db", detector=yunet_path, threads=1)
+    assert "(bundle default, NOT calibrated: run `edge calibrate`)" in lens.describe()
 
 
 def _limit_file_size() -> None:
