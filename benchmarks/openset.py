@@ -52,7 +52,7 @@ from edge.calibrate import DEFAULT_FPIR, Calibration, calibrate
 from edge.errors import FacelensError, ImageError
 from edge.faces import rank_faces
 from edge.images import read_image
-from edge.matching import Matcher
+from edge.matching import Matcher, rule_label
 from edge.pipeline import Pipeline
 
 N_ENROLLED, N_UNKNOWN, MAX_PROBES = 150, 150, 4
@@ -276,7 +276,7 @@ def plot(results: list[dict[str, Any]], path: Path, title: str) -> None:
         for kind, style in (("open_set", "-"), ("cosine", ":")):
             fpir, dir_ = zip(*r["curve"][kind], strict=True)
             rule = r["calibration"]["open_set"]
-            name = f"{rule['norm']}-norm{' centred' if rule['center'] else ''} open set"
+            name = f"{rule_label(rule['norm'], rule['center'])} open set"
             label = f"{r['shots']}-shot, {name if kind == 'open_set' else 'raw cosine'}"
             ax.step(fpir, dir_, style, where="post", color=f"C{i}", label=label)
         op = r["open_set"]

@@ -250,7 +250,7 @@ class FaceLens:
             return Threshold(cosine, f"calibrated: {stored.get('how', 'edge calibrate')}")
         rule = OpenSet.from_settings(stored["open_set"], cohort)
         how = (
-            f"calibrated open set: {rule.norm}-norm{' (centred)' if rule.center else ''} "
+            f"calibrated open set: {rule.label} "
             f"against {len(cohort)} cohort faces, "
             f"FPIR {rule.fpir:g} for the gallery's size"
         )

@@ -512,7 +512,7 @@ def _open_set_lines(report: OpenSetReport, enrolled: int) -> str:
 
     delivered = report.independence_fpir.get(report.rule, {})
     lines = [
-        f"open set: {rule.norm}-norm{', centred on the cohort mean' if rule.center else ''} "
+        f"open set: {rule.label} "
         f"against {report.cohort_faces} cohort faces, margin {rule.margin:g}",
         f"  rules tried, DIR at FPIR {rule.fpir:g} predicted from one photo each"
         + (

@@ -57,6 +57,11 @@ from edge.index import SearchIndex, build_index
 NORMS = ("none", "z", "t", "s")
 
 
+def rule_label(norm: str, center: bool) -> str:
+    """How a normalisation rule is named to people: ``s-norm, centred on the cohort mean``."""
+    return f"{norm}-norm" + (", centred on the cohort mean" if center else "")
+
+
 def check_threshold(value: float, source: str = "--threshold") -> float:
     """A cosine threshold in (0, 1], or :class:`FacelensError` naming ``source``.
 
@@ -107,6 +112,11 @@ class OpenSet:
     def __post_init__(self) -> None:
         if self.norm not in NORMS:
             raise ValueError(f"unknown score normalisation {self.norm!r}: one of {NORMS}")
+
+    @property
+    def label(self) -> str:
+        """The rule as people read it (see :func:`rule_label`)."""
+        return rule_label(self.norm, self.center)
 
     @cached_property
     def _mean(self) -> np.ndarray | None:
