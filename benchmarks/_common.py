@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from edge.commandline import run_command
-from edge.detect import find_yunet
-from edge.errors import DetectorError, FacelensError
+from edge.base.errors import DetectorError, FacelensError
+from edge.cli.commandline import run_command
+from edge.faces.detect import find_yunet
 
 HERE = Path(__file__).resolve().parent
 # Scripts here are run as ``python benchmarks/NAME.py``, which puts this folder first on

@@ -1,4 +1,4 @@
-"""One face per photo, cut out exactly as a bundle's manifest says (DESIGN.md 'Which face')."""
+"""One face per photo, cut as a bundle's manifest says (docs/design.md, 'Which face')."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import cv2
 import numpy as np
 from _common import progress
 
-from edge.detect import FaceDetector, create_detector
-from edge.errors import CropError, NoFaceError
-from edge.faces import choose_face, dominant_face
-from edge.images import read_image
-from edge.preprocess import InputSpec, cut_face
+from edge.base.errors import CropError, NoFaceError
+from edge.faces.detect import FaceDetector, create_detector
+from edge.faces.dominant import choose_face, dominant_face
+from edge.media.images import read_image
+from edge.model.preprocess import InputSpec, cut_face
 
 
 def photo_crop(

@@ -18,7 +18,7 @@ import numpy as np
 from _common import one_line, peak_rss_mb, rss_mb, summarize_ms, time_ms
 from _runners import load_runner
 
-from edge.bundle import Bundle
+from edge.model.bundle import Bundle
 
 RESULT_PREFIX = "RESULT "
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.backends import load_backend
-from edge.bundle import Bundle
+from edge.model.backends import load_backend
+from edge.model.bundle import Bundle
 
 TF_FORMATS = ("keras", "savedmodel")
 # The float artifact that every other one is compared with, in order of preference.

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.calibrate import read_pairs as read_pair_list
-from edge.calibrate import threshold_at_far
+from edge.gallery.openset import read_pairs as read_pair_list
+from edge.gallery.openset import threshold_at_far
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ class Pairs:
 
 
 def read_pairs(path: Path, images: Path) -> Pairs:
-    """Read and check a pairs CSV (see :func:`edge.calibrate.read_pairs`), paths resolved."""
+    """Read and check a pairs CSV (see :func:`edge.gallery.openset.read_pairs`), paths resolved."""
     pairs = read_pair_list(path, images)
     return Pairs(
         [images / p.a for p in pairs],

@@ -35,11 +35,11 @@ from _faces import crop_photos
 from _runners import REFERENCE_FORMATS, load_runner, runtimes_for
 from _verification import Pairs, auc, kfold, read_pairs, roc, tar_at_far
 
-from edge.bundle import Bundle
-from edge.detect import create_detector
-from edge.embedder import l2_normalize
-from edge.errors import FacelensError
-from edge.preprocess import InputSpec
+from edge.base.errors import FacelensError
+from edge.base.numeric import l2_normalize
+from edge.faces.detect import create_detector
+from edge.model.bundle import Bundle
+from edge.model.preprocess import InputSpec
 
 DEFAULT_FORMATS = ("tflite-int8", "onnx-int8")
 COLUMNS = [

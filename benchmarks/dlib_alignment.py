@@ -37,12 +37,12 @@ from _verification import accuracy, read_pairs
 from accuracy import evaluate
 
 from convert.dlib_chips import DlibChipper
-from edge.bundle import Bundle
-from edge.detect import create_detector
-from edge.embedder import l2_normalize
-from edge.errors import FacelensError
-from edge.faces import rank_faces
-from edge.images import read_image
+from edge.base.errors import FacelensError
+from edge.base.numeric import l2_normalize
+from edge.faces.detect import create_detector
+from edge.faces.dominant import rank_faces
+from edge.media.images import read_image
+from edge.model.bundle import Bundle
 
 COLUMNS = [
     ("chips", "faces cut by", 0),

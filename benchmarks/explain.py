@@ -51,11 +51,11 @@ from _common import (
     write_json,
 )
 
-from edge.detect import create_detector
-from edge.embedder import Embedder
-from edge.errors import FacelensError
+from edge.base.errors import FacelensError
+from edge.faces.detect import create_detector
+from edge.model.embedder import Embedder
 from explain.base import embedder_features
-from explain.faces import FaceLoader
+from explain.crops import FaceLoader
 from explain.filters import (
     LayerActivation,
     ascent_precision,

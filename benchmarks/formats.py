@@ -40,11 +40,11 @@ from _faces import prepare_photos
 from _formats_worker import RESULT_PREFIX
 from _runners import REFERENCE_FORMATS, runtimes_for
 
-from edge.bundle import Bundle
-from edge.detect import create_detector
-from edge.embedder import l2_normalize
-from edge.errors import FacelensError
-from edge.images import list_images
+from edge.base.errors import FacelensError
+from edge.base.numeric import l2_normalize
+from edge.faces.detect import create_detector
+from edge.media.images import list_images
+from edge.model.bundle import Bundle
 
 COLUMNS = [
     ("format", "format", 0),

@@ -7,7 +7,7 @@ Targets, each through the function the commands call on that input:
 
 - images: every format OpenCV reads (JPEG, PNG, WebP, AVIF, TIFF, JPEG 2000, BMP, GIF,
   PNM/PAM/PFM, HDR, Sun raster) encoded from one photo, then bit flips, truncations,
-  header fields set to huge/zero values, spliced chunks -> ``edge.images.decode_image``;
+  header fields set to huge/zero values, spliced chunks -> ``edge.media.images.decode_image``;
 - manifests: JSON mutations of a real bundle's manifest -> ``Bundle.load`` and the
   embedder, one face embedded;
 - galleries: bytes of a real gallery and its key file mutated -> ``people``, ``load``
@@ -42,14 +42,14 @@ from typing import Any
 import cv2
 import numpy as np
 
-from edge import argtypes
-from edge.bundle import Bundle
-from edge.calibrate import read_pairs
-from edge.commandline import run_command
-from edge.errors import FacelensError
-from edge.gallery import Gallery
-from edge.images import decode_image
-from edge.names import check_name, escape
+from edge.base.errors import FacelensError
+from edge.base.names import check_name, escape
+from edge.cli import argtypes
+from edge.cli.commandline import run_command
+from edge.gallery.openset import read_pairs
+from edge.gallery.store import Gallery
+from edge.media.images import decode_image
+from edge.model.bundle import Bundle
 
 IMAGE_FORMATS = (
     ".jpg", ".png", ".webp", ".avif", ".tiff", ".jp2", ".bmp", ".gif",
@@ -191,7 +191,7 @@ def _json_mutations(value: Any, rng: random.Random) -> Any:
 
 
 def fuzz_manifests(f: Fuzz, rng: random.Random, count: int, bundle: Path, work: Path) -> None:
-    from edge.embedder import Embedder
+    from edge.model.embedder import Embedder
 
     manifest = json.loads((bundle / "manifest.json").read_text())
     crop = photo()

@@ -41,14 +41,14 @@ from _common import (
     write_json,
 )
 
-from edge.bundle import Bundle
-from edge.embedder import l2_normalize
-from edge.errors import FacelensError
-from edge.gallery import Gallery
-from edge.images import read_image
-from edge.index import KINDS, set_threads
-from edge.matching import Matcher
-from edge.pipeline import Pipeline
+from edge.base.errors import FacelensError
+from edge.base.numeric import l2_normalize
+from edge.gallery.index import KINDS, set_threads
+from edge.gallery.matching import Matcher
+from edge.gallery.store import Gallery
+from edge.media.images import read_image
+from edge.model.bundle import Bundle
+from edge.model.pipeline import Pipeline
 
 FP = "benchmark0000000"
 SIZE_LIMITS = {"hnsw": 200_000, "flat": 10_000_000}  # HNSW's build is minutes past this

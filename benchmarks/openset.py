@@ -47,13 +47,13 @@ from _common import (
 )
 
 from edge.api import FaceLens
-from edge.bundle import DEFAULT_FORMAT, Bundle
-from edge.calibrate import DEFAULT_FPIR, Calibration, calibrate
-from edge.errors import FacelensError, ImageError
-from edge.faces import rank_faces
-from edge.images import read_image
-from edge.matching import Matcher, rule_label
-from edge.pipeline import Pipeline
+from edge.base.errors import FacelensError, ImageError
+from edge.faces.dominant import rank_faces
+from edge.gallery.matching import Matcher, rule_label
+from edge.gallery.openset import DEFAULT_FPIR, Calibration, calibrate
+from edge.media.images import read_image
+from edge.model.bundle import DEFAULT_FORMAT, Bundle
+from edge.model.pipeline import Pipeline
 
 N_ENROLLED, N_UNKNOWN, MAX_PROBES = 150, 150, 4
 AUGMENTATIONS: dict[str, Callable[[np.ndarray], list[np.ndarray]]] = {}

@@ -52,11 +52,11 @@ from _common import (
 from _verification import Pairs, accuracy, auc, kfold, read_pairs, roc
 
 from edge.api import FaceLens
-from edge.bundle import DEFAULT_FORMAT, Bundle
-from edge.detect import Face
-from edge.errors import FacelensError
-from edge.faces import rank_faces
-from edge.images import read_image
+from edge.base.errors import FacelensError
+from edge.faces.detect import Face
+from edge.faces.dominant import rank_faces
+from edge.media.images import read_image
+from edge.model.bundle import DEFAULT_FORMAT, Bundle
 
 STAGES = ("decode", "detect", "align", "embed")
 DLIB_TOLERANCE = 0.6  # face_recognition.compare_faces' default euclidean distance

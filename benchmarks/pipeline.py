@@ -4,7 +4,7 @@ Part 1 runs edge's own recognition loop (video decode -> detect -> align -> embe
 match, as ``edge recognize`` does) on three generated clips with 0, 1 and 4 faces per
 frame (LFW photos pasted on a background, the people enrolled from *other* photos of
 them into an encrypted gallery): FPS and per-stage latency, per frame as for photos.
-The clips with faces are then run as a video is (``edge.video.VideoRecognizer``): full
+The clips with faces are then run as a video is (``edge.video.recognizer.VideoRecognizer``): full
 detection every ``--detect-every`` frames, tracks followed in between, with the faces
 missed against full-frame detection on every frame.
 
@@ -45,17 +45,18 @@ from _common import (
     write_json,
 )
 
-from edge.api import STAGES, FaceLens
-from edge.bundle import DEFAULT_FORMAT, Bundle
-from edge.embedder import l2_normalize
-from edge.errors import FacelensError
-from edge.images import read_image
-from edge.matching import Matcher
-from edge.run import recognize_frame, run_to_end
-from edge.sources import VideoSource
-from edge.stats import RunStats
-from edge.track import iou
-from edge.video import VideoRecognizer
+from edge.api import FaceLens
+from edge.base.errors import FacelensError
+from edge.base.numeric import l2_normalize
+from edge.gallery.matching import Matcher
+from edge.media.images import read_image
+from edge.media.sources import VideoSource
+from edge.model.bundle import DEFAULT_FORMAT, Bundle
+from edge.results import STAGES
+from edge.video.loop import recognize_frame, run_to_end
+from edge.video.recognizer import VideoRecognizer
+from edge.video.stats import RunStats
+from edge.video.track import iou
 
 FRAME_W, FRAME_H = 640, 480
 FACE_COUNTS = (0, 1, 4)

@@ -37,9 +37,9 @@ from _verification import Pairs, auc, kfold, read_pairs
 from convert.fidelity import keras_features
 from convert.models import load_backbone
 from convert.projection import fit_pca
-from edge.detect import create_detector
-from edge.embedder import l2_normalize
-from edge.images import list_images
+from edge.base.numeric import l2_normalize
+from edge.faces.detect import create_detector
+from edge.media.images import list_images
 
 COLUMNS = [
     ("embedding", "embedding", 0),

@@ -37,7 +37,7 @@ from _common import (
     write_json,
 )
 
-from edge.errors import FacelensError
+from edge.base.errors import FacelensError
 
 COLUMNS = [
     ("clients", "clients", 0),
@@ -67,7 +67,7 @@ def free_port() -> int:
 
 def start(args: argparse.Namespace, home: Path, token: str) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    cmd = [sys.executable, "-m", "edge.cli", "serve", "--bundle", str(args.bundle)]
+    cmd = [sys.executable, "-m", "edge.cli.main", "serve", "--bundle", str(args.bundle)]
     cmd += ["--port", str(port), "--threads", str(args.threads)]
     if args.detector:
         cmd += ["--detector", str(args.detector)]

@@ -19,18 +19,18 @@ import numpy as np
 from tqdm import tqdm
 
 from convert._quiet import progress_stream, quiet_tensorflow_warnings
-from convert.faces import FaceSet, calibration_and_eval, require_images
+from convert.calibration_set import FaceSet, calibration_and_eval, require_images
 from convert.fidelity import artifact_features, cosine_stats, keras_features
-from convert.formats import Calibration, Exporter
+from convert.formats import Exporter, QuantCalibration
 from convert.models import Backbone, load_backbone
 from convert.projection import project
 from convert.report import UNTRAINED_BANNER, format_table
 from convert.threshold import choose_threshold
-from edge.bundle import ARTIFACT_FILES, MANIFEST_NAME, Bundle, sha256_path
-from edge.errors import FacelensError
-from edge.manifest import Artifact, Fidelity, Manifest, ProjectionInfo, Source
-from edge.paths import cannot_write
-from edge.preprocess import CropRule, InputSpec
+from edge.base.errors import FacelensError
+from edge.base.paths import cannot_write
+from edge.model.bundle import ARTIFACT_FILES, MANIFEST_NAME, Bundle, sha256_path
+from edge.model.manifest import Artifact, Fidelity, Manifest, ProjectionInfo, Source
+from edge.model.preprocess import CropRule, InputSpec
 
 log = logging.getLogger(__name__)
 ALL_FORMATS = tuple(ARTIFACT_FILES)
@@ -131,7 +131,7 @@ def build_bundle(
         artifacts, failed, reference = _convert_all(
             backbone,
             formats,
-            Calibration(cal.batch, str(cal.root), progress),
+            QuantCalibration(cal.batch, str(cal.root), progress),
             held,
             tmp,
             min_cosine,
@@ -248,7 +248,7 @@ def _tools() -> dict[str, str]:
 def _convert_all(
     backbone: Backbone,
     formats: list[str],
-    calibration: Calibration,
+    calibration: QuantCalibration,
     held: FaceSet,
     tmp: Path,
     min_cosine: float,

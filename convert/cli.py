@@ -6,9 +6,9 @@ import argparse
 from pathlib import Path
 
 from convert.report import format_table
-from edge import argtypes
-from edge.bundle import ARTIFACT_FILES
-from edge.commandline import run_command
+from edge.cli import argtypes
+from edge.cli.commandline import run_command
+from edge.model.bundle import ARTIFACT_FILES
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -91,7 +91,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``python -m convert``; see :mod:`edge.commandline` for exit codes."""
+    """Entry point of ``python -m convert``; see :mod:`edge.cli.commandline` for exit codes."""
     args = parse_args(argv)
     return run_command(lambda: _build(args), interrupted="nothing was written")
 

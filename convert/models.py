@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 
 from convert._quiet import deprecations_silenced, load_tensorflow
-from edge.bundle import sha256_path
-from edge.errors import FacelensError
-from edge.preprocess import CropRule, InputSpec
+from edge.base.errors import FacelensError
+from edge.model.bundle import sha256_path
+from edge.model.preprocess import CropRule, InputSpec
 
 load_tensorflow()  # before Keras imports it: TensorFlow's native start-up banner stays quiet
 import keras  # noqa: E402

@@ -20,12 +20,12 @@ import numpy as np
 from tqdm import tqdm
 
 from convert._quiet import progress_stream
-from convert.faces import collect_faces, require_images
+from convert.calibration_set import collect_faces, require_images
 from convert.fidelity import keras_features
 from convert.models import Backbone, ModelError
-from edge.detect import create_detector
-from edge.embedder import l2_normalize
-from edge.manifest import FaceSetInfo, ProjectionInfo
+from edge.base.numeric import l2_normalize
+from edge.faces.detect import create_detector
+from edge.model.manifest import FaceSetInfo, ProjectionInfo
 
 FACES_PER_STEP = 64  # crops held at once while fitting (a VGG16 crop is 600 KB)
 WHITEN_FLOOR = 1e-3  # whitening divides by sqrt(variance + floor x mean variance kept)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from edge.manifest import Artifact
+    from edge.model.manifest import Artifact
 
 UNTRAINED_BANNER = (
     "!! UNTRAINED WEIGHTS: this bundle's model was randomly initialised (seeded), not "

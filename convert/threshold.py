@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from edge.calibrate import threshold_at_far
-from edge.embedder import l2_normalize
-from edge.manifest import DEFAULT_THRESHOLD, ThresholdChoice
+from edge.base.numeric import l2_normalize
+from edge.gallery.openset import threshold_at_far
+from edge.model.manifest import DEFAULT_THRESHOLD, ThresholdChoice
 
 TARGET_FAR = 1e-2
 MIN_PAIRS = 10  # fewer genuine pairs than this cannot place a threshold usefully

@@ -21,28 +21,28 @@ from typing import TYPE_CHECKING, Any
 # public name -> the module that defines it
 _EXPORTS = {
     "FaceLens": "edge.api",
-    "Verification": "edge.api",
-    "EnrolledPhoto": "edge.enroll",
-    "Enrolment": "edge.enroll",
-    "Appearance": "edge.track",
-    "Identity": "edge.api",
-    "Recognition": "edge.api",
-    "Threshold": "edge.api",
-    "Face": "edge.detect",
-    "Bundle": "edge.bundle",
-    "Manifest": "edge.manifest",
-    "PersonInfo": "edge.gallery",
-    "Calibration": "edge.calibrate",
-    "annotate": "edge.draw",
-    "FacelensError": "edge.errors",
-    "BundleError": "edge.errors",
-    "ImageError": "edge.errors",
-    "NoFaceError": "edge.errors",
-    "AmbiguousFacesError": "edge.errors",
-    "CropError": "edge.errors",
-    "DetectorError": "edge.errors",
-    "GalleryError": "edge.errors",
-    "SourceError": "edge.errors",
+    "Verification": "edge.results",
+    "EnrolledPhoto": "edge.gallery.enroll",
+    "Enrolment": "edge.gallery.enroll",
+    "Appearance": "edge.video.track",
+    "Identity": "edge.results",
+    "Recognition": "edge.results",
+    "Threshold": "edge.results",
+    "Face": "edge.faces.detect",
+    "Bundle": "edge.model.bundle",
+    "Manifest": "edge.model.manifest",
+    "PersonInfo": "edge.gallery.store",
+    "Calibration": "edge.gallery.openset",
+    "annotate": "edge.video.draw",
+    "FacelensError": "edge.base.errors",
+    "BundleError": "edge.base.errors",
+    "ImageError": "edge.base.errors",
+    "NoFaceError": "edge.base.errors",
+    "AmbiguousFacesError": "edge.base.errors",
+    "CropError": "edge.base.errors",
+    "DetectorError": "edge.base.errors",
+    "GalleryError": "edge.base.errors",
+    "SourceError": "edge.base.errors",
 }
 __all__ = [  # the same names as _EXPORTS, spelled out for linters and type checkers
     "AmbiguousFacesError",
@@ -71,13 +71,8 @@ __all__ = [  # the same names as _EXPORTS, spelled out for linters and type chec
 ]
 
 if TYPE_CHECKING:
-    from edge.api import FaceLens, Identity, Recognition, Threshold, Verification
-    from edge.bundle import Bundle
-    from edge.calibrate import Calibration
-    from edge.detect import Face
-    from edge.draw import annotate
-    from edge.enroll import EnrolledPhoto, Enrolment
-    from edge.errors import (
+    from edge.api import FaceLens
+    from edge.base.errors import (
         AmbiguousFacesError,
         BundleError,
         CropError,
@@ -88,9 +83,15 @@ if TYPE_CHECKING:
         NoFaceError,
         SourceError,
     )
-    from edge.gallery import PersonInfo
-    from edge.manifest import Manifest
-    from edge.track import Appearance
+    from edge.faces.detect import Face
+    from edge.gallery.enroll import EnrolledPhoto, Enrolment
+    from edge.gallery.openset import Calibration
+    from edge.gallery.store import PersonInfo
+    from edge.model.bundle import Bundle
+    from edge.model.manifest import Manifest
+    from edge.results import Identity, Recognition, Threshold, Verification
+    from edge.video.draw import annotate
+    from edge.video.track import Appearance
 
 
 def __getattr__(name: str) -> Any:

@@ -20,91 +20,32 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 
-from edge import paths
-from edge.bundle import DEFAULT_FORMAT, Bundle
-from edge.calibrate import DEFAULT_FPIR, Calibration, calibrate
-from edge.detect import Face, FaceDetector
-from edge.embedder import embedding_fingerprint, made_with_flip
-from edge.enroll import MAX_VIEWS, Enrolment, choose_views
-from edge.errors import GalleryError, ImageError
-from edge.faces import choose_face, rank_faces
-from edge.gallery import Gallery, PersonInfo
-from edge.images import read_image
-from edge.matching import Matcher, OpenSet
-from edge.names import check_name
-from edge.pipeline import Pipeline
-from edge.quality import MIN_DECIDE_PX, assess
+from edge.base import paths
+from edge.base.errors import GalleryError, ImageError
+from edge.base.names import check_name
+from edge.faces.detect import Face, FaceDetector
+from edge.faces.dominant import choose_face, rank_faces
+from edge.faces.quality import MIN_DECIDE_PX, assess
+from edge.gallery.enroll import MAX_VIEWS, Enrolment, choose_views
+from edge.gallery.matching import Matcher, OpenSet
+from edge.gallery.openset import DEFAULT_FPIR, Calibration, calibrate
+from edge.gallery.store import Gallery, PersonInfo
+from edge.media.images import read_image
+from edge.model.bundle import DEFAULT_FORMAT, Bundle
+from edge.model.embedder import embedding_fingerprint, made_with_flip
+from edge.model.pipeline import Pipeline
+from edge.results import STAGES, Identity, Recognition, Threshold, Verification
 
-if TYPE_CHECKING:  # edge.video builds on this module
-    from edge.video import VideoRecognizer
+if TYPE_CHECKING:  # edge.video.recognizer builds on this module
+    from edge.video.recognizer import VideoRecognizer
 
 Image = Union[str, Path, np.ndarray]  # noqa: UP007 - a runtime alias, also on Python 3.10
 FaceChoice = Union[int, Face, None]  # noqa: UP007
-
-# The stages :meth:`FaceLens.recognize` times, in order ("decode" only for a file).
-STAGES = ("decode", "detect", "align", "embed", "match")
-
-
-@dataclass(frozen=True)
-class Verification:
-    """Are two photos of the same person? ``score`` is the cosine of their dominant faces."""
-
-    same: bool
-    score: float
-    threshold: float
-
-
-@dataclass(frozen=True)
-class Identity:
-    """One face found in an image and who it is.
-
-    ``name`` is ``None`` for someone unknown (below the threshold); ``nearest`` is the
-    closest enrolled person either way and ``score`` the cosine to them. ``problem``
-    says why a face is too small or blurred to decide on ("can't tell": ``name`` is
-    then ``None``, not a guess). In a video, ``track_id`` is the face's track and
-    ``label`` the track's decision so far (a name, "unknown", "deciding…" or
-    "can't tell"; see :mod:`edge.track`).
-    """
-
-    box: tuple[float, float, float, float]  # x, y, width, height in image pixels
-    detection_score: float
-    name: str | None
-    score: float
-    nearest: str | None
-    problem: str | None = None
-    track_id: int | None = None
-    label: str | None = None
-
-
-@dataclass(frozen=True)
-class Recognition:
-    """Every face of one image, named, with each stage's time in milliseconds.
-
-    ``embeddings`` holds one unit-length row per face (what tracking follows).
-    """
-
-    faces: list[Identity]
-    ms: dict[str, float]
-    embeddings: np.ndarray | None = None
-
-
-@dataclass(frozen=True)
-class Threshold:
-    """The threshold in use and where it came from, for the user.
-
-    With an ``open_set`` rule (stored by calibration) that rule decides and ``value``
-    is the calibrated cosine, kept for :meth:`FaceLens.verify`.
-    """
-
-    value: float
-    origin: str
-    open_set: OpenSet | None = None
 
 
 def load_image(image: Image, name: str | None = None) -> tuple[np.ndarray, str]:
@@ -132,9 +73,9 @@ class FaceLens:
     choose the artifact and how it runs; ``detector`` is a YuNet file or a detector
     object; ``detect=False`` uses the whole image as the face (the notebook's mode);
     ``threshold`` overrides the gallery's calibrated and the bundle's default cosine;
-    ``index`` is how the gallery is searched (see :class:`edge.matching.Matcher`: ``auto``
+    ``index`` is how the gallery is searched (see :class:`edge.gallery.matching.Matcher`: ``auto``
     is exact for small galleries, an in-memory FAISS index for large ones). ``flip``
-    embeds every face with its mirror image too (see :class:`edge.embedder.Embedder`):
+    embeds every face with its mirror image too (see :class:`edge.model.embedder.Embedder`):
     twice the model time for more faces named. The gallery records it: ``flip=None``
     follows a gallery's embeddings (or, with none yet, its calibration), else is off;
     a ``flip`` that contradicts the gallery's embeddings is a :class:`GalleryError`.
@@ -468,7 +409,7 @@ class FaceLens:
         Full detection every ``detect_every`` frames (default 5), faces followed in
         between; ``fps`` (a file's frame rate) makes appearance times seconds into it.
         """
-        from edge.video import DETECT_EVERY, VideoRecognizer
+        from edge.video.recognizer import DETECT_EVERY, VideoRecognizer
 
         return VideoRecognizer(self, detect_every or DETECT_EVERY, fps)
 

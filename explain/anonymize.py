@@ -19,11 +19,11 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from edge.embedder import l2_normalize
-from edge.errors import FacelensError, ImageError
-from edge.images import list_images, read_image
+from edge.base.errors import FacelensError, ImageError
+from edge.base.numeric import l2_normalize
+from edge.media.images import list_images, read_image
 from explain.base import FeatureFn
-from explain.faces import FaceCrop, FaceLoader
+from explain.crops import FaceCrop, FaceLoader
 from explain.regions import FaceFrame, anonymisation_masks
 
 MASKS = ("none", "eyes", "eyes_nose", "full_face", "blur")

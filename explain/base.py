@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm import tqdm
 
-from edge.embedder import Embedder
-from edge.preprocess import InputSpec
+from edge.model.embedder import Embedder
+from edge.model.preprocess import InputSpec
 from explain.targets import Target
 
 FeatureFn = Callable[[np.ndarray], np.ndarray]

@@ -11,9 +11,9 @@ import argparse
 import logging
 from pathlib import Path
 
-from edge import argtypes
-from edge.bundle import RUNTIME_FORMATS
-from edge.commandline import run_command
+from edge.cli import argtypes
+from edge.cli.commandline import run_command
+from edge.model.bundle import RUNTIME_FORMATS
 from explain.precision import PRECISIONS
 
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from edge.detect import create_detector
-from edge.embedder import l2_normalize
-from edge.errors import FacelensError, ImageError
+from edge.base.errors import FacelensError, ImageError
+from edge.base.numeric import l2_normalize
+from edge.faces.detect import create_detector
 from explain import figures
 from explain.anonymize import MASKS, pick_people, prepare_probes, study
 from explain.base import FeatureFn, HeatmapMethod
@@ -27,7 +27,7 @@ from explain.compare import (
     failures,
     report_markdown,
 )
-from explain.faces import FaceCrop, FaceLoader
+from explain.crops import FaceCrop, FaceLoader
 from explain.filters import default_filter_layers, maximize_filters, pattern_stats
 from explain.gradcam import GradCAM, spatial_layers
 from explain.inputs import (

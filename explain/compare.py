@@ -16,11 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from edge.bundle import RUNTIME_FORMATS, Bundle
-from edge.embedder import Embedder
-from edge.errors import BundleError
+from edge.base.errors import BundleError
+from edge.model.bundle import RUNTIME_FORMATS, Bundle
+from edge.model.embedder import Embedder
 from explain.base import FeatureFn, embedder_features
-from explain.faces import FaceCrop
+from explain.crops import FaceCrop
 from explain.gradcam import GradCAM
 from explain.metrics import cosine, deletion_insertion, spearman, ssim, top_iou
 from explain.models import ExplainModel

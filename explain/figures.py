@@ -10,7 +10,7 @@ matplotlib.use("Agg")  # files only; no display needed
 import matplotlib.pyplot as plt
 import numpy as np
 
-from explain.faces import FaceCrop
+from explain.crops import FaceCrop
 
 
 def _rgb(pixels: np.ndarray) -> np.ndarray:

@@ -22,8 +22,8 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from edge.errors import FacelensError
-from edge.preprocess import InputSpec
+from edge.base.errors import FacelensError
+from edge.model.preprocess import InputSpec
 from explain.gradcam import check_layer, conv_layers, spatial_layers
 from explain.metrics import spearman, ssim
 from explain.precision import fastest_safe_precision, resolve_precision

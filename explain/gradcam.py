@@ -13,9 +13,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from edge.embedder import l2_normalize
-from edge.errors import FacelensError
-from edge.preprocess import InputSpec
+from edge.base.errors import FacelensError
+from edge.base.numeric import l2_normalize
+from edge.model.preprocess import InputSpec
 from explain.base import HeatmapMethod
 from explain.targets import Target
 

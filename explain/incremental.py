@@ -22,8 +22,8 @@ import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 from tensorflow.lite.python import schema_py_generated as schema
 
-from edge.backends import Backend
-from edge.embedder import Embedder
+from edge.model.backends import Backend
+from edge.model.embedder import Embedder
 from explain.base import Features
 from explain.stages import Geometry, Interval, Stage, cut, read, submodel
 

@@ -14,12 +14,12 @@ from typing import Any
 
 import numpy as np
 
-from edge.detect import create_detector
-from edge.embedder import Embedder
-from edge.errors import FacelensError, ImageError
-from edge.images import list_images
+from edge.base.errors import FacelensError, ImageError
+from edge.faces.detect import create_detector
+from edge.media.images import list_images
+from edge.model.embedder import Embedder
 from explain.base import FeatureFn, Features, embedder_features
-from explain.faces import FaceCrop, FaceLoader
+from explain.crops import FaceCrop, FaceLoader
 from explain.models import ExplainModel, from_bundle, load_keras_model, vgg16_classifier
 from explain.regions import region_masks, region_scores
 from explain.targets import (

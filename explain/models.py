@@ -14,10 +14,10 @@ import numpy as np
 import tensorflow as tf
 
 from convert.models import load_backbone
-from edge.bundle import Bundle
-from edge.errors import BundleError
-from edge.manifest import Source
-from edge.preprocess import InputSpec
+from edge.base.errors import BundleError
+from edge.model.bundle import Bundle
+from edge.model.manifest import Source
+from edge.model.preprocess import InputSpec
 from explain.base import Features
 
 # The notebook's Grad-CAM layers for VGG16.

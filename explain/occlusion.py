@@ -18,7 +18,7 @@ import numpy as np
 from scipy import ndimage
 from tqdm import tqdm
 
-from edge.errors import FacelensError
+from edge.base.errors import FacelensError
 from explain.base import FeatureFn, Features, HeatmapMethod
 from explain.targets import Target
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from functools import cache
 from pathlib import Path
 
-from edge.errors import FacelensError
+from edge.base.errors import FacelensError
 
 PRECISIONS = ("auto", "float32", "bfloat16")
 # Linux /proc/cpuinfo flags of native bfloat16 arithmetic (oneDNN's AVX-512 BF16 and AMX).

@@ -13,10 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.bundle import Bundle
-from edge.embedder import embedding_fingerprint, l2_normalize, made_with_flip
-from edge.errors import GalleryError
-from edge.gallery import Gallery
+from edge.base.errors import GalleryError
+from edge.base.numeric import l2_normalize
+from edge.gallery.store import Gallery
+from edge.model.bundle import Bundle
+from edge.model.embedder import embedding_fingerprint, made_with_flip
 
 
 @dataclass(frozen=True)

@@ -92,7 +92,7 @@ PREBUILT = os.environ.get("FACELENS_TEST_BUNDLES")
 
 
 def _prebuilt(name: str):
-    from edge.bundle import Bundle
+    from edge.model.bundle import Bundle
 
     path = Path(PREBUILT) / name
     if not (path / "manifest.json").is_file():
@@ -112,7 +112,7 @@ def _source_digest() -> str:
 def _cached_bundle(name: str, **params):
     """Build a bundle with ``convert.build_bundle(**params)`` once per source version."""
     from convert import build_bundle
-    from edge.bundle import Bundle
+    from edge.model.bundle import Bundle
 
     key = hashlib.sha256(
         (_source_digest() + json.dumps(params, sort_keys=True, default=str)).encode()

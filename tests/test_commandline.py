@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 import convert.cli
-import edge.cli
+import edge.cli.main
 import explain.cli
-from edge.commandline import EXIT_ERROR, EXIT_INTERRUPTED, run_command
-from edge.errors import GalleryError
+from edge.base.errors import GalleryError
+from edge.cli.commandline import EXIT_ERROR, EXIT_INTERRUPTED, run_command
 
 
 def _raising(exc: BaseException):
@@ -20,11 +20,11 @@ def _raising(exc: BaseException):
 
 def _run_each(monkeypatch, exc: BaseException) -> list[int]:
     """Make one command of edge, convert and explain raise ``exc``; their exit codes."""
-    monkeypatch.setitem(edge.cli.COMMANDS, "people", _raising(exc))
+    monkeypatch.setitem(edge.cli.main.COMMANDS, "people", _raising(exc))
     monkeypatch.setattr(convert.cli, "_build", _raising(exc))
     monkeypatch.setattr(explain.cli, "_run", _raising(exc))
     return [
-        edge.cli.main(["people"]),
+        edge.cli.main.main(["people"]),
         convert.cli.main(["--out", "b", "--calibration", "c"]),
         explain.cli.main(["filters", "--model", "vgg16"]),
     ]

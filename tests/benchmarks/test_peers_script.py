@@ -47,7 +47,7 @@ def test_both_tools_on_the_same_photos(dlib_bundle, tmp_path, run_script, read_r
 def test_without_face_recognition_it_says_how_to_install_it(monkeypatch):
     import peers
 
-    from edge.errors import FacelensError
+    from edge.base.errors import FacelensError
 
     monkeypatch.setitem(sys.modules, "face_recognition", None)  # import now fails
     with pytest.raises(FacelensError, match="uv sync --group peers"):

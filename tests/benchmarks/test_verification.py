@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from _verification import auc, best_threshold, fold_ids, kfold, read_pairs, roc, tar_at_far
 
-from edge.errors import FacelensError
+from edge.base.errors import FacelensError
 
 
 def test_separable_scores_give_full_accuracy_and_auc():

@@ -7,12 +7,13 @@ import json
 import numpy as np
 import pytest
 
-from edge.bundle import ARTIFACT_FILES, RUNTIME_FORMATS, Bundle
-from edge.detect import create_detector
-from edge.embedder import Embedder, l2_normalize
-from edge.faces import dominant_face
-from edge.manifest import Manifest
-from edge.preprocess import InputSpec, cut_face
+from edge.base.numeric import l2_normalize
+from edge.faces.detect import create_detector
+from edge.faces.dominant import dominant_face
+from edge.model.bundle import ARTIFACT_FILES, RUNTIME_FORMATS, Bundle
+from edge.model.embedder import Embedder
+from edge.model.manifest import Manifest
+from edge.model.preprocess import InputSpec, cut_face
 
 
 def _faces(lfw_dir, spec: InputSpec, people: list[tuple[str, int]]) -> list[np.ndarray]:

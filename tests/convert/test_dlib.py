@@ -61,9 +61,9 @@ def test_keras_rebuild_computes_dlibs_descriptors_on_real_faces(
     import dlib
 
     from convert.dlib_chips import DlibChipper
-    from edge.detect import create_detector
-    from edge.faces import rank_faces
-    from edge.images import read_image
+    from edge.faces.detect import create_detector
+    from edge.faces.dominant import rank_faces
+    from edge.media.images import read_image
 
     detector, chipper = create_detector(yunet_path), DlibChipper()
     photos = sorted((lfw_dir / "images").glob("*/*_0001.jpg"))[::150][:16]

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 
 from convert.models import DLIB_TEMPLATE_150
-from edge.bundle import ARTIFACT_FILES
-from edge.detect import create_detector
-from edge.embedder import Embedder
-from edge.faces import rank_faces
-from edge.images import read_image
-from edge.preprocess import cut_face
+from edge.faces.detect import create_detector
+from edge.faces.dominant import rank_faces
+from edge.media.images import read_image
+from edge.model.bundle import ARTIFACT_FILES
+from edge.model.embedder import Embedder
+from edge.model.preprocess import cut_face
 
 
 def test_every_format_is_built_faithful_and_says_its_licence(dlib_bundle):

@@ -8,16 +8,16 @@ import pytest
 
 from convert.dlib_chips import CHIP_SIZE, DlibChipper, fit_template, pair_photos
 from convert.models import DLIB_TEMPLATE_150
-from edge.errors import BundleError
-from edge.preprocess import CropRule, InputSpec, cut_face
+from edge.base.errors import BundleError
+from edge.model.preprocess import CropRule, InputSpec, cut_face
 
 
 @pytest.fixture(scope="module")
 def faces(lfw_dir, yunet_path):
     """(photo, its dominant YuNet face) for a few LFW photos."""
-    from edge.detect import create_detector
-    from edge.faces import rank_faces
-    from edge.images import read_image
+    from edge.faces.detect import create_detector
+    from edge.faces.dominant import rank_faces
+    from edge.media.images import read_image
 
     detector = create_detector(yunet_path)
     out = []
@@ -37,7 +37,7 @@ def test_the_chip_mapping_is_the_one_dlib_cuts_with(faces):
 
 
 def test_refitting_reproduces_the_template_in_the_model_definition(lfw_dir, yunet_path):
-    from edge.detect import create_detector
+    from edge.faces.detect import create_detector
 
     photos = pair_photos(lfw_dir / "pairs_devtrain.csv", None, 40, seed=1)  # other faces
     fit = fit_template(photos, create_detector(yunet_path), progress=False)
@@ -49,7 +49,7 @@ def test_refitting_reproduces_the_template_in_the_model_definition(lfw_dir, yune
 
 
 def test_the_template_crop_lands_the_landmarks_on_the_template():
-    from edge.detect import Face
+    from edge.faces.detect import Face
 
     rule = CropRule(kind="landmarks", template=DLIB_TEMPLATE_150, template_size=(150, 150))
     spec = InputSpec(height=150, width=150, color="RGB", crop=rule)

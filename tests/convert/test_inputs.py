@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 
 from convert import ConversionFailed, build_bundle, load_backbone
+from convert.calibration_set import calibration_and_eval
 from convert.cli import main
-from convert.faces import calibration_and_eval
 from convert.models import ModelError
-from edge.bundle import Bundle
-from edge.errors import FacelensError, ImageError
+from edge.base.errors import FacelensError, ImageError
+from edge.model.bundle import Bundle
 
 REPO = Path(__file__).resolve().parents[2]
 

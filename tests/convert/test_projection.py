@@ -10,10 +10,11 @@ import pytest
 from convert.models import ModelError, load_backbone
 from convert.projection import fit_pca, fold
 from edge.api import FaceLens
-from edge.embedder import Embedder, l2_normalize
-from edge.gallery import KEY_ENV
-from edge.images import read_image
-from edge.pipeline import Pipeline
+from edge.base.numeric import l2_normalize
+from edge.gallery.store import KEY_ENV
+from edge.media.images import read_image
+from edge.model.embedder import Embedder
+from edge.model.pipeline import Pipeline
 
 
 def anisotropic(rng: np.random.Generator, n: int, dim: int) -> np.ndarray:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from convert.threshold import MIN_PAIRS, choose_threshold
-from edge.manifest import DEFAULT_THRESHOLD
+from edge.model.manifest import DEFAULT_THRESHOLD
 
 
 def _features(people: int, photos: int, dim: int = 16) -> tuple[np.ndarray, list[str]]:

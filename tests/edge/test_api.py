@@ -13,7 +13,7 @@ import pytest
 
 import edge
 from edge import FaceLens
-from edge.errors import AmbiguousFacesError, BundleError, ImageError, NoFaceError
+from edge.base.errors import AmbiguousFacesError, BundleError, ImageError, NoFaceError
 
 
 def lfw(lfw_dir: Path, person: str, i: int) -> Path:
@@ -74,7 +74,7 @@ def test_recognize_times_every_stage(lens, lfw_dir):
     result = lens.recognize(path)
     assert set(result.ms) == {"decode", "detect", "align", "embed", "match", "total"}
     assert all(v >= 0 for v in result.ms.values()) and result.ms["decode"] > 0
-    assert result.ms["total"] == pytest.approx(sum(result.ms[s] for s in edge.api.STAGES))
+    assert result.ms["total"] == pytest.approx(sum(result.ms[s] for s in edge.results.STAGES))
     assert "Tony" in [f.name for f in result.faces]
     assert lens.recognize(cv2.imread(str(path))).ms["decode"] == 0.0  # nothing to decode
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from edge.cameras import Backoff, Cameras, CameraSpec, unique_specs
-from edge.errors import SourceError
+from edge.base.errors import SourceError
+from edge.media.cameras import Backoff, Cameras, CameraSpec, unique_specs
 
 from .test_sources import write_video
 

@@ -15,15 +15,15 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.gallery import KEY_ENV
+from edge.gallery.store import KEY_ENV
 
 
 def edge(*args: str | Path, home: Path, env: dict[str, str] | None = None):
-    """Run ``python -m edge.cli ARGS`` with its data folder at ``home``."""
+    """Run ``python -m edge.cli.main ARGS`` with its data folder at ``home``."""
     full_env = {k: v for k, v in os.environ.items() if k != KEY_ENV}  # the key file is used
     full_env.update(FACELENS_HOME=str(home), **(env or {}))
     return subprocess.run(
-        [sys.executable, "-m", "edge.cli", *map(str, args)],
+        [sys.executable, "-m", "edge.cli.main", *map(str, args)],
         capture_output=True,
         text=True,
         env=full_env,
@@ -292,7 +292,7 @@ def test_ctrl_c_stops_cleanly_with_a_summary(enrolled_home: Path, tiny_bundle, p
     clip = face_clip(tmp_path / "long.avi", photos["Tony_Blair"], frames=400)
     env = {**os.environ, "FACELENS_HOME": str(enrolled_home)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "edge.cli", "recognize", str(clip), "--json",
+        [sys.executable, "-m", "edge.cli.main", "recognize", str(clip), "--json",
          "--bundle", str(tiny_bundle.path)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )  # fmt: skip

@@ -6,11 +6,11 @@ import re
 import numpy as np
 import pytest
 
-from edge.backends import load_backend
-from edge.bundle import FORMAT_VERSION, Bundle, sha256_path
-from edge.errors import BundleError, FacelensError
-from edge.manifest import Manifest
-from edge.preprocess import InputSpec
+from edge.base.errors import BundleError, FacelensError
+from edge.model.backends import load_backend
+from edge.model.bundle import FORMAT_VERSION, Bundle, sha256_path
+from edge.model.manifest import Manifest
+from edge.model.preprocess import InputSpec
 
 
 def _write_bundle(root, artifact_bytes=b"model bytes", **overrides):

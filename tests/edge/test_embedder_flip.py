@@ -2,7 +2,8 @@
 
 import numpy as np
 
-from edge.embedder import Embedder, l2_normalize
+from edge.base.numeric import l2_normalize
+from edge.model.embedder import Embedder
 
 
 def test_a_flipped_embedding_is_the_mean_of_the_face_and_its_mirror(tiny_bundle):

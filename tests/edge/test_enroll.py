@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from edge import FaceLens
-from edge.enroll import choose_views
-from edge.errors import ImageError
-from edge.images import read_image
+from edge.base.errors import ImageError
+from edge.gallery.enroll import choose_views
+from edge.media.images import read_image
 
 PERSON = "Tony_Blair"
 
@@ -104,7 +104,7 @@ def test_a_video_gives_at_most_k_distinct_views_and_names_them(pipeline, photos,
 def test_distinct_photos_stay_distinct_views_whatever_the_model(dlib_bundle, lfw_dir, yunet_path):
     # dlib's same-person cosines sit above 0.93 (its threshold is 0.911): a fixed
     # near-duplicate distance of 0.08 kept one of these three photos
-    from edge.pipeline import Pipeline
+    from edge.model.pipeline import Pipeline
 
     pipeline = Pipeline.create(dlib_bundle, threads=2, detector=yunet_path)
     three = sorted((lfw_dir / "images" / "Alan_Greenspan").glob("*.jpg"))[:3]

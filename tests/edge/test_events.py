@@ -13,11 +13,12 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.api import Identity
-from edge.events import Broker, MqttError, MqttEvents, person_event, topic_name
-from edge.run import FrameResult
-from edge.sources import Frame
-from edge.track import Appearance
+from edge.base.names import topic_name
+from edge.media.sources import Frame
+from edge.results import Identity
+from edge.service.mqtt import Broker, MqttError, MqttEvents, person_event
+from edge.video.loop import FrameResult
+from edge.video.track import Appearance
 
 
 def appearance(track_id=1, name=None, status="unknown", box=(1.04, 2.0, 30.0, 40.0)):
@@ -105,7 +106,7 @@ def test_an_image_is_the_face_even_when_decided_after_it_left(mosquitto, subscri
 def test_last_will_says_offline_when_the_device_dies(mosquitto, subscribe):
     code = (
         "import sys, time\n"
-        "from edge.events import MqttEvents\n"
+        "from edge.service.mqtt import MqttEvents\n"
         f"MqttEvents({mosquitto.url!r}, device='dies')\n"
         "print('up', flush=True)\n"
         "time.sleep(60)\n"

@@ -40,7 +40,7 @@ def _recognize(*sources: str, bundle: Path, gallery: Path, broker: str):
     """``edge recognize SOURCES --mqtt BROKER --device test-pi``, in a process of its own."""
     env = {k: v for k, v in os.environ.items() if k != "FACELENS_KEY"}
     run = subprocess.run(
-        [sys.executable, "-m", "edge.cli", "recognize", *sources, "--bundle", str(bundle),
+        [sys.executable, "-m", "edge.cli.main", "recognize", *sources, "--bundle", str(bundle),
          "--gallery", str(gallery), "--mqtt", broker, "--device", "test-pi", "--threads", "2"],
         capture_output=True, text=True, env=env, timeout=300,
     )  # fmt: skip

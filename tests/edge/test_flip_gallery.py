@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from edge import FaceLens
-from edge.embedder import embedding_fingerprint
-from edge.errors import GalleryError
-from edge.gallery import Gallery
+from edge.base.errors import GalleryError
+from edge.gallery.store import Gallery
+from edge.model.embedder import embedding_fingerprint
 
 
 def photo(lfw_dir: Path, person: str, i: int = 0) -> Path:

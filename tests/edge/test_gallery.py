@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.errors import GalleryError
-from edge.gallery import KEY_ENV, Gallery, parse_key
+from edge.base.errors import GalleryError
+from edge.gallery.store import KEY_ENV, Gallery, parse_key
 
 FP = "a1b2c3d4e5f60708"
 
@@ -178,7 +178,7 @@ KILL_SCRIPT = textwrap.dedent(
     """
     import sys
     import numpy as np
-    from edge.gallery import Gallery
+    from edge.gallery.store import Gallery
     rng = np.random.default_rng(0)
     with Gallery(sys.argv[1]) as g:
         for i in range(100000):

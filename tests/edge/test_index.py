@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from edge.api import FaceLens
-from edge.errors import FacelensError
-from edge.gallery import KEY_ENV, Gallery
-from edge.index import APPROX_FROM, IndexUnavailable, build_index, choose_kind
-from edge.matching import Matcher
+from edge.base.errors import FacelensError
+from edge.gallery.index import APPROX_FROM, IndexUnavailable, build_index, choose_kind
+from edge.gallery.matching import Matcher
+from edge.gallery.store import KEY_ENV, Gallery
 
 FP = "a1b2c3d4e5f60708"
 DIM = 32
@@ -107,8 +107,8 @@ def test_edge_works_without_faiss():
     """With faiss-cpu missing, auto falls back to exact search; asking for IVF says what to do."""
     code = (
         "import sys, numpy as np; sys.modules['faiss'] = None\n"
-        "from edge.matching import Matcher\n"
-        "from edge.index import build_index, IndexUnavailable\n"
+        "from edge.gallery.matching import Matcher\n"
+        "from edge.gallery.index import build_index, IndexUnavailable\n"
         f"m = Matcher(['a', 'b'], np.eye(2, {DIM}, dtype=np.float32), 0.5)\n"
         f"assert m.match(np.eye(1, {DIM}, dtype=np.float32))[0].name == 'a'\n"
         "assert m.index.kind == 'exact'\n"
@@ -126,8 +126,8 @@ def test_edge_works_without_faiss():
 def test_matching_does_not_import_faiss_for_small_galleries():
     code = (
         "import sys, numpy as np\n"
-        "from edge.matching import Matcher\n"
-        "import edge.pipeline, edge.gallery\n"
+        "from edge.gallery.matching import Matcher\n"
+        "import edge.model.pipeline, edge.gallery.store\n"
         "Matcher(['a'], np.ones((1, 4), np.float32), 0.5).match(np.ones((1, 4), np.float32))\n"
         "assert 'faiss' not in sys.modules, 'faiss imported for a 1-embedding gallery'\n"
     )

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.pipeline import Pipeline
+from edge.model.pipeline import Pipeline
 
 sys.path.append(str(Path(__file__).resolve().parents[2] / "benchmarks"))
 

@@ -5,7 +5,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from edge.matching import Matcher, OpenSet
+from edge.gallery.matching import Matcher, OpenSet
 
 
 def unit(*rows: list[float]) -> np.ndarray:

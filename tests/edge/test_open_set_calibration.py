@@ -4,8 +4,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from edge.calibrate import MULTI_VIEWS, calibrate_open_set
-from edge.matching import Matcher
+from edge.gallery.matching import Matcher
+from edge.gallery.openset import MULTI_VIEWS, calibrate_open_set
 
 
 def _faces(rng: np.random.Generator, people: int, photos: int, prefix: str) -> dict:
@@ -51,7 +51,7 @@ def test_thresholds_are_measured_per_view_count_and_hold_for_new_strangers():
 
 
 def test_calibrate_says_which_rule_it_chose_and_what_measuring_changed():
-    from edge.cli import _open_set_lines
+    from edge.cli.main import _open_set_lines
 
     report = calibrate_open_set(_faces(np.random.default_rng(1), 600, 5, "dev"), fpir=0.05)
     text = _open_set_lines(report, enrolled=0)

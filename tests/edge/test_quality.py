@@ -6,10 +6,10 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.detect import create_detector
-from edge.faces import rank_faces
-from edge.images import read_image
-from edge.quality import MIN_FACE_PX, FaceQuality, View, assess, pose, select_views
+from edge.faces.detect import create_detector
+from edge.faces.dominant import rank_faces
+from edge.faces.quality import MIN_FACE_PX, FaceQuality, View, assess, pose, select_views
+from edge.media.images import read_image
 
 
 @pytest.fixture(scope="module")

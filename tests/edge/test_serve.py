@@ -44,7 +44,7 @@ def hook(event, args):
     elif event == "sqlite3.connect":
         log.write(json.dumps(os.fsdecode(args[0])) + "\\n")
 sys.addaudithook(hook)
-from edge.cli import main
+from edge.cli.main import main
 sys.exit(main(sys.argv[1:]))
 """
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.gallery import Gallery
+from edge.gallery.store import Gallery
 
 pytest.importorskip("fastapi", reason="edge serve needs the serve extra (FastAPI, uvicorn)")
 pytest.importorskip("httpx", reason="the HTTP tests need httpx (a dev dependency)")

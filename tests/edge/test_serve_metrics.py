@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from edge.metrics import Metrics
+from edge.service.metrics import Metrics
 
 
 def test_counters_summaries_and_gauges_in_exposition_format():

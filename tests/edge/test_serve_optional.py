@@ -13,7 +13,7 @@ def test_edge_runs_without_the_serve_extra(tmp_path: Path):
         "import sys\n"
         "for m in ('fastapi', 'uvicorn', 'starlette', 'python_multipart', 'paho'):\n"
         "    sys.modules[m] = None\n"
-        "from edge.cli import main\n"
+        "from edge.cli.main import main\n"
         "assert main(['people', '--gallery', sys.argv[1]]) == 0\n"
         "sys.exit(main(['serve', '--gallery', sys.argv[1]]))\n"
     )

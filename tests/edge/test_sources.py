@@ -11,9 +11,9 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.errors import ImageError, SourceError
-from edge.images import read_image
-from edge.sources import ImageSource, LiveSource, VideoSource, open_source
+from edge.base.errors import ImageError, SourceError
+from edge.media.images import read_image
+from edge.media.sources import ImageSource, LiveSource, VideoSource, open_source
 
 
 def write_video(path: Path, frames: int, size=(160, 120), fps: float = 25.0) -> Path:

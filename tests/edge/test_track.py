@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edge.track import CANT_TELL, DECIDING, UNKNOWN, Observation, Tracker, iou
+from edge.video.track import CANT_TELL, DECIDING, UNKNOWN, Observation, Tracker, iou
 
 
 def unit(*v: float) -> np.ndarray:

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 
 from edge import FaceLens
-from edge.images import read_image
-from edge.sources import Frame, VideoSource
-from edge.track import CANT_TELL, DECIDING, UNKNOWN
+from edge.media.images import read_image
+from edge.media.sources import Frame, VideoSource
+from edge.video.track import CANT_TELL, DECIDING, UNKNOWN
 
 sys.path.append(str(Path(__file__).resolve().parent))
 from walkclip import H, W, default_walks, owner, write_walk_clip

@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 
-from edge.preprocess import CropRule, InputSpec
+from edge.model.preprocess import CropRule, InputSpec
 
 SIZE = 48
 # Pixels in, pixels out: mean 0, scale 1/255, so the models see 0..1.

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from edge.detect import YuNetDetector
+from edge.faces.detect import YuNetDetector
 from explain.anonymize import MASKS, apply_mask, pick_people, prepare_probes, study
-from explain.faces import FaceLoader, read_image
+from explain.crops import FaceLoader, read_image
 from explain.models import load_keras_model
 
 

@@ -105,7 +105,7 @@ def test_user_errors_are_one_line_and_name_the_fix(
 
 IMPORT_CHECK = """
 import os, sys, warnings
-import cv2, numpy, tqdm, edge.bundle, edge.errors  # what explain's CLI imports from elsewhere
+import cv2, numpy, tqdm, edge.model.bundle, edge.base.errors  # what explain.cli imports
 env, filters = dict(os.environ), list(warnings.filters)
 import explain, explain.cli, explain.precision
 try:
@@ -137,9 +137,9 @@ def test_the_command_line_exits_nonzero_without_a_traceback(tmp_path):
 
 
 def test_gradcam_explains_the_match_with_an_enrolled_person(tiny_bundle, photos, tmp_path, capsys):
-    from edge.embedder import Embedder
-    from edge.gallery import Gallery
-    from explain.faces import FaceLoader, read_image
+    from edge.gallery.store import Gallery
+    from edge.model.embedder import Embedder
+    from explain.crops import FaceLoader, read_image
 
     crop = FaceLoader(tiny_bundle.input_spec).load(photos[1])
     embedding = Embedder(tiny_bundle).embed([crop.pixels.astype("uint8")])
@@ -207,9 +207,9 @@ def test_an_out_that_is_a_file_or_read_only_is_refused_before_any_work(tmp_path)
 
 def test_a_person_enrolled_with_flip_is_a_target_too(tiny_bundle, photos, tmp_path):
     """A flip gallery binds its rows to the bundle's fingerprint + flip; explain finds them."""
-    from edge.embedder import Embedder
-    from edge.gallery import Gallery
-    from explain.faces import FaceLoader
+    from edge.gallery.store import Gallery
+    from edge.model.embedder import Embedder
+    from explain.crops import FaceLoader
     from explain.targets import person_target
 
     crop = FaceLoader(tiny_bundle.input_spec).load(photos[1]).pixels.astype("uint8")

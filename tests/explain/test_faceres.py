@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from edge.detect import YuNetDetector
+from edge.faces.detect import YuNetDetector
 from explain.compare import Comparer, aggregate
-from explain.faces import FaceLoader
+from explain.crops import FaceLoader
 from explain.models import from_bundle, vgg16_classifier
 from explain.regions import region_masks, region_scores
 

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from edge.errors import FacelensError
+from edge.base.errors import FacelensError
 from explain.filters import (
     LayerActivation,
     maximize_filters,

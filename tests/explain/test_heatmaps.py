@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from edge.errors import FacelensError
+from edge.base.errors import FacelensError
 from explain.gradcam import GradCAM, spatial_layers
 from explain.models import ExplainModel
 from explain.occlusion import Occlusion, patch_starts

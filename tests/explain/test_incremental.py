@@ -9,11 +9,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edge.detect import YuNetDetector
-from edge.embedder import Embedder
+from edge.faces.detect import YuNetDetector
+from edge.model.embedder import Embedder
 from explain.base import embedder_features
 from explain.cli import main
-from explain.faces import FaceLoader
+from explain.crops import FaceLoader
 from explain.incremental import IncrementalFeatures
 from explain.occlusion import Occlusion
 from explain.stages import Window, cut, op_name, read

@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from edge.detect import YuNetDetector
-from edge.preprocess import CropRule, InputSpec
-from explain.faces import FaceLoader, landmarks_in_crop, read_image
+from edge.faces.detect import YuNetDetector
+from edge.model.preprocess import CropRule, InputSpec
+from explain.crops import FaceLoader, landmarks_in_crop, read_image
 from explain.regions import REGIONS, region_masks, region_scores
 
 # An upright face in a 100x100 image: eyes, nose tip, mouth corners (x, y).

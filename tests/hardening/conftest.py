@@ -94,7 +94,7 @@ def edge(tmp_path: Path) -> Callable[..., Run]:
     """Run the ``edge`` command with a fresh data folder (``home=`` to share one)."""
 
     def call(*args: str | bytes | Path, home: Path | None = None, **kw) -> Run:
-        return run("edge.cli", *args, home=home or tmp_path / "home", **kw)
+        return run("edge.cli.main", *args, home=home or tmp_path / "home", **kw)
 
     return call
 

@@ -16,16 +16,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge import argtypes
-from edge import gallery as gallery_module
-from edge.calibrate import read_pairs
-from edge.errors import FacelensError, GalleryError, ImageError
-from edge.gallery import Gallery
-from edge.image_size import sniff
-from edge.images import MAX_PIXELS, decode_image, jpeg_damage
-from edge.names import PersonNameError, check_name, escape
-from edge.progress import progress
-from edge.stats import Sightings
+from edge.base.errors import FacelensError, GalleryError, ImageError
+from edge.base.names import PersonNameError, check_name, escape
+from edge.base.progress import progress
+from edge.cli import argtypes
+from edge.gallery import store as gallery_module
+from edge.gallery.openset import read_pairs
+from edge.gallery.store import Gallery
+from edge.media.image_size import sniff
+from edge.media.images import MAX_PIXELS, decode_image, jpeg_damage
+from edge.video.stats import Sightings
 
 from .conftest import run
 
@@ -209,7 +209,7 @@ def test_sightings_summarise_who_was_seen():
 def test_newcomers_path_enrol_then_recognize_without_bundle(tmp_path: Path, tiny_bundle, lfw_dir):
     home = tmp_path / "home"
     tony = lfw_dir / "images" / "Tony_Blair"
-    done = run("edge.cli", "enroll", "Tony Blair", tony / "Tony_Blair_0006.jpg",
+    done = run("edge.cli.main", "enroll", "Tony Blair", tony / "Tony_Blair_0006.jpg",
                "--bundle", tiny_bundle.path, home=home)  # fmt: skip
     assert done.returncode == 0, done.stderr
     junk = tmp_path / "photos"
@@ -217,7 +217,7 @@ def test_newcomers_path_enrol_then_recognize_without_bundle(tmp_path: Path, tiny
     for i in range(1000):
         (junk / f"junk{i:04d}.jpg").write_bytes(b"not a photo %d" % i)
     (junk / "tony.jpg").write_bytes((tony / "Tony_Blair_0006.jpg").read_bytes())
-    done = run("edge.cli", "recognize", junk, home=home)  # no --bundle: the gallery's
+    done = run("edge.cli.main", "recognize", junk, home=home)  # no --bundle: the gallery's
     assert done.returncode == 0, done.stderr
     assert f"bundle {tiny_bundle.path}" in done.stderr
     assert "seen: Tony Blair: 1 face(s), best score 1.000" in done.stdout
@@ -231,7 +231,7 @@ def test_raw_names_in_an_old_gallery_are_printed_escaped(tmp_path: Path):
         g.add("Ada", np.ones((1, 4), np.float32), FP)
     with sqlite3.connect(path) as conn:  # as an older facelens would have stored it
         conn.execute("UPDATE chunks SET person = ?", ("Eve\n\x1b[2Jroot\t9 embedding(s)",))
-    done = run("edge.cli", "people", home=tmp_path / "home")
+    done = run("edge.cli.main", "people", home=tmp_path / "home")
     assert done.returncode == 0
     assert "\x1b" not in done.stdout and "Eve\\n\\x1b[2Jroot\\t9" in done.stdout
     assert len(done.stdout.splitlines()) == 2

@@ -57,7 +57,7 @@ def test_a_folder_of_mutated_images_through_edge_recognize(tmp_path: Path, tiny_
     face = lfw_dir / "images" / "Tony_Blair" / "Tony_Blair_0006.jpg"
     (folder / "zz-face.jpg").write_bytes(face.read_bytes())
     done = run(
-        "edge.cli", "recognize", folder, "--bundle", tiny_bundle.path, "--json",
+        "edge.cli.main", "recognize", folder, "--bundle", tiny_bundle.path, "--json",
         home=tmp_path / "home",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr

@@ -40,7 +40,7 @@ def test_the_largest_accepted_images_stay_under_2_gb(tmp_path: Path, tiny_bundle
     (folder / "big.hdr").write_bytes(buf.tobytes())
     del hdr
     done = run(
-        "edge.cli", "recognize", folder, "--bundle", tiny_bundle.path, "--threads", "1",
+        "edge.cli.main", "recognize", folder, "--bundle", tiny_bundle.path, "--threads", "1",
         home=tmp_path / "home",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr

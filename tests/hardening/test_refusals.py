@@ -35,7 +35,7 @@ class Case:
     what: str
     make: Callable[[Ctx], list]
     expect: str  # a phrase the error line must hold
-    module: str = "edge.cli"
+    module: str = "edge.cli.main"
     full_disk: int | None = None  # bytes a file may grow to (a disk that fills)
 
 
@@ -314,7 +314,7 @@ _seen: dict[str, tuple[str, str]] = {}
 def enrolled(tmp_path_factory, tiny_bundle, lfw_dir: Path) -> Path:
     """A data folder whose gallery holds Tony Blair (tiny bundle)."""
     home = tmp_path_factory.mktemp("enrolled") / "home"
-    done = run("edge.cli", "enroll", "Tony Blair", lfw_dir / "images" / TONY,
+    done = run("edge.cli.main", "enroll", "Tony Blair", lfw_dir / "images" / TONY,
                "--bundle", tiny_bundle.path, home=home)  # fmt: skip
     assert done.returncode == 0, done.stderr
     return home
@@ -352,7 +352,7 @@ def test_refused_with_one_clear_line_and_nothing_lost(case: Case, ctx: Ctx):
 
 def test_calibrate_into_a_read_only_gallery_is_refused_before_the_work(ctx: Ctx, readonly_dir):
     args = _read_only_gallery(ctx, readonly_dir)
-    done = run("edge.cli", *args, home=ctx.home)
+    done = run("edge.cli.main", *args, home=ctx.home)
     line = done.error_line()
     assert "read-only" in line or "Permission denied" in line, line
     assert "embedding photos" not in done.stderr  # refused before any photo was embedded

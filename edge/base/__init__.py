@@ -1,0 +1,1 @@
+"""The bottom room: errors, paths, progress, names, numeric helpers and pinned assets."""

@@ -1,0 +1,603 @@
+"""The ``edge`` command: enrol people, recognise them in a camera/video/images, manage the gallery.
+
+Every problem with the user's input ends as one ``error: ...`` line on stderr and exit
+code 1, never a traceback; Ctrl-C stops cleanly (exit code 130): see :mod:`edge.cli.commandline`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import threading
+from collections.abc import Sequence
+from contextlib import ExitStack
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from edge.base import paths
+from edge.base.errors import FacelensError
+from edge.base.names import escape, lookup_name, shown
+from edge.cli import argtypes
+from edge.cli.commandline import run_command
+from edge.model.bundle import DEFAULT_FORMAT, RUNTIME_FORMATS
+
+if TYPE_CHECKING:  # the library loads OpenCV and a runtime: only once a command runs
+    from edge.api import FaceLens
+    from edge.gallery.openset import OpenSetReport
+    from edge.media.cameras import Camera
+    from edge.media.sources import Frame
+    from edge.results import Identity
+    from edge.service.mqtt import MqttEvents
+    from edge.video.loop import FrameResult
+    from edge.video.track import Appearance
+
+log = logging.getLogger("edge")
+LEFT_OUT_SHOWN = 12  # enrolment from a video leaves out hundreds of frames: list a few
+
+
+def _default_threads() -> int:
+    return min(4, os.cpu_count() or 1)
+
+
+def _add_bundle(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--bundle",
+        type=Path,
+        help="model bundle folder (default: the one the gallery was enrolled with, else "
+        "<data>/bundle)",
+    )
+    p.add_argument("--gallery", type=Path, help="gallery file (default: <data>/gallery.sqlite)")
+
+
+def _add_engine(p: argparse.ArgumentParser) -> None:
+    _add_bundle(p)
+    p.add_argument(
+        "--format", default=DEFAULT_FORMAT, choices=RUNTIME_FORMATS, help="artifact to run"
+    )
+    p.add_argument(
+        "--runtime",
+        choices=("litert", "onnxruntime", "opencv"),
+        help="inference runtime (default: litert for .tflite, onnxruntime for .onnx)",
+    )
+    p.add_argument(
+        "--threads",
+        type=argtypes.positive_int,
+        default=_default_threads(),
+        help="inference threads",
+    )
+    p.add_argument("--detector", type=Path, help="YuNet .onnx file (default: cached download)")
+    p.add_argument(
+        "--no-detect",
+        action="store_true",
+        help="no face detection: the whole image is the face (the original notebook's mode)",
+    )
+    p.add_argument(
+        "--flip",
+        action="store_true",
+        help="embed each face with its mirror image too: twice the model time per face, more "
+        "people named (faceres, LFW open set, 3 photos each: 97.4%% named / 97.3%% of strangers "
+        "rejected, against 97.1 / 96.7 without). Chosen for a new gallery or calibration; "
+        "afterwards the gallery decides (it records how its embeddings were made)",
+    )
+
+
+def _add_mqtt(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--mqtt",
+        metavar="URL",
+        help="publish person events to this broker: mqtt://HOST[:PORT] (mqtts:// for TLS)",
+    )
+    p.add_argument("--device", help="this device's name in MQTT topics (default: the hostname)")
+    p.add_argument(
+        "--ha-discovery", action="store_true", help="announce a sensor per camera to Home Assistant"
+    )
+    p.add_argument(
+        "--mqtt-images", action="store_true", help="add the face as base64 JPEG to each event"
+    )
+    p.add_argument(
+        "--appearance-gap",
+        type=argtypes.positive_number,
+        metavar="S",
+        help="a person unseen for S seconds appears anew (one event per appearance; default 2)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="edge",
+        description="Recognise enrolled people on a CPU with a facelens model bundle. "
+        f"<data> is {paths.home()} ($FACELENS_HOME overrides); the gallery key comes "
+        "from $FACELENS_KEY (64 hex chars or base64) or a 0600 key file beside the gallery.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="say more on stderr")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser(
+        "enroll", help="add a person from photos, folders, a video or a camera (best views)"
+    )
+    p.add_argument("name")
+    p.add_argument("images", nargs="*", type=Path, metavar="IMAGE", help="photos or folders")
+    p.add_argument("--video", metavar="SRC", help="take the views from a video file or stream")
+    p.add_argument(
+        "--camera",
+        type=argtypes.int_at_least(0),
+        metavar="N",
+        help="take the views live from camera N",
+    )
+    p.add_argument(
+        "--max-views",
+        type=argtypes.positive_int,
+        metavar="K",
+        help="keep at most K distinct views (default 5)",
+    )
+    p.add_argument(
+        "--face",
+        type=argtypes.int_at_least(0),
+        help="which face to use when several are alike (#N)",
+    )
+    _add_engine(p)
+
+    p = sub.add_parser("recognize", help="name the faces in a camera, video, image or folder")
+    p.add_argument(
+        "source",
+        nargs="+",
+        metavar="SOURCE",
+        help="camera index (0), video file, stream URL, image or folder; several run side by "
+        "side, each optionally named NAME=SOURCE",
+    )
+    p.add_argument(
+        "--threshold",
+        type=argtypes.threshold,
+        help="cosine threshold in (0, 1] (overrides calibration)",
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="one JSON line per face (and, in a video, per appearance), then a summary",
+    )
+    p.add_argument(
+        "--detect-every",
+        type=argtypes.positive_int,
+        metavar="N",
+        help="video: full detection every Nth frame, faces followed in between (default 5)",
+    )
+    p.add_argument("--show", action="store_true", help="show a window (needs an OpenCV GUI)")
+    p.add_argument("--save", type=Path, metavar="OUT.mp4", help="write the annotated video")
+    p.add_argument(
+        "--max-frames", type=argtypes.positive_int, metavar="N", help="stop after N frames"
+    )
+    p.add_argument(
+        "--index",
+        default="auto",
+        help="gallery search: auto (exact; FAISS IVF past 50,000 embeddings), exact, flat, "
+        "ivf or hnsw",
+    )
+    _add_engine(p)
+    _add_mqtt(p)
+
+    p = sub.add_parser("serve", help="a local HTTP API, cameras and MQTT events (serve extra)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback)")
+    p.add_argument("--port", type=int, default=8000, help="port to listen on")
+    p.add_argument(
+        "--camera",
+        action="append",
+        metavar="NAME=SOURCE",
+        help="a camera to watch (index, stream URL or file); repeat for more",
+    )
+    p.add_argument("--threshold", type=float, help="cosine threshold (overrides calibration)")
+    p.add_argument("--max-upload-mb", type=float, default=10.0, help="largest upload accepted (MB)")
+    p.add_argument(
+        "--token-file", type=Path, help="bearer token file (default: <data>/serve.token)"
+    )
+    _add_engine(p)
+    _add_mqtt(p)
+
+    p = sub.add_parser("people", help="list who is enrolled (no key needed)")
+    p.add_argument("--gallery", type=Path, help="gallery file (default: <data>/gallery.sqlite)")
+
+    p = sub.add_parser("forget", help="erase a person from the gallery for good")
+    p.add_argument("name")
+    p.add_argument("--gallery", type=Path, help="gallery file (default: <data>/gallery.sqlite)")
+
+    p = sub.add_parser("calibrate", help="choose the threshold on labelled pairs")
+    p.add_argument("--pairs", type=Path, required=True, help="CSV with img_a,img_b,same")
+    p.add_argument("--images", type=Path, required=True, help="folder the pair paths are in")
+    p.add_argument(
+        "--far", type=argtypes.rate, default=0.001, help="target false-accept rate in [0, 1)"
+    )
+    p.add_argument(
+        "--fpir",
+        type=argtypes.rate,
+        help="open set: the share of strangers that may be named as someone, for this "
+        "gallery's size (default 0.03)",
+    )
+    _add_engine(p)
+
+    p = sub.add_parser(
+        "demo", help="one-shot recognition end to end (real people, a clip): no camera, no network"
+    )
+    p.add_argument("--bundle", type=Path, help="bundle to use (default: built if missing)")
+    p.add_argument("--out", type=Path, help="output folder (default: <data folder>/demo)")
+    p.add_argument(
+        "--threads",
+        type=argtypes.positive_int,
+        default=_default_threads(),
+        help="inference threads",
+    )
+    p.add_argument(
+        "--people",
+        type=Path,
+        help="real people: one sub-folder of photos each (default: LFW in the shared folder)",
+    )
+    return parser
+
+
+def _lens(args: argparse.Namespace) -> FaceLens:
+    """The FaceLens the command's options describe (people/forget give only --gallery)."""
+    from edge.api import FaceLens
+
+    engine = {}
+    if hasattr(args, "format"):
+        engine = dict(
+            fmt=args.format,
+            runtime=args.runtime,
+            threads=args.threads,
+            detector=args.detector,
+            detect=not args.no_detect,
+            threshold=getattr(args, "threshold", None),
+            index=getattr(args, "index", "auto"),
+            flip=args.flip or None,  # not given: as the gallery was made
+        )
+    return FaceLens(getattr(args, "bundle", None), args.gallery, **engine)
+
+
+def cmd_enroll(args: argparse.Namespace) -> int:
+    if not args.images and args.video is None and args.camera is None:
+        raise FacelensError(
+            f"nothing to enrol {args.name!r} from: give photos or folders, --video FILE "
+            "or --camera N"
+        )
+    if args.video is not None and args.camera is not None:
+        raise FacelensError("give --video or --camera, not both")
+    video = str(args.camera) if args.camera is not None else args.video
+    if args.camera is not None:
+        print(
+            f"camera {args.camera}: look at it and turn your head a little, slowly...",
+            file=sys.stderr,
+        )
+    options = {} if args.max_views is None else {"max_views": args.max_views}
+    with _lens(args) as lens:
+        enrolment = lens.enroll(args.name, args.images, args.face, video=video, **options)
+        for photo in enrolment:
+            x, y, w, h = (round(v) for v in photo.face.box)
+            print(
+                f"kept {photo.path}: face at ({x}, {y}, {w}x{h}) score {photo.face.score:.2f}"
+                f" (of {photo.faces_found} found), {photo.quality.describe()}"
+            )
+        for source, reason in enrolment.left_out[:LEFT_OUT_SHOWN]:
+            print(f"left out {escape(str(source))}: {reason}")
+        if len(enrolment.left_out) > LEFT_OUT_SHOWN:
+            print(f"... and {len(enrolment.left_out) - LEFT_OUT_SHOWN} more left out")
+        name = lookup_name(args.name)
+        total = sum(p.embeddings for p in lens.people() if p.name == name)
+        print(
+            f"enrolled {shown(name)} from {len(enrolment)} view(s) into {lens.gallery_path}"
+            f" ({total} embedding(s) in all)"
+        )
+    return 0
+
+
+def _events(args: argparse.Namespace, cameras: list[str]) -> MqttEvents | None:
+    if not args.mqtt:
+        return None
+    from edge.service.mqtt import MqttEvents
+
+    return MqttEvents(
+        args.mqtt,
+        cameras,
+        device=args.device,
+        discovery=args.ha_discovery,
+        images=args.mqtt_images,
+    )
+
+
+def cmd_recognize(args: argparse.Namespace) -> int:
+    if len(args.source) > 1 or args.mqtt:
+        return _recognize_cameras(args)
+    (args.source,) = args.source
+    from edge.media.sources import ImageSource, VideoSource, open_source
+    from edge.results import STAGES
+    from edge.video.display import Display
+    from edge.video.loop import recognize_frames
+    from edge.video.stats import RunStats, Sightings
+
+    with _lens(args) as lens:
+        lens.load()
+        print(lens.describe(), file=sys.stderr)
+        if not len(lens.matcher):
+            log.warning("no one is enrolled in the gallery: every face is unknown (`edge enroll`)")
+        stats, seen = RunStats(STAGES), Sightings()
+        interrupted = False
+        with open_source(args.source) as source:
+            display = Display(args.show, args.save, source.fps) if args.show or args.save else None
+            # a video is followed face by face and reported per appearance; photos one by one
+            video = None
+            if not isinstance(source, ImageSource):
+                fps = source.fps if isinstance(source, VideoSource) else 0.0
+                video = lens.video(args.detect_every, fps=fps)
+            frames = recognize_frames(lens, source, stats, display, args.max_frames, video)
+            try:
+                for result in frames:
+                    for face in result.faces:
+                        seen.add(face.name, face.score, face.nearest)
+                    if video is None or args.json:
+                        for line in _face_lines(result, args.json):
+                            print(line, flush=True)
+                    for appearance in result.appearances:
+                        print(_appearance_line(appearance, source.label), flush=True)
+            except KeyboardInterrupt:
+                interrupted = True
+            finally:
+                if display is not None:
+                    display.close()
+                for appearance in video.finish().ended if video is not None else []:
+                    print(_appearance_line(appearance, source.label), flush=True)
+            skipped = getattr(source, "skipped", [])
+    if args.json:
+        print(json.dumps({"summary": stats.summary() | seen.summary() | {"skipped": len(skipped)}}))
+    else:
+        print("\n".join([*seen.lines(escape), stats.table()]))
+    if skipped:
+        log.warning(
+            "skipped %d unreadable file(s) of %s (first: %s); -v lists each",
+            len(skipped),
+            args.source,
+            skipped[0],
+        )
+    if args.save:
+        print(f"annotated video: {args.save}", file=sys.stderr)
+    return 130 if interrupted else 0
+
+
+def _appearance_line(appearance: Appearance, source: str) -> str:
+    """One JSON event per appearance of a person (``name`` null for a stranger)."""
+    return json.dumps({"event": "appearance", "source": source, **appearance.to_dict()})
+
+
+def _recognize_cameras(args: argparse.Namespace) -> int:
+    """Several sources side by side (and/or MQTT events): one reader each, frames in turn,
+    each source's faces followed and decided as appearances (published as decided)."""
+    from edge.media.cameras import Cameras, recognize_all, unique_specs
+    from edge.results import STAGES
+    from edge.video.recognizer import DETECT_EVERY, CameraTracks
+    from edge.video.stats import RunStats
+
+    if args.show or args.save:
+        raise FacelensError("--show and --save take one source and no --mqtt")
+    specs = unique_specs(args.source)
+    stats = {s.name: RunStats(STAGES) for s in specs}
+    stop = threading.Event()
+    interrupted = False
+    with _lens(args) as lens, ExitStack() as stack:
+        lens.load()
+        print(lens.describe(), file=sys.stderr)
+        events = _events(args, list(stats))
+        if events is not None:
+            stack.enter_context(events)
+        cameras = stack.enter_context(Cameras(specs))
+        tracks = CameraTracks(lens, args.detect_every or DETECT_EVERY, args.appearance_gap)
+
+        def on_result(camera: Camera, frame: Frame, result: FrameResult) -> None:
+            stats[camera.name].add(result.ms, len(result.faces))
+            # as for one source: photos face by face, a video per appearance (and --json)
+            if args.json or camera.stills:
+                for line in _face_lines(result, args.json):
+                    print(line, flush=True)
+            for appearance in result.appearances:
+                print(_appearance_line(appearance, camera.name), flush=True)
+            if events is not None:
+                events.frame(camera.name, result)
+            if args.max_frames and sum(s.frames for s in stats.values()) >= args.max_frames:
+                stop.set()
+
+        try:
+            recognize_all(cameras, tracks, on_result, stop=stop)
+        except KeyboardInterrupt:
+            interrupted = True
+        for name, step in tracks.finish().items():  # what was still in view when they stopped
+            for appearance in step.ended:
+                print(_appearance_line(appearance, name), flush=True)
+            if events is not None:
+                events.appearances(name, step.decided, step.ended)
+    for name, s in stats.items():
+        summary = {"camera": name, "summary": s.summary()}
+        print(json.dumps(summary) if args.json else f"{name}: {s.table()}")
+    failed = [c for c in cameras.cameras if c.status == "failed"]
+    if failed:
+        raise FacelensError("; ".join(f"camera {c.name}: {c.last_error}" for c in failed))
+    return 130 if interrupted else 0
+
+
+def _face_lines(result: FrameResult, as_json: bool) -> list[str]:
+    frame = result.frame
+    if as_json:
+        ms = {k: round(v, 2) for k, v in result.ms.items()}
+        lines = []
+        for face in result.faces:
+            line = {
+                "source": frame.name,
+                "frame": frame.index,
+                "box": [round(v, 1) for v in face.box],
+                "name": face.name,
+                "score": round(face.score, 4),
+            }
+            if face.problem:
+                line["cant_tell"] = face.problem
+            if face.track_id is not None:
+                line.update(track=face.track_id, label=face.label)
+            lines.append(json.dumps({**line, "ms": ms}))
+        return lines
+    return [
+        f"{frame.name} frame {frame.index}: {escape(_who(face))} {face.score:.3f} at "
+        f"({', '.join(str(round(v)) for v in face.box)})"
+        for face in result.faces
+    ]
+
+
+def _who(face: Identity) -> str:
+    if face.problem:
+        return f"can't tell ({face.problem})"
+    return face.name or "unknown"
+
+
+def cmd_people(args: argparse.Namespace) -> int:
+    with _lens(args) as lens:
+        people = lens.people()
+        if not people:
+            print(f"no one is enrolled in {lens.gallery_path}")
+            return 0
+        for p in people:
+            print(
+                f"{escape(p.name)}\t{p.embeddings} embedding(s)\tsince {p.enrolled}"
+                f"\tbundle {p.fingerprint}"
+            )
+        print(f"{len(people)} people in {lens.gallery_path}")
+    return 0
+
+
+def cmd_forget(args: argparse.Namespace) -> int:
+    with _lens(args) as lens:
+        removed = lens.forget(args.name)
+        if not removed:
+            count = len({p.name for p in lens.people()})
+            raise FacelensError(
+                f"{shown(args.name)} is not in the gallery {lens.gallery_path} ({count} "
+                f"{'person' if count == 1 else 'people'} enrolled; `edge people` lists them)"
+            )
+        print(
+            f"forgot {shown(lookup_name(args.name))}: removed {removed} encrypted "
+            f"embedding(s) from {lens.gallery_path} (secure delete + vacuum)"
+        )
+    return 0
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    options = {} if args.fpir is None else {"fpir": args.fpir}
+    with _lens(args) as lens:
+        result = lens.calibrate(args.pairs, args.images, args.far, progress=True, **options)
+        print(
+            f"threshold {result.cosine:.4f} ({result.how})\n"
+            f"at this threshold: FAR {result.far:.4f}, TAR {result.tar:.4f}, "
+            f"accuracy {result.accuracy:.4f} on {result.genuine_pairs} same + "
+            f"{result.impostor_pairs} different pairs ({result.skipped_pairs} skipped: no face)"
+        )
+        if result.open_set is not None:
+            print(_open_set_lines(result.open_set, len(lens.people())))
+        print(f"stored in {lens.gallery_path} for bundle {lens.bundle.name} ({lens.fingerprint})")
+    return 0
+
+
+def _open_set_lines(report: OpenSetReport, enrolled: int) -> str:
+    """The open-set operating point ``edge calibrate`` chose, as the user reads it."""
+    from edge.gallery.openset import MULTI_VIEWS
+
+    rule = report.open_set
+    size = f"your {report.people} people" if enrolled else f"a gallery of {report.people}"
+    several = report.several_view_dir
+
+    def tried(name: str, dir_one: float) -> str:
+        more = several.get(name)
+        return f"{name} {dir_one:.3f}" + (f" / {more:.3f}" if more is not None else "")
+
+    delivered = report.independence_fpir.get(report.rule, {})
+    lines = [
+        f"open set: {rule.label} "
+        f"against {report.cohort_faces} cohort faces, margin {rule.margin:g}",
+        f"  rules tried, DIR at FPIR {rule.fpir:g} predicted from one photo each"
+        + (
+            f" / measured from {MULTI_VIEWS}"
+            if any(v is not None for v in several.values())
+            else ""
+        )
+        + ": "
+        + "; ".join(tried(k, v) for k, v in report.by_norm.items()),
+        *(
+            [
+                "  thresholds measured on simulated galleries of held-out people: the "
+                "per-comparison rule alone would have named "
+                + ", ".join(f"{f:.1%} of strangers ({w})" for w, f in delivered.items())
+            ]
+            if delivered
+            else []
+        ),
+        f"for {size}: threshold {report.threshold:.3f} (normalised), predicted "
+        f"DIR {report.dir:.3f} (named right) at FPIR {rule.fpir:g} (strangers named)"
+        + (
+            f"; measured FPIR {report.measured_fpir:.3f} on {report.stranger_faces} held-out "
+            "strangers against your gallery"
+            if report.measured_fpir is not None
+            else ""
+        ),
+        "  FPIR   threshold   DIR",
+        *(f"  {f:<6g} {t:9.3f}   {d:.3f}" for f, t, d in report.curve),
+        "the threshold follows the gallery's size as people are enrolled or forgotten",
+    ]
+    return "\n".join(lines)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        from edge.service import http as serve
+    except ImportError as exc:
+        raise FacelensError(
+            f"`edge serve` needs the serve extra ({exc.name} is not installed): "
+            "pip install 'facelens[serve]'"
+        ) from None
+    from edge.media.cameras import Cameras, unique_specs
+
+    specs = unique_specs(args.camera or [])
+    return serve.run(
+        lambda: _lens(args),
+        host=args.host,
+        port=args.port,
+        token_file=args.token_file or paths.home() / "serve.token",
+        max_upload_mb=args.max_upload_mb,
+        cameras=Cameras(specs) if specs else None,
+        events=_events(args, [s.name for s in specs]),
+        appearance_gap_s=args.appearance_gap,
+    )
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from edge.cli.demo import run_demo
+
+    return run_demo(args.bundle, args.out, args.threads, args.people)
+
+
+COMMANDS = {
+    "enroll": cmd_enroll,
+    "recognize": cmd_recognize,
+    "people": cmd_people,
+    "forget": cmd_forget,
+    "calibrate": cmd_calibrate,
+    "serve": cmd_serve,
+    "demo": cmd_demo,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``edge`` console script."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s: %(message)s",
+        stream=sys.stderr,
+    )
+    return run_command(lambda: COMMANDS[args.command](args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

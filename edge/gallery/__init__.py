@@ -1,0 +1,1 @@
+"""The people: the encrypted gallery, enrolment, search, matching and open-set calibration."""

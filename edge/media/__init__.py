@@ -1,0 +1,1 @@
+"""Pictures in: image files read safely, their headers, video files, cameras and streams."""

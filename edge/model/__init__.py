@@ -1,0 +1,1 @@
+"""The embedding model: bundle and manifest, runtimes, face cropping, detect-cut-embed."""

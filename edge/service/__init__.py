@@ -1,0 +1,1 @@
+"""Recognition as a service: the local HTTP API, MQTT events and Prometheus metrics."""

@@ -1,0 +1,1 @@
+"""Recognition over time: the frame loop, tracks and appearances, stats, drawing, display."""
