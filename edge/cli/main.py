@@ -187,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME=SOURCE",
         help="a camera to watch (index, stream URL or file); repeat for more",
     )
-    p.add_argument("--threshold", type=float, help="cosine threshold (overrides calibration)")
+    p.add_argument("--threshold", type=argtypes.threshold, help="cosine (overrides calibration)")
     p.add_argument("--max-upload-mb", type=float, default=10.0, help="largest upload accepted (MB)")
     p.add_argument(
         "--token-file", type=Path, help="bearer token file (default: <data>/serve.token)"

@@ -255,6 +255,27 @@ def test_bad_requests_get_clear_4xx(server: Server, lfw_dir: Path):
         assert http.get("/v1/people").json()["people"] == []
 
 
+def test_names_follow_the_one_rule_of_edge_enroll(server: Server, lfw_dir: Path):
+    """The service takes the names `edge enroll` takes (edge.base.names), and says why not."""
+    tony = person_photos(lfw_dir, "Tony_Blair")[0]
+    with server.client() as http:
+        r = http.put(f"/v1/people/{'A' * 150}", files=upload(tony))
+        body = assert_error(r, 400, "name", "is 150 characters; keep it under 101")
+        assert "1-100 characters" in body["fix"]
+        r = http.put("/v1/people/%20Ada", files=upload(tony))
+        assert_error(r, 400, "name", "starts or ends with spaces; drop them")
+        r = http.put("/v1/people/AC%2FDC", files=upload(tony))  # decoded, '/' splits the path
+        body = assert_error(r, 404, "name", "'AC/DC' holds '/'")
+        assert "without '/'" in body["fix"]
+        assert http.get("/v1/people").json()["people"] == []  # none of them was enrolled
+
+        # a name typed in NFD (macOS) is stored, found and erased as the one NFC person
+        r = http.put("/v1/people/Zoe\u0308", files=upload(tony))
+        assert r.status_code == 200 and r.json()["name"] == "Zo\u00eb", r.text
+        assert http.get("/v1/people/Zoe\u0308").json()["name"] == "Zo\u00eb"
+        assert http.delete("/v1/people/Zoe\u0308").json()["removed_embeddings"] == 1
+
+
 def test_an_oversize_upload_is_refused_before_its_body_is_read(server: Server):
     """A declared 50 MB body gets 413 while the client has sent only the headers."""
     port = int(server.url.rsplit(":", 1)[1])

@@ -1,0 +1,55 @@
+"""Every refusal as JSON: which field is wrong, what is wrong with it, how to fix it."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+
+class ApiError(Exception):
+    """A 4xx answer: what is wrong with which field, and how to fix it."""
+
+    def __init__(self, status: int, field: str, error: str, fix: str) -> None:
+        super().__init__(error)
+        self.status, self.field, self.error, self.fix = status, field, error, fix
+
+    def response(self) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if self.status == 401 else None
+        body = {"error": self.error, "field": self.field, "fix": self.fix}
+        return JSONResponse(body, status_code=self.status, headers=headers)
+
+
+async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+    return exc.response()
+
+
+PEOPLE = "/v1/people/"
+
+
+async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    name = request.url.path.removeprefix(PEOPLE)
+    if exc.status_code == 404 and request.url.path.startswith(PEOPLE) and "/" in name:
+        # a person's name in the URL held a '/' (even sent as %2F): it split the path
+        return ApiError(
+            404,
+            "name",
+            f"{name!r} holds '/', which separates the parts of a URL path",
+            "use a name without '/' over HTTP (`edge enroll` and `edge forget` accept it)",
+        ).response()
+    fix = "see the README for the routes" if exc.status_code == 404 else "check the request"
+    return ApiError(exc.status_code, "path", str(exc.detail), fix).response()
+
+
+async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+    first = exc.errors()[0] if exc.errors() else {}
+    field = ".".join(str(p) for p in first.get("loc", ())[1:]) or "request"
+    return ApiError(400, field, first.get("msg", "invalid request"), "check it").response()
+
+
+def answer_errors_as_json(app: FastAPI) -> None:
+    """Refusals, unknown routes and invalid parameters all answer in :class:`ApiError`'s form."""
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _invalid)
