@@ -42,13 +42,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from edge.api import FaceLens
 from edge.base.errors import FacelensError, GalleryError, ImageError, NoFaceError
-from edge.media.cameras import Camera, Cameras, recognize_all
+from edge.media.cameras import Camera, Cameras
 from edge.media.images import decode_image
 from edge.media.sources import Frame
 from edge.results import Identity
 from edge.service.metrics import CONTENT_TYPE, Metrics
 from edge.service.mqtt import MqttEvents
-from edge.video.loop import FrameResult
+from edge.video.loop import FrameResult, recognize_cameras
 from edge.video.recognizer import CameraTracks
 
 log = logging.getLogger(__name__)
@@ -385,7 +385,7 @@ def create_app(
 
     def watch() -> None:
         assert cameras is not None
-        recognize_all(cameras, lambda c, f: engine.call(tracks, c, f), on_frame, on_error, stop)
+        recognize_cameras(cameras, lambda c, f: engine.call(tracks, c, f), on_frame, on_error, stop)
         for name, step in engine.call(tracks.finish).items():  # the cameras ended or stopped
             if events is not None:
                 counted(events.appearances(name, step.decided, step.ended))
