@@ -34,6 +34,8 @@ if TYPE_CHECKING:  # the library loads OpenCV and a runtime: only once a command
     from edge.video.loop import FrameResult
     from edge.video.track import Appearance
 
+    Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
+
 log = logging.getLogger("edge")
 LEFT_OUT_SHOWN = 12  # enrolment from a video leaves out hundreds of frames: list a few
 
@@ -42,18 +44,27 @@ def _default_threads() -> int:
     return min(4, os.cpu_count() or 1)
 
 
-def _add_bundle(p: argparse.ArgumentParser) -> None:
+def _add_gallery(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--gallery", type=Path, help="gallery file (default: <data>/gallery.sqlite)")
+
+
+def _add_threads(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--threads",
+        type=argtypes.positive_int,
+        default=_default_threads(),
+        help="inference threads",
+    )
+
+
+def _add_engine(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--bundle",
         type=Path,
         help="model bundle folder (default: the one the gallery was enrolled with, else "
         "<data>/bundle)",
     )
-    p.add_argument("--gallery", type=Path, help="gallery file (default: <data>/gallery.sqlite)")
-
-
-def _add_engine(p: argparse.ArgumentParser) -> None:
-    _add_bundle(p)
+    _add_gallery(p)
     p.add_argument(
         "--format", default=DEFAULT_FORMAT, choices=RUNTIME_FORMATS, help="artifact to run"
     )
@@ -62,12 +73,7 @@ def _add_engine(p: argparse.ArgumentParser) -> None:
         choices=("litert", "onnxruntime", "opencv"),
         help="inference runtime (default: litert for .tflite, onnxruntime for .onnx)",
     )
-    p.add_argument(
-        "--threads",
-        type=argtypes.positive_int,
-        default=_default_threads(),
-        help="inference threads",
-    )
+    _add_threads(p)
     p.add_argument("--detector", type=Path, help="YuNet .onnx file (default: cached download)")
     p.add_argument(
         "--no-detect",
@@ -114,7 +120,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="say more on stderr")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = (_enroll_parser, _recognize_parser, _serve_parser, _gallery_parsers)
+    for add in (*commands, _calibrate_parser, _demo_parser):
+        add(sub)
+    return parser
 
+
+def _enroll_parser(sub: Subparsers) -> None:
     p = sub.add_parser(
         "enroll", help="add a person from photos, folders, a video or a camera (best views)"
     )
@@ -140,6 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_engine(p)
 
+
+def _recognize_parser(sub: Subparsers) -> None:
     p = sub.add_parser("recognize", help="name the faces in a camera, video, image or folder")
     p.add_argument(
         "source",
@@ -178,6 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_engine(p)
     _add_mqtt(p)
 
+
+def _serve_parser(sub: Subparsers) -> None:
     p = sub.add_parser("serve", help="a local HTTP API, cameras and MQTT events (serve extra)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback)")
     p.add_argument("--port", type=int, default=8000, help="port to listen on")
@@ -195,13 +211,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_engine(p)
     _add_mqtt(p)
 
-    p = sub.add_parser("people", help="list who is enrolled (no key needed)")
-    p.add_argument("--gallery", type=Path, help="gallery file (default: <data>/gallery.sqlite)")
 
+def _gallery_parsers(sub: Subparsers) -> None:
+    """The commands that need only the gallery (no key for ``people``, no model)."""
+    _add_gallery(sub.add_parser("people", help="list who is enrolled (no key needed)"))
     p = sub.add_parser("forget", help="erase a person from the gallery for good")
     p.add_argument("name")
-    p.add_argument("--gallery", type=Path, help="gallery file (default: <data>/gallery.sqlite)")
+    _add_gallery(p)
 
+
+def _calibrate_parser(sub: Subparsers) -> None:
     p = sub.add_parser("calibrate", help="choose the threshold on labelled pairs")
     p.add_argument("--pairs", type=Path, required=True, help="CSV with img_a,img_b,same")
     p.add_argument("--images", type=Path, required=True, help="folder the pair paths are in")
@@ -216,23 +235,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_engine(p)
 
+
+def _demo_parser(sub: Subparsers) -> None:
     p = sub.add_parser(
         "demo", help="one-shot recognition end to end (real people, a clip): no camera, no network"
     )
     p.add_argument("--bundle", type=Path, help="bundle to use (default: built if missing)")
     p.add_argument("--out", type=Path, help="output folder (default: <data folder>/demo)")
-    p.add_argument(
-        "--threads",
-        type=argtypes.positive_int,
-        default=_default_threads(),
-        help="inference threads",
-    )
+    _add_threads(p)
     p.add_argument(
         "--people",
         type=Path,
         help="real people: one sub-folder of photos each (default: LFW in the shared folder)",
     )
-    return parser
 
 
 def _lens(args: argparse.Namespace) -> FaceLens:
