@@ -39,7 +39,7 @@ from edge.media.images import read_image
 from edge.model.bundle import DEFAULT_FORMAT, Bundle
 from edge.model.embedder import embedding_fingerprint, made_with_flip
 from edge.model.pipeline import Pipeline
-from edge.results import STAGES, Identity, Recognition, Threshold, Verification
+from edge.results import Identity, Recognition, Threshold, Verification, with_total
 
 if TYPE_CHECKING:  # edge.video.recognizer builds on this module
     from edge.video.recognizer import VideoRecognizer
@@ -345,14 +345,15 @@ class FaceLens:
             t4 = time.perf_counter()
             matches = matcher.match(embeddings) if len(faces) else []
             t5 = time.perf_counter()
-        ms = {
-            "decode": (t1 - t0) * 1000 if isinstance(image, str | Path) else 0.0,
-            "detect": (t2 - t1) * 1000,
-            "align": (t3 - t2) * 1000,
-            "embed": (t4 - t3) * 1000,
-            "match": (t5 - t4) * 1000,
-        }
-        ms["total"] = sum(ms[s] for s in STAGES)
+        ms = with_total(
+            {
+                "decode": (t1 - t0) * 1000 if isinstance(image, str | Path) else 0.0,
+                "detect": (t2 - t1) * 1000,
+                "align": (t3 - t2) * 1000,
+                "embed": (t4 - t3) * 1000,
+                "match": (t5 - t4) * 1000,
+            }
+        )
         identities = [
             Identity(face.box, face.score, None if bad else m.name, m.score, m.nearest, bad)
             for face, m, bad in zip(faces, matches, problems, strict=True)

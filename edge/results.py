@@ -21,6 +21,11 @@ if TYPE_CHECKING:
 STAGES = ("decode", "detect", "align", "embed", "match")
 
 
+def with_total(ms: dict[str, float]) -> dict[str, float]:
+    """``ms`` (each stage's time in milliseconds) with its ``total``: the sum of the STAGES."""
+    return {**ms, "total": sum(ms[s] for s in STAGES)}
+
+
 @dataclass(frozen=True)
 class Verification:
     """Are two photos of the same person? ``score`` is the cosine of their dominant faces."""

@@ -396,42 +396,11 @@ def run_demo(
         stale.unlink(missing_ok=True)  # a fresh demo gallery every run; never the user's
     lens = FaceLens(bundle_dir, gallery_path, threads=threads, detector=detector)
     pipeline = lens.pipeline
-    bundle = pipeline.bundle
-    print(f"bundle: {_describe(bundle)}")
+    print(f"bundle: {_describe(pipeline.bundle)}")
     print(f"runtime: {pipeline.embedder.format} via {pipeline.embedder.backend.runtime}, "
           f"{threads} thread(s); detector: {pipeline.detector_name} ({detector})")  # fmt: skip
-
-    # An untrained model cannot tell real people apart: show them only with a face model.
-    untrained = bundle.manifest.untrained
-    cast = choose_cast(people) if people is not None and not untrained else None
-    if cast:
-        print(f"real people: {people} ({why})")
-    elif not untrained:
-        print(
-            f"(no real people: {why}; the clip uses scikit-image's samples only. For real "
-            "one-shot recognition pass --people DIR, one sub-folder of photos per person)"
-        )
-    cv2.imwrite(str(out / "astronaut.png"), samples["astronaut"])
-    enrolments = {"astronaut": [out / "astronaut.png"]}
-    enrolments |= {name: files[:1] for name, files in cast.known.items()} if cast else {}
-    for name, photos in enrolments.items():
-        try:
-            face = lens.enroll(name, photos)[0].face
-        except ImageError as exc:  # e.g. two alike faces in the one photo
-            print(f"not enrolled {name}: {exc}")
-            cast.known.pop(name)
-            continue
-        print(f"enrolled {name} from {photos[0].name} (face score {face.score:.2f})")
+    cast = _enrol(lens, out, samples, people, why)
     threshold = lens.threshold
-    if cast:
-        o = one_shot(photo_namer(lens), cast)
-        print(
-            f"one-shot on real photos: {len(cast.known)} people enrolled from one photo each; "
-            f"{o['right']}/{o['photos']} of their other photos named right ({o['unknown']} left "
-            f"unknown, {o['wrong']} named wrong); {o['rejected']}/{o['stranger_photos']} photos "
-            f"of {len(cast.strangers)} never-enrolled people left unknown"
-        )
-
     clip = out / "clip.mp4"
     truth = make_clip(clip, samples, cast)
     annotated = out / "annotated.mp4"
@@ -451,18 +420,58 @@ def run_demo(
             [annotate(results[i].frame.image, results[i].faces) for i in picks], columns=4
         ),
     )
-
-    c = tally(results, truth)
     print(f"threshold: cosine {threshold.value:.3f} ({threshold.origin})")
-    print(
-        f"recognised: {c['named_right']}/{c['known']} appearances of enrolled people named "
-        f"right ({c['known_missed']} missed); {c['strangers_rejected']}/{c['strangers']} "
-        f"strangers left unknown; {c['wrong_name']} wrong names; "
-        f"{c['object_faces']} faces 'found' on the cat and the cup"
-    )
+    print(_recognised(tally(results, truth)))
     print(stats.table())
     print(f"input clip:    {clip}")
     print(f"annotated:     {annotated}")
     print(f"contact sheet: {sheet}")
     print(f"demo done in {time.perf_counter() - started:.0f} s")
     return 0
+
+
+def _enrol(
+    lens: FaceLens, out: Path, samples: dict[str, np.ndarray], people: Path | None, why: str
+) -> Cast | None:
+    """Enrol the astronaut and, with a face model, real people from one photo each (whose
+    other photos are then named one-shot); returns the cast of the clip, if any."""
+    # An untrained model cannot tell real people apart: show them only with a face model.
+    untrained = lens.pipeline.bundle.manifest.untrained
+    cast = choose_cast(people) if people is not None and not untrained else None
+    if cast:
+        print(f"real people: {people} ({why})")
+    elif not untrained:
+        print(
+            f"(no real people: {why}; the clip uses scikit-image's samples only. For real "
+            "one-shot recognition pass --people DIR, one sub-folder of photos per person)"
+        )
+    cv2.imwrite(str(out / "astronaut.png"), samples["astronaut"])
+    enrolments = {"astronaut": [out / "astronaut.png"]}
+    enrolments |= {name: files[:1] for name, files in cast.known.items()} if cast else {}
+    for name, photos in enrolments.items():
+        try:
+            face = lens.enroll(name, photos)[0].face
+        except ImageError as exc:  # e.g. two alike faces in the one photo
+            print(f"not enrolled {name}: {exc}")
+            cast.known.pop(name)
+            continue
+        print(f"enrolled {name} from {photos[0].name} (face score {face.score:.2f})")
+    if cast:
+        o = one_shot(photo_namer(lens), cast)
+        print(
+            f"one-shot on real photos: {len(cast.known)} people enrolled from one photo each; "
+            f"{o['right']}/{o['photos']} of their other photos named right ({o['unknown']} left "
+            f"unknown, {o['wrong']} named wrong); {o['rejected']}/{o['stranger_photos']} photos "
+            f"of {len(cast.strangers)} never-enrolled people left unknown"
+        )
+    return cast
+
+
+def _recognised(c: dict[str, int]) -> str:
+    """The clip's tally (:func:`tally`) as a sentence."""
+    return (
+        f"recognised: {c['named_right']}/{c['known']} appearances of enrolled people named "
+        f"right ({c['known_missed']} missed); {c['strangers_rejected']}/{c['strangers']} "
+        f"strangers left unknown; {c['wrong_name']} wrong names; "
+        f"{c['object_faces']} faces 'found' on the cat and the cup"
+    )

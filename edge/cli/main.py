@@ -11,11 +11,11 @@ import json
 import logging
 import os
 import sys
-import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from edge.base import paths
 from edge.base.errors import FacelensError
@@ -27,12 +27,14 @@ from edge.model.bundle import DEFAULT_FORMAT, RUNTIME_FORMATS
 if TYPE_CHECKING:  # the library loads OpenCV and a runtime: only once a command runs
     from edge.api import FaceLens
     from edge.gallery.openset import OpenSetReport
-    from edge.media.cameras import Camera
-    from edge.media.sources import Frame
+    from edge.media.sources import Frame, Source
     from edge.results import Identity
     from edge.service.mqtt import MqttEvents
+    from edge.video.display import Display
     from edge.video.loop import FrameResult
     from edge.video.track import Appearance
+
+    Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
 
 log = logging.getLogger("edge")
 LEFT_OUT_SHOWN = 12  # enrolment from a video leaves out hundreds of frames: list a few
@@ -42,18 +44,27 @@ def _default_threads() -> int:
     return min(4, os.cpu_count() or 1)
 
 
-def _add_bundle(p: argparse.ArgumentParser) -> None:
+def _add_gallery(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--gallery", type=Path, help="gallery file (default: <data>/gallery.sqlite)")
+
+
+def _add_threads(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--threads",
+        type=argtypes.positive_int,
+        default=_default_threads(),
+        help="inference threads",
+    )
+
+
+def _add_engine(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--bundle",
         type=Path,
         help="model bundle folder (default: the one the gallery was enrolled with, else "
         "<data>/bundle)",
     )
-    p.add_argument("--gallery", type=Path, help="gallery file (default: <data>/gallery.sqlite)")
-
-
-def _add_engine(p: argparse.ArgumentParser) -> None:
-    _add_bundle(p)
+    _add_gallery(p)
     p.add_argument(
         "--format", default=DEFAULT_FORMAT, choices=RUNTIME_FORMATS, help="artifact to run"
     )
@@ -62,12 +73,7 @@ def _add_engine(p: argparse.ArgumentParser) -> None:
         choices=("litert", "onnxruntime", "opencv"),
         help="inference runtime (default: litert for .tflite, onnxruntime for .onnx)",
     )
-    p.add_argument(
-        "--threads",
-        type=argtypes.positive_int,
-        default=_default_threads(),
-        help="inference threads",
-    )
+    _add_threads(p)
     p.add_argument("--detector", type=Path, help="YuNet .onnx file (default: cached download)")
     p.add_argument(
         "--no-detect",
@@ -114,7 +120,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="say more on stderr")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = (_enroll_parser, _recognize_parser, _serve_parser, _gallery_parsers)
+    for add in (*commands, _calibrate_parser, _demo_parser):
+        add(sub)
+    return parser
 
+
+def _enroll_parser(sub: Subparsers) -> None:
     p = sub.add_parser(
         "enroll", help="add a person from photos, folders, a video or a camera (best views)"
     )
@@ -140,6 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_engine(p)
 
+
+def _recognize_parser(sub: Subparsers) -> None:
     p = sub.add_parser("recognize", help="name the faces in a camera, video, image or folder")
     p.add_argument(
         "source",
@@ -178,6 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_engine(p)
     _add_mqtt(p)
 
+
+def _serve_parser(sub: Subparsers) -> None:
     p = sub.add_parser("serve", help="a local HTTP API, cameras and MQTT events (serve extra)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback)")
     p.add_argument("--port", type=int, default=8000, help="port to listen on")
@@ -195,13 +211,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_engine(p)
     _add_mqtt(p)
 
-    p = sub.add_parser("people", help="list who is enrolled (no key needed)")
-    p.add_argument("--gallery", type=Path, help="gallery file (default: <data>/gallery.sqlite)")
 
+def _gallery_parsers(sub: Subparsers) -> None:
+    """The commands that need only the gallery (no key for ``people``, no model)."""
+    _add_gallery(sub.add_parser("people", help="list who is enrolled (no key needed)"))
     p = sub.add_parser("forget", help="erase a person from the gallery for good")
     p.add_argument("name")
-    p.add_argument("--gallery", type=Path, help="gallery file (default: <data>/gallery.sqlite)")
+    _add_gallery(p)
 
+
+def _calibrate_parser(sub: Subparsers) -> None:
     p = sub.add_parser("calibrate", help="choose the threshold on labelled pairs")
     p.add_argument("--pairs", type=Path, required=True, help="CSV with img_a,img_b,same")
     p.add_argument("--images", type=Path, required=True, help="folder the pair paths are in")
@@ -216,23 +235,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_engine(p)
 
+
+def _demo_parser(sub: Subparsers) -> None:
     p = sub.add_parser(
         "demo", help="one-shot recognition end to end (real people, a clip): no camera, no network"
     )
     p.add_argument("--bundle", type=Path, help="bundle to use (default: built if missing)")
     p.add_argument("--out", type=Path, help="output folder (default: <data folder>/demo)")
-    p.add_argument(
-        "--threads",
-        type=argtypes.positive_int,
-        default=_default_threads(),
-        help="inference threads",
-    )
+    _add_threads(p)
     p.add_argument(
         "--people",
         type=Path,
         help="real people: one sub-folder of photos each (default: LFW in the shared folder)",
     )
-    return parser
 
 
 def _lens(args: argparse.Namespace) -> FaceLens:
@@ -304,61 +319,147 @@ def _events(args: argparse.Namespace, cameras: list[str]) -> MqttEvents | None:
     )
 
 
-def cmd_recognize(args: argparse.Namespace) -> int:
-    if len(args.source) > 1 or args.mqtt:
-        return _recognize_cameras(args)
-    (args.source,) = args.source
-    from edge.media.sources import ImageSource, VideoSource, open_source
-    from edge.results import STAGES
-    from edge.video.display import Display
-    from edge.video.loop import recognize_frames
-    from edge.video.stats import RunStats, Sightings
+@dataclass(frozen=True)
+class _InPlace:
+    """One source read in this thread (``edge recognize FILE``): its error stops the command,
+    where a watched camera (several sources, ``--mqtt``) is retried or fails alone."""
 
-    with _lens(args) as lens:
+    name: str
+    source: Source
+
+    @property
+    def stills(self) -> bool:
+        return self.source.stills
+
+    def clock(self, frame_index: int) -> float:
+        return self.source.clock(frame_index)
+
+
+@dataclass
+class _Feeds:
+    """Where ``edge recognize`` reads frames: one source in place, or cameras watched."""
+
+    frames: Iterator[tuple[Any, Frame]]  # (feed, frame): feeds are _InPlace or Camera
+    feeds: list[Any]
+    on_error: Callable[[Any, Frame, FacelensError], None] | None = None  # None: errors stop
+    display: Display | None = None
+
+
+def _in_place(args: argparse.Namespace, text: str, stack: ExitStack) -> _Feeds:
+    from edge.media.cameras import CameraSpec
+    from edge.media.sources import open_source
+    from edge.video.display import Display
+
+    spec = CameraSpec.parse(text)
+    source = stack.enter_context(open_source(spec.source))
+    # named as the user named it, else as the source calls itself (a path, "camera 0")
+    feed = _InPlace(spec.name if text != spec.source else source.label, source)
+    display = None
+    if args.show or args.save:
+        display = Display(args.show, args.save, source.fps)
+        stack.callback(display.close)
+    return _Feeds(((feed, frame) for frame in source), [feed], display=display)
+
+
+def _watched(texts: list[str], stack: ExitStack) -> _Feeds:
+    from edge.media.cameras import Camera, Cameras, unique_specs
+
+    cameras = stack.enter_context(Cameras(unique_specs(texts)))
+    return _Feeds(cameras.frames(), list(cameras.cameras), on_error=Camera.frame_failed)
+
+
+class _Report:
+    """What ``edge recognize`` prints: each source's faces and appearances as they come,
+    then per source who was seen and the timings."""
+
+    def __init__(self, args: argparse.Namespace, feeds: list[Any]) -> None:
+        from edge.results import STAGES
+        from edge.video.stats import RunStats, Sightings
+
+        self.as_json = args.json
+        self.feeds = {f.name: f for f in feeds}
+        self.stats = {name: RunStats(STAGES) for name in self.feeds}
+        self.seen = {name: Sightings() for name in self.feeds}
+
+    def frame(self, feed: Any, result: FrameResult) -> None:
+        for face in result.faces:
+            self.seen[feed.name].add(face.name, face.score, face.nearest)
+        # photos face by face, a video per appearance (and face by face with --json)
+        if feed.stills or self.as_json:
+            for line in _face_lines(result, self.as_json, tracked=not feed.stills):
+                print(line, flush=True)
+        self.appearances(feed.name, result.appearances)
+
+    def appearances(self, name: str, appearances: list[Appearance]) -> None:
+        if not self.feeds[name].stills:
+            for appearance in appearances:
+                print(_appearance_line(appearance, name), flush=True)
+
+    def summaries(self) -> None:
+        for name, feed in self.feeds.items():
+            stats, seen = self.stats[name], self.seen[name]
+            skipped = getattr(feed.source, "skipped", None) or []
+            if self.as_json:
+                summary = stats.summary() | seen.summary() | {"skipped": len(skipped)}
+                print(json.dumps({"source": name, "summary": summary}))
+            else:
+                lines = "\n".join([*seen.lines(escape), stats.table()])
+                print(f"{escape(name)}: {lines}" if len(self.feeds) > 1 else lines)
+            if skipped:
+                log.warning(
+                    "skipped %d unreadable file(s) of %s (first: %s); -v lists each",
+                    len(skipped),
+                    name,
+                    skipped[0],
+                )
+
+
+def cmd_recognize(args: argparse.Namespace) -> int:
+    """One source read in place, or several side by side (and/or MQTT events) read by a
+    thread each, frames in turn: each source's faces followed and decided as appearances."""
+    from edge.video.loop import recognize_frames
+    from edge.video.recognizer import DETECT_EVERY, CameraTracks
+
+    watch = len(args.source) > 1 or bool(args.mqtt)
+    if watch and (args.show or args.save):
+        raise FacelensError("--show and --save take one source and no --mqtt")
+    interrupted = False
+    with _lens(args) as lens, ExitStack() as stack:
         lens.load()
         print(lens.describe(), file=sys.stderr)
         if not len(lens.matcher):
             log.warning("no one is enrolled in the gallery: every face is unknown (`edge enroll`)")
-        stats, seen = RunStats(STAGES), Sightings()
-        interrupted = False
-        with open_source(args.source) as source:
-            display = Display(args.show, args.save, source.fps) if args.show or args.save else None
-            # a video is followed face by face and reported per appearance; photos one by one
-            video = None
-            if not isinstance(source, ImageSource):
-                fps = source.fps if isinstance(source, VideoSource) else 0.0
-                video = lens.video(args.detect_every, fps=fps)
-            frames = recognize_frames(lens, source, stats, display, args.max_frames, video)
-            try:
-                for result in frames:
-                    for face in result.faces:
-                        seen.add(face.name, face.score, face.nearest)
-                    if video is None or args.json:
-                        for line in _face_lines(result, args.json):
-                            print(line, flush=True)
-                    for appearance in result.appearances:
-                        print(_appearance_line(appearance, source.label), flush=True)
-            except KeyboardInterrupt:
-                interrupted = True
-            finally:
-                if display is not None:
-                    display.close()
-                for appearance in video.finish().ended if video is not None else []:
-                    print(_appearance_line(appearance, source.label), flush=True)
-            skipped = getattr(source, "skipped", [])
-    if args.json:
-        print(json.dumps({"summary": stats.summary() | seen.summary() | {"skipped": len(skipped)}}))
-    else:
-        print("\n".join([*seen.lines(escape), stats.table()]))
-    if skipped:
-        log.warning(
-            "skipped %d unreadable file(s) of %s (first: %s); -v lists each",
-            len(skipped),
-            args.source,
-            skipped[0],
+        feeds = _watched(args.source, stack) if watch else _in_place(args, args.source[0], stack)
+        report = _Report(args, feeds.feeds)
+        events = _events(args, list(report.feeds))
+        if events is not None:
+            stack.enter_context(events)
+        tracks = CameraTracks(lens, args.detect_every or DETECT_EVERY, args.appearance_gap)
+        results = recognize_frames(
+            feeds.frames,
+            tracks,
+            lambda feed: report.stats[feed.name],
+            feeds.display,
+            args.max_frames,
+            feeds.on_error,
         )
+        try:
+            for feed, result in results:
+                report.frame(feed, result)
+                if events is not None:
+                    events.frame(feed.name, result)
+        except KeyboardInterrupt:
+            interrupted = True
+        for name, step in tracks.finish().items():  # what was still in view when they stopped
+            report.appearances(name, step.ended)
+            if events is not None:
+                events.appearances(name, step.decided, step.ended)
+    report.summaries()
     if args.save:
         print(f"annotated video: {args.save}", file=sys.stderr)
+    failed = [f for f in feeds.feeds if getattr(f, "status", None) == "failed"]
+    if failed:
+        raise FacelensError("; ".join(f"camera {c.name}: {c.last_error}" for c in failed))
     return 130 if interrupted else 0
 
 
@@ -367,61 +468,7 @@ def _appearance_line(appearance: Appearance, source: str) -> str:
     return json.dumps({"event": "appearance", "source": source, **appearance.to_dict()})
 
 
-def _recognize_cameras(args: argparse.Namespace) -> int:
-    """Several sources side by side (and/or MQTT events): one reader each, frames in turn,
-    each source's faces followed and decided as appearances (published as decided)."""
-    from edge.media.cameras import Cameras, recognize_all, unique_specs
-    from edge.results import STAGES
-    from edge.video.recognizer import DETECT_EVERY, CameraTracks
-    from edge.video.stats import RunStats
-
-    if args.show or args.save:
-        raise FacelensError("--show and --save take one source and no --mqtt")
-    specs = unique_specs(args.source)
-    stats = {s.name: RunStats(STAGES) for s in specs}
-    stop = threading.Event()
-    interrupted = False
-    with _lens(args) as lens, ExitStack() as stack:
-        lens.load()
-        print(lens.describe(), file=sys.stderr)
-        events = _events(args, list(stats))
-        if events is not None:
-            stack.enter_context(events)
-        cameras = stack.enter_context(Cameras(specs))
-        tracks = CameraTracks(lens, args.detect_every or DETECT_EVERY, args.appearance_gap)
-
-        def on_result(camera: Camera, frame: Frame, result: FrameResult) -> None:
-            stats[camera.name].add(result.ms, len(result.faces))
-            # as for one source: photos face by face, a video per appearance (and --json)
-            if args.json or camera.stills:
-                for line in _face_lines(result, args.json):
-                    print(line, flush=True)
-            for appearance in result.appearances:
-                print(_appearance_line(appearance, camera.name), flush=True)
-            if events is not None:
-                events.frame(camera.name, result)
-            if args.max_frames and sum(s.frames for s in stats.values()) >= args.max_frames:
-                stop.set()
-
-        try:
-            recognize_all(cameras, tracks, on_result, stop=stop)
-        except KeyboardInterrupt:
-            interrupted = True
-        for name, step in tracks.finish().items():  # what was still in view when they stopped
-            for appearance in step.ended:
-                print(_appearance_line(appearance, name), flush=True)
-            if events is not None:
-                events.appearances(name, step.decided, step.ended)
-    for name, s in stats.items():
-        summary = {"camera": name, "summary": s.summary()}
-        print(json.dumps(summary) if args.json else f"{name}: {s.table()}")
-    failed = [c for c in cameras.cameras if c.status == "failed"]
-    if failed:
-        raise FacelensError("; ".join(f"camera {c.name}: {c.last_error}" for c in failed))
-    return 130 if interrupted else 0
-
-
-def _face_lines(result: FrameResult, as_json: bool) -> list[str]:
+def _face_lines(result: FrameResult, as_json: bool, tracked: bool) -> list[str]:
     frame = result.frame
     if as_json:
         ms = {k: round(v, 2) for k, v in result.ms.items()}
@@ -436,7 +483,7 @@ def _face_lines(result: FrameResult, as_json: bool) -> list[str]:
             }
             if face.problem:
                 line["cant_tell"] = face.problem
-            if face.track_id is not None:
+            if tracked and face.track_id is not None:
                 line.update(track=face.track_id, label=face.label)
             lines.append(json.dumps({**line, "ms": ms}))
         return lines

@@ -7,7 +7,7 @@ import logging
 import math
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -281,18 +281,27 @@ def rule_name(norm: str, center: bool) -> str:
     return f"{norm}, centred" if center else norm
 
 
+class _Measured(NamedTuple):
+    """What a rule did in the simulated galleries of held-out people (:func:`_measure`)."""
+
+    # views -> (gallery sizes, the threshold at which at most ``rule.fpir`` of the
+    # strangers clear anyone in a gallery of that size)
+    thresholds: dict[int, tuple[tuple[int, ...], tuple[float, ...]]]
+    # the FPIR the per-comparison curve's threshold delivers at each view count's largest gallery
+    independence_fpir: dict[str, float]
+    # the several-view gallery's other photos named right at its measured threshold
+    # (None when too few held-out people have that many photos)
+    several_view_dir: float | None
+
+
 def _measure(
     rule: OpenSet, held: list[tuple[str, str]], embeddings: dict[str, np.ndarray], seed: int
-) -> tuple[dict[int, tuple[tuple[int, ...], tuple[float, ...]]], dict[str, float], float | None]:
+) -> _Measured:
     """What ``rule`` does for held-out strangers in simulated galleries of held-out people.
 
     Galleries of each size in :data:`SIMULATED_SIZES` are drawn from the held-out people
     with 1 (and with :data:`MULTI_VIEWS`) photos, enrolled from their first ones; the
-    strangers are the first photo of every held-out person outside the gallery. Returns
-    (views -> (sizes, the threshold at which at most ``rule.fpir`` of the strangers
-    clear anyone), the FPIR the per-comparison curve's threshold actually delivers at
-    each view count's largest gallery, the DIR of the several-view gallery's other
-    photos at its measured threshold, or ``None`` when too few have that many photos).
+    strangers are the first photo of every held-out person outside the gallery.
     """
     by_id: dict[str, list[str]] = {}
     for path, label in held:
@@ -331,7 +340,7 @@ def _measure(
         if views > 1:
             measured = replace(rule, measured={views: table[views]})
             several_dir = _several_view_dir(measured, people, by_id, embeddings, views)
-    return table, delivered, several_dir
+    return _Measured(table, delivered, several_dir)
 
 
 def _several_view_dir(
@@ -362,6 +371,90 @@ def _predicted_dir(rule: OpenSet, genuine: np.ndarray, impostor: np.ndarray, peo
     return t, float(np.mean((genuine >= t) * (1.0 - beaten) ** max(people - 1, 0)))
 
 
+class _Comparisons(NamedTuple):
+    """The held-out comparisons: each held-out person's first photo plays an enrolled
+    person (a *model*), every held-out photo a probe."""
+
+    names: list[str]  # the models' people, sorted
+    models: np.ndarray  # their embeddings
+    probes: np.ndarray  # every held-out photo's embedding
+    genuine: np.ndarray  # (probe, model): the same person, not the same photo
+    impostor: np.ndarray  # (probe, model): another person
+
+    @classmethod
+    def of(cls, held: list[tuple[str, str]], embeddings: dict[str, np.ndarray]) -> _Comparisons:
+        models: dict[str, str] = {}
+        for p, lab in held:
+            models.setdefault(lab, p)
+        names = sorted(models)
+        labels = np.array([lab for _, lab in held], dtype=object)
+        same = labels[:, None] == np.array(names, dtype=object)[None, :]
+        model_paths = np.array([models[m] for m in names], dtype=object)
+        itself = np.array([p for p, _ in held], dtype=object)[:, None] == model_paths[None, :]
+        matrix = np.stack([embeddings[p] for p, _ in held])
+        return cls(
+            names, np.stack([embeddings[models[m]] for m in names]), matrix, same & ~itself, ~same
+        )
+
+
+class _Tried(NamedTuple):
+    """One rule tried: its genuine and impostor scores and how well it named people."""
+
+    rule: OpenSet
+    genuine: np.ndarray
+    impostor: np.ndarray
+    one_view_dir: float  # predicted at the target FPIR for the gallery's size, one photo each
+    measured: _Measured
+
+    @property
+    def merit(self) -> float:
+        """One view and several count alike."""
+        one, more = self.one_view_dir, self.measured.several_view_dir
+        return one if more is None else (one + more) / 2
+
+
+def _cohort_and_held(
+    embeddings: dict[str, np.ndarray], seed: int
+) -> tuple[np.ndarray, list[tuple[str, str]]]:
+    """Half the identities' embeddings (at most MAX_COHORT) as the cohort; the other half's
+    ``(path, identity)``, held out."""
+    paths = sorted(embeddings)
+    labels = [Path(p).parent.name for p in paths]
+    cohort_ids = _split_identities(labels, seed)
+    labelled = list(zip(paths, labels, strict=True))
+    cohort = np.stack([embeddings[p] for p, lab in labelled if lab in cohort_ids])
+    held = [(p, lab) for p, lab in labelled if lab not in cohort_ids]
+    if len(cohort_ids) < 20 or len({lab for _, lab in held}) < 20:
+        raise FacelensError(
+            f"open-set calibration needs photos of at least 40 identities (one folder each); "
+            f"got {len(set(labels))}: give a larger --pairs/--images set"
+        )
+    if len(cohort) > MAX_COHORT:
+        keep = np.sort(np.random.default_rng(seed).choice(len(cohort), MAX_COHORT, replace=False))
+        cohort = cohort[keep]
+    return cohort, held
+
+
+def _try(
+    base: OpenSet,
+    comparisons: _Comparisons,
+    held: list[tuple[str, str]],
+    embeddings: dict[str, np.ndarray],
+    seed: int,
+    size: int,
+) -> _Tried:
+    """``base``'s rule with its per-comparison FAR curve and measured thresholds."""
+    c = comparisons
+    models = Matcher(c.names, c.models, 0.0, open_set=base)
+    z = models.normalize(c.probes, models.scores(c.probes))
+    genuine, impostor = z[c.genuine], z[c.impostor]
+    rule = replace(base, far_curve=_far_curve(impostor))
+    measured = _measure(rule, held, embeddings, seed)
+    rule = replace(rule, measured=measured.thresholds or None)
+    _, one_view_dir = _predicted_dir(rule, genuine, impostor, size)
+    return _Tried(rule, genuine, impostor, one_view_dir, measured)
+
+
 def calibrate_open_set(
     embeddings: dict[str, np.ndarray],
     fpir: float = 0.01,
@@ -388,78 +481,57 @@ def calibrate_open_set(
     """
     if not 0 < fpir < 1:
         raise FacelensError(f"--fpir {fpir} must be in (0, 1), e.g. 0.01")
-    paths = sorted(embeddings)
-    labels = [Path(p).parent.name for p in paths]
-    cohort_ids = _split_identities(labels, seed)
-    labelled = list(zip(paths, labels, strict=True))
-    cohort = np.stack([embeddings[p] for p, lab in labelled if lab in cohort_ids])
-    held = [(p, lab) for p, lab in labelled if lab not in cohort_ids]
-    if len(cohort_ids) < 20 or len({lab for _, lab in held}) < 20:
-        raise FacelensError(
-            f"open-set calibration needs photos of at least 40 identities (one folder each); "
-            f"got {len(set(labels))}: give a larger --pairs/--images set"
-        )
-    if len(cohort) > MAX_COHORT:
-        keep = np.sort(np.random.default_rng(seed).choice(len(cohort), MAX_COHORT, replace=False))
-        cohort = cohort[keep]
-    models: dict[str, str] = {}
-    for p, lab in held:
-        models.setdefault(lab, p)
-    model_names = sorted(models)
-    probes = held
-    probe_matrix = np.stack([embeddings[p] for p, _ in probes])
-    probe_labels = np.array([lab for _, lab in probes], dtype=object)
-    is_genuine = probe_labels[:, None] == np.array(model_names, dtype=object)[None, :]
-    model_paths = np.array([models[m] for m in model_names], dtype=object)
-    is_self = np.array([p for p, _ in probes], dtype=object)[:, None] == model_paths[None, :]
+    cohort, held = _cohort_and_held(embeddings, seed)
+    comparisons = _Comparisons.of(held, embeddings)
     people = len(set(gallery[0])) if gallery else 0
     size = people or REFERENCE_GALLERY
-
-    def rule_for(name: str, center: bool) -> tuple[OpenSet, np.ndarray, np.ndarray]:
-        base = OpenSet(cohort, name, ((0.0,), (1.0,)), fpir, margin, center)
-        model_matcher = Matcher(
-            model_names, np.stack([embeddings[models[m]] for m in model_names]), 0.0, open_set=base
+    tried = {
+        rule_name(name, center): _try(
+            OpenSet(cohort, name, ((0.0,), (1.0,)), fpir, margin, center),
+            comparisons,
+            held,
+            embeddings,
+            seed,
+            size,
         )
-        z = model_matcher.normalize(probe_matrix, model_matcher.scores(probe_matrix))
-        genuine, impostor = z[is_genuine & ~is_self], z[~is_genuine]
-        return OpenSet(cohort, name, _far_curve(impostor), fpir, margin, center), genuine, impostor
-
-    tried, delivered, several = {}, {}, {}
-    for name in (norm,) if norm else NORMS:
-        for center in (False, True):
-            rule, genuine, impostor = rule_for(name, center)
-            key = rule_name(name, center)
-            table, delivered[key], several[key] = _measure(rule, held, embeddings, seed)
-            rule = replace(rule, measured=table or None)
-            tried[key] = (rule, genuine, impostor, _predicted_dir(rule, genuine, impostor, size)[1])
-
-    def merit(key: str) -> float:  # one view and several count alike
-        one, more = tried[key][3], several[key]
-        return one if more is None else (one + more) / 2
-
-    chosen = max(tried, key=merit)
-    rule, genuine, impostor, _ = tried[chosen]
-    threshold, dir_ = _predicted_dir(rule, genuine, impostor, size)
-    curve = []
-    for f in FPIR_GRID:
-        at = OpenSet(cohort, rule.norm, rule.far_curve, f, margin, rule.center)
-        curve.append((f, *_predicted_dir(at, genuine, impostor, size)))
+        for name in ((norm,) if norm else NORMS)
+        for center in (False, True)
+    }
+    best = max(tried.values(), key=lambda t: t.merit)
     measured = None
     if people:
-        user = Matcher(gallery[0], gallery[1], 0.0, open_set=rule)
-        measured = float(np.mean([m.name is not None for m in user.match(probe_matrix)]))
+        user = Matcher(gallery[0], gallery[1], 0.0, open_set=best.rule)
+        measured = float(np.mean([m.name is not None for m in user.match(comparisons.probes)]))
+    return _report(best, tried, size, measured, len(cohort), len(comparisons.probes))
+
+
+def _report(
+    best: _Tried,
+    tried: dict[str, _Tried],
+    size: int,
+    measured_fpir: float | None,
+    cohort_faces: int,
+    stranger_faces: int,
+) -> OpenSetReport:
+    """The chosen rule's operating point and curve for a gallery of ``size`` people."""
+    rule, genuine, impostor = best.rule, best.genuine, best.impostor
+    threshold, dir_ = _predicted_dir(rule, genuine, impostor, size)
+    curve = []
+    for f in FPIR_GRID:  # the per-comparison thresholds at each FPIR (not the measured ones)
+        at = OpenSet(rule.cohort, rule.norm, rule.far_curve, f, rule.margin, rule.center)
+        curve.append((f, *_predicted_dir(at, genuine, impostor, size)))
     return OpenSetReport(
         open_set=rule,
         people=size,
         threshold=threshold,
         dir=dir_,
-        measured_fpir=measured,
+        measured_fpir=measured_fpir,
         curve=curve,
-        by_norm={k: v[3] for k, v in tried.items()},
-        several_view_dir=several,
-        independence_fpir=delivered,
-        cohort_faces=len(cohort),
-        stranger_faces=len(probes),
+        by_norm={k: t.one_view_dir for k, t in tried.items()},
+        several_view_dir={k: t.measured.several_view_dir for k, t in tried.items()},
+        independence_fpir={k: t.measured.independence_fpir for k, t in tried.items()},
+        cohort_faces=cohort_faces,
+        stranger_faces=stranger_faces,
         genuine_comparisons=len(genuine),
         impostor_comparisons=len(impostor),
     )

@@ -141,58 +141,12 @@ class Gallery:
         self.close()
         if not write and not self.path.exists():
             return None
-        # FaceLens serialises calls from several threads with its own lock, so the
-        # connection may be used by a thread other than the one that opened it.
-        options = {"isolation_level": None, "timeout": BUSY_TIMEOUT_S, "check_same_thread": False}
+        conn = self._open_file(write)
         try:
-            if write:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                if not self.path.exists():  # 0600 before SQLite touches it (no O_EXCL:
-                    # writers racing on a new gallery may all get here)
-                    os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
-                conn = sqlite3.connect(self.path, **options)
-            else:
-                uri = f"{self.path.resolve().as_uri()}?mode=ro"
-                conn = sqlite3.connect(uri, uri=True, **options)
-        except OSError as exc:
-            raise GalleryError(
-                f"cannot {'create' if write else 'open'} the gallery {self.path} "
-                f"({exc.strerror or exc}); {_os_advice(exc)}"
-            ) from exc
-        except _DB_ERRORS as exc:
-            raise self._sqlite_error(exc, "open") from exc
-        # A damaged file may hold text that is not UTF-8: show it replaced, do not crash.
-        conn.text_factory = lambda raw: raw.decode("utf-8", "replace")
-        try:
-            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
-            if tables and not tables & {"chunks", _V1_TABLE}:  # someone else's database
-                raise GalleryError(
-                    f"{self.path} is not a facelens gallery (it holds other tables: "
-                    f"{', '.join(sorted(tables)[:5])}); pass another --gallery"
-                )
-            legacy = _V1_TABLE in tables
-            if write:
-                conn.execute("PRAGMA secure_delete = ON")
-                if not tables & {"chunks", _V1_TABLE}:
-                    conn.executescript(_SCHEMA)
-            version = (
-                conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-                if tables or write
-                else None
-            )
-        except _DB_ERRORS as exc:
-            conn.close()
-            raise self._sqlite_error(exc, "open") from exc
-        except GalleryError:
+            legacy = self._prepare(conn, write)
+        except BaseException:
             conn.close()
             raise
-        if version is not None and str(version[0]) not in ("1", str(SCHEMA_VERSION)):
-            conn.close()
-            raise GalleryError(
-                f"{self.path} has gallery schema {str(version[0])[:20]!r}; this facelens reads "
-                f"{SCHEMA_VERSION}: use the facelens version that wrote it, or pass another "
-                "--gallery"
-            )
         self._conn, self._writable = conn, write
         if legacy:  # schema 1: upgraded once, which needs a write connection and the key
             if not write:
@@ -203,6 +157,59 @@ class Gallery:
                 self.close()
                 raise
         return conn
+
+    def _open_file(self, write: bool) -> sqlite3.Connection:
+        """A connection to the gallery file, created (0600) for writing when missing."""
+        # FaceLens serialises calls from several threads with its own lock, so the
+        # connection may be used by a thread other than the one that opened it.
+        options = {"isolation_level": None, "timeout": BUSY_TIMEOUT_S, "check_same_thread": False}
+        try:
+            if write:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                if not self.path.exists():  # 0600 before SQLite touches it (no O_EXCL:
+                    # writers racing on a new gallery may all get here)
+                    os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+                return sqlite3.connect(self.path, **options)
+            uri = f"{self.path.resolve().as_uri()}?mode=ro"
+            return sqlite3.connect(uri, uri=True, **options)
+        except OSError as exc:
+            raise GalleryError(
+                f"cannot {'create' if write else 'open'} the gallery {self.path} "
+                f"({exc.strerror or exc}); {_os_advice(exc)}"
+            ) from exc
+        except _DB_ERRORS as exc:
+            raise self._sqlite_error(exc, "open") from exc
+
+    def _prepare(self, conn: sqlite3.Connection, write: bool) -> bool:
+        """Check ``conn`` holds a facelens gallery of a schema this version reads (making
+        the schema in a new file when ``write``); True: it is schema 1, to upgrade."""
+        # A damaged file may hold text that is not UTF-8: show it replaced, do not crash.
+        conn.text_factory = lambda raw: raw.decode("utf-8", "replace")
+        try:
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+            if tables and not tables & {"chunks", _V1_TABLE}:  # someone else's database
+                raise GalleryError(
+                    f"{self.path} is not a facelens gallery (it holds other tables: "
+                    f"{', '.join(sorted(tables)[:5])}); pass another --gallery"
+                )
+            if write:
+                conn.execute("PRAGMA secure_delete = ON")
+                if not tables & {"chunks", _V1_TABLE}:
+                    conn.executescript(_SCHEMA)
+            version = (
+                conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+                if tables or write
+                else None
+            )
+        except _DB_ERRORS as exc:
+            raise self._sqlite_error(exc, "open") from exc
+        if version is not None and str(version[0]) not in ("1", str(SCHEMA_VERSION)):
+            raise GalleryError(
+                f"{self.path} has gallery schema {str(version[0])[:20]!r}; this facelens reads "
+                f"{SCHEMA_VERSION}: use the facelens version that wrote it, or pass another "
+                "--gallery"
+            )
+        return _V1_TABLE in tables
 
     def _sqlite_error(self, exc: Exception, action: str) -> GalleryError:
         """What an SQLite failure means for the user, with advice that is true for it."""

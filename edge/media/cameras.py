@@ -1,11 +1,12 @@
-"""Many cameras at once: one reader per camera, recognition interleaved between them.
+"""Many cameras at once: one reader per camera, their frames interleaved.
 
 Each :class:`Camera` reads its source (anything :func:`edge.media.sources.open_source`
 takes) on its own thread. A camera or stream keeps only its newest frame; a file hands
 over every frame. :meth:`Cameras.frames` takes the next waiting frame round-robin, so a
 busy camera cannot starve the others. A camera or stream that fails or drops is
 reopened with exponential back-off, logged and counted; a file that cannot be read
-fails alone. Nothing one camera does stops the others.
+fails alone. Nothing one camera does stops the others. Recognising the frames is
+:func:`edge.video.loop.recognize_frames`'s job.
 """
 
 from __future__ import annotations
@@ -15,20 +16,18 @@ import re
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 from urllib.parse import urlsplit
 
 from edge.base.errors import FacelensError, SourceError
 from edge.base.names import topic_name
-from edge.media.sources import Frame, ImageSource, Source, open_source
+from edge.media.sources import Frame, Source, is_live, open_source
 
 log = logging.getLogger(__name__)
 
 _NAMED = re.compile(r"^([A-Za-z0-9_-]+)=(.+)$")
-R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -53,7 +52,7 @@ class CameraSpec:
     @property
     def live(self) -> bool:
         """A camera or a stream: newest frame only, reopened when it drops."""
-        return self.source.isdigit() or "://" in self.source
+        return is_live(self.source)
 
 
 def unique_specs(texts: Sequence[str]) -> list[CameraSpec]:
@@ -109,9 +108,14 @@ class Camera:
         return self.status == "up"
 
     @property
+    def source(self) -> Source | None:
+        """The camera's source as last opened (None before it opens)."""
+        return self._source
+
+    @property
     def stills(self) -> bool:
         """The source is photos (unrelated moments), not a video or stream."""
-        return isinstance(self._source, ImageSource)
+        return self._source is not None and self._source.stills
 
     def fps(self, window_s: float = 5.0) -> float:
         """Frames recognised per second over the last few seconds."""
@@ -120,16 +124,15 @@ class Camera:
         return len(recent) / window_s if len(recent) > 1 else 0.0
 
     def clock(self, frame_index: int) -> float:
-        """When a frame was seen, in seconds: wall time live, the frame's time in a file.
-
-        Photos of a folder are unrelated moments, an hour apart.
-        """
+        """When a frame was seen, in seconds (see :meth:`Source.clock`)."""
         source = self._source
-        if self.spec.live or source is None:
-            return time.monotonic()
-        if isinstance(source, ImageSource):
-            return frame_index * 3600.0
-        return frame_index / (source.fps or 25.0)
+        return time.time() if source is None else source.clock(frame_index)
+
+    def frame_failed(self, frame: Frame, exc: Exception) -> None:
+        """Count and log a frame that could not be recognised (the camera goes on)."""
+        self.errors += 1
+        self.last_error = str(exc)
+        log.warning("camera %s frame %d: %s", self.name, frame.index, exc)
 
     # -- the reader thread --------------------------------------------------------------
 
@@ -242,28 +245,3 @@ class Cameras:
                 frame = ready._take()
             turn = (self.cameras.index(ready) + 1) % n
             yield ready, frame
-
-
-def recognize_all(
-    cameras: Cameras,
-    recognize: Callable[[Camera, Frame], R],
-    on_result: Callable[[Camera, Frame, R], None],
-    on_error: Callable[[Camera, Exception], None] | None = None,
-    stop: threading.Event | None = None,
-) -> None:
-    """Recognise the cameras' frames in turn until they end or ``stop`` is set.
-
-    A frame that cannot be recognised is counted and logged against its camera; the
-    loop goes on with the next one.
-    """
-    for camera, frame in cameras.frames(stop):
-        try:
-            result = recognize(camera, frame)
-        except FacelensError as exc:
-            camera.errors += 1
-            camera.last_error = str(exc)
-            log.warning("camera %s frame %d: %s", camera.name, frame.index, exc)
-            if on_error is not None:
-                on_error(camera, exc)
-            continue
-        on_result(camera, frame, result)

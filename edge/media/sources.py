@@ -40,9 +40,14 @@ class Source(ABC):
 
     label: str
     fps: float = 0.0  # the source's nominal frame rate, 0 when unknown
+    stills = False  # photos (unrelated moments), not a video or stream
 
     @abstractmethod
     def frames(self) -> Iterator[Frame]: ...
+
+    def clock(self, index: int) -> float:
+        """When frame ``index`` was seen, in seconds: its time in a video file."""
+        return index / (self.fps or 25.0)
 
     def close(self) -> None:  # noqa: B027 - most sources hold nothing to release
         pass
@@ -65,6 +70,7 @@ class ImageSource(Source):
     """
 
     warn_first = 3
+    stills = True
 
     def __init__(self, paths: list[Path], label: str, skip_bad: bool = False) -> None:
         self.paths = paths
@@ -85,6 +91,10 @@ class ImageSource(Source):
                 self.skipped.append(str(path))
                 continue
             yield Frame(image, i, str(path), (time.perf_counter() - t0) * 1000)
+
+    def clock(self, index: int) -> float:
+        """Photos of a folder are unrelated moments, an hour apart."""
+        return index * 3600.0
 
 
 def _open_capture(target: int | str, what: str) -> cv2.VideoCapture:
@@ -169,6 +179,10 @@ class LiveSource(Source):
             if not ok:
                 return
 
+    def clock(self, index: int) -> float:
+        """Live: the wall clock (epoch seconds)."""
+        return time.time()
+
     def frames(self) -> Iterator[Frame]:
         last = -1
 
@@ -199,16 +213,22 @@ class LiveSource(Source):
         self._cap.release()
 
 
+def is_live(spec: str) -> bool:
+    """A camera index or a stream URL: read live (newest frame only, reopened when it drops);
+    anything else is a file, read frame by frame."""
+    return spec.isdigit() or "://" in spec
+
+
 def open_source(spec: str, live: bool | None = None) -> Source:
     """A camera index (``0``), a stream URL, a video file, an image file or a folder.
 
     ``live`` forces (or prevents) the newest-frame-only background reader; by default
-    cameras and streams are live and files are read frame by frame.
+    cameras and streams are live (:func:`is_live`) and files are read frame by frame.
     """
     spec = str(spec)
     if spec.isdigit():
         return LiveSource(int(spec), f"camera {spec}", is_camera=True)
-    if "://" in spec:
+    if is_live(spec):  # a stream
         if live is False:
             raise SourceError(f"{spec} is a stream; it can only be read live")
         return LiveSource(spec, spec, is_camera=False)

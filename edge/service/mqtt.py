@@ -167,6 +167,12 @@ class MqttEvents:
         self._refused: str | None = None
         self._lock = threading.Lock()
         self._pending: list[Any] = []  # QoS 1 messages not yet acknowledged
+        self._client = self._new_client(mqtt)
+        self._connect(timeout)
+        log.info("publishing person events to %s as device %s", self.broker, self.device)
+
+    def _new_client(self, mqtt: Any) -> Any:
+        """A paho client for the broker: credentials, TLS, last will, reconnect delays."""
         client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
             client_id=f"facelens-{self.device}-{uuid.uuid4().hex[:8]}",
@@ -179,15 +185,19 @@ class MqttEvents:
         client.reconnect_delay_set(min_delay=1, max_delay=30)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
-        self._client = client
+        return client
+
+    def _connect(self, timeout: float) -> None:
+        """Connect and wait for the broker's answer; an unreachable or refusing broker,
+        or none within ``timeout`` seconds, is an :class:`MqttError`."""
         try:
-            client.connect(self.broker.host, self.broker.port, keepalive=30)
+            self._client.connect(self.broker.host, self.broker.port, keepalive=30)
         except OSError as exc:
             raise MqttError(
                 f"cannot reach the MQTT broker {self.broker} ({exc.strerror or exc}): is "
                 "Mosquitto running there (`systemctl status mosquitto`)? check the host and port"
             ) from None
-        client.loop_start()
+        self._client.loop_start()
         if not self._connected.wait(timeout) or self._refused:
             self.close(publish_offline=False)
             raise MqttError(
@@ -198,7 +208,6 @@ class MqttEvents:
                     else f"did not answer within {timeout:.0f} s"
                 )
             )
-        log.info("publishing person events to %s as device %s", self.broker, self.device)
 
     # paho calls these from its network thread
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:

@@ -11,12 +11,12 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from edge.media.cameras import Camera, Cameras, recognize_all
+from edge.media.cameras import Camera, Cameras
 from edge.media.sources import Frame
 from edge.service.engine import Engine
 from edge.service.metrics import Metrics
 from edge.service.mqtt import MqttEvents
-from edge.video.loop import FrameResult
+from edge.video.loop import FrameResult, recognize_cameras
 from edge.video.recognizer import CameraTracks
 
 Gauge = tuple[str, Mapping[str, str] | None, float]
@@ -102,7 +102,7 @@ class Service:
 
     def _watch(self) -> None:
         assert self.cameras is not None
-        recognize_all(self.cameras, self._recognize, self._on_frame, self._on_error, self._stop)
+        recognize_cameras(self.cameras, self._recognize, self._on_frame, self._on_error, self._stop)
         for name, step in self.engine.call(self._tracks.finish).items():  # cameras ended/stopped
             if self.events is not None:
                 self._counted(self.events.appearances(name, step.decided, step.ended))

@@ -19,19 +19,16 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import cv2
 import numpy as np
 
 from edge.faces.detect import Face
 from edge.media.sources import Frame
-from edge.results import STAGES, Lens
+from edge.results import Lens, with_total
 from edge.video.loop import FrameResult
 from edge.video.track import Observation, Step, Tracker, iou
-
-if TYPE_CHECKING:
-    from edge.media.cameras import Camera
 
 DETECT_EVERY = 5  # at 25 FPS a face entering is found within 0.16 s
 APPEARANCE_GAP_S = 2.0  # a person unseen for longer appears anew (cameras, events)
@@ -140,7 +137,7 @@ class VideoRecognizer:
         step = self.tracker.update(self._timestamp(frame) if t is None else t, observations)
         ms = {**named.ms, "decode": frame.decode_ms, "detect": (t1 - t0) * 1000}
         ms["match"] += (time.perf_counter() - t2) * 1000  # matching and tracking
-        ms["total"] = sum(ms[s] for s in STAGES)
+        ms = with_total(ms)
         faces_out = [
             replace(face, track_id=tf.track_id, label=tf.label)
             for face, tf in zip(named.faces, step.faces, strict=True)
@@ -151,6 +148,19 @@ class VideoRecognizer:
         """End the appearances still open when the source ends (``.ended``), deciding
         those never decided (``.decided``)."""
         return self.tracker.finish()
+
+
+class Feed(Protocol):
+    """What :class:`CameraTracks` needs of a :class:`~edge.media.cameras.Camera` (or of a
+    source read in place): its name, whether it is photos, and when a frame was seen."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def stills(self) -> bool: ...
+
+    def clock(self, frame_index: int) -> float: ...
 
 
 class CameraTracks:
@@ -170,14 +180,14 @@ class CameraTracks:
         self.gap_s = APPEARANCE_GAP_S if gap_s is None else gap_s
         self._recognizers: dict[str, VideoRecognizer] = {}
 
-    def _recognizer(self, camera: Camera) -> VideoRecognizer:
+    def _recognizer(self, camera: Feed) -> VideoRecognizer:
         if camera.stills:  # unrelated photos: nothing to follow, nothing to wait for
             tracker = tracker_for(self.lens, max_gap_s=self.gap_s, min_votes=1, min_frames=1)
             return VideoRecognizer(self.lens, 1, tracker=tracker)
         tracker = tracker_for(self.lens, max_gap_s=self.gap_s)
         return VideoRecognizer(self.lens, self.detect_every, tracker=tracker)
 
-    def __call__(self, camera: Camera, frame: Frame) -> FrameResult:
+    def __call__(self, camera: Feed, frame: Frame) -> FrameResult:
         """Name one frame of ``camera``, following its faces from the frames before."""
         recognizer = self._recognizers.get(camera.name)
         if recognizer is None:

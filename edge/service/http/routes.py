@@ -15,7 +15,7 @@ from fastapi.responses import PlainTextResponse
 from edge.base.errors import GalleryError, ImageError, NoFaceError
 from edge.base.names import MAX_NAME_CHARS, PersonNameError, check_name, lookup_name
 from edge.gallery.store import PersonInfo
-from edge.results import Identity
+from edge.results import Identity, with_total
 from edge.service.http.auth import authorized
 from edge.service.http.errors import ApiError
 from edge.service.http.uploads import decode, name_uploads, read_uploads
@@ -77,7 +77,7 @@ async def identify(request: Request, s: State) -> dict[str, Any]:
     image = await decode(upload)
     decode_ms = (time.perf_counter() - t0) * 1000
     result = await s.engine.run(s.fl.recognize, image)
-    ms = {**result.ms, "decode": decode_ms, "total": result.ms["total"] + decode_ms}
+    ms = with_total({**result.ms, "decode": decode_ms})
     s.count("http", len(result.faces), ms)
     return {
         "faces": [_identity(f) for f in result.faces],
