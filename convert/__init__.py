@@ -1,6 +1,8 @@
 """facelens convert: build a verified model bundle (SavedModel, INT8 TFLite, ONNX, ...).
 
-``python -m convert --help`` for the command line; :func:`build_bundle` from Python.
+``python -m convert --help`` for the command line; :func:`build_bundle` from Python, with
+its options grouped by build step (:class:`ModelChoice`, :class:`FaceSets`, :class:`Export`,
+:class:`Compaction`).
 TensorFlow loads when one of the names below is first used, not at ``import convert``.
 """
 
@@ -10,17 +12,32 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
-    "ALL_FORMATS": "convert.build",
+    "ALL_FORMATS": "convert.options",
+    "Compaction": "convert.options",
+    "Export": "convert.options",
+    "FaceSets": "convert.options",
+    "ModelChoice": "convert.options",
     "ConversionFailed": "convert.build",
     "build_bundle": "convert.build",
     "Backbone": "convert.models",
     "load_backbone": "convert.models",
 }
-__all__ = ["ALL_FORMATS", "Backbone", "ConversionFailed", "build_bundle", "load_backbone"]
+__all__ = [
+    "ALL_FORMATS",
+    "Backbone",
+    "Compaction",
+    "ConversionFailed",
+    "Export",
+    "FaceSets",
+    "ModelChoice",
+    "build_bundle",
+    "load_backbone",
+]
 
 if TYPE_CHECKING:
-    from convert.build import ALL_FORMATS, ConversionFailed, build_bundle
+    from convert.build import ConversionFailed, build_bundle
     from convert.models import Backbone, load_backbone
+    from convert.options import ALL_FORMATS, Compaction, Export, FaceSets, ModelChoice
 
 
 def __getattr__(name: str) -> Any:

@@ -10,8 +10,8 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Sequence
-from dataclasses import replace
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -23,6 +23,7 @@ from convert.calibration_set import FaceSet, calibration_and_eval, require_image
 from convert.fidelity import artifact_features, cosine_stats, keras_features
 from convert.formats import Exporter, QuantCalibration
 from convert.models import Backbone, load_backbone
+from convert.options import Compaction, Export, FaceSets, ModelChoice
 from convert.projection import project
 from convert.report import UNTRAINED_BANNER, format_table
 from convert.threshold import choose_threshold
@@ -30,10 +31,9 @@ from edge.base.errors import FacelensError
 from edge.base.paths import cannot_write
 from edge.model.bundle import ARTIFACT_FILES, MANIFEST_NAME, Bundle, sha256_path
 from edge.model.manifest import Artifact, Fidelity, Manifest, ProjectionInfo, Source
-from edge.model.preprocess import CropRule, InputSpec
+from edge.model.preprocess import CropRule
 
 log = logging.getLogger(__name__)
-ALL_FORMATS = tuple(ARTIFACT_FILES)
 RUNTIME_OF = {"savedmodel": "tensorflow", "keras": "keras"}
 TOOLS = ("keras", "tf2onnx", "onnx", "onnxruntime", "ai-edge-litert", "numpy")
 
@@ -50,125 +50,94 @@ class ConversionFailed(FacelensError):
 def build_bundle(
     out: Path | str,
     *,
-    calibration: Path | str,
-    model: str | Path = "vgg16",
-    weights: str | None = None,
-    layer: str | None = None,
-    input_spec: Path | str | InputSpec | None = None,
-    formats: Sequence[str] = ALL_FORMATS,
-    calibration_count: int = 200,
-    eval_dir: Path | str | None = None,
-    eval_count: int = 100,
-    min_cosine: float = 0.98,
-    seed: int = 0,
+    faces: FaceSets,
+    model: ModelChoice | None = None,
+    export: Export | None = None,
+    compaction: Compaction | None = None,
     name: str | None = None,
-    embedding_dim: int | None = None,
-    whiten: bool = False,
-    projection_faces: Path | str | None = None,
-    projection_count: int = 2000,
-    detector: Path | str | None = None,
-    no_detect: bool = False,
+    seed: int = 0,
     force: bool = False,
-    allow_failures: bool = False,
     progress: bool = True,
 ) -> Bundle:
     """Convert a float model into a verified bundle at ``out`` and return it loaded.
 
-    ``model``/``weights``/``layer``/``input_spec``/``seed``: see
-    :func:`convert.models.load_backbone`. Faces for INT8 calibration come from
-    ``calibration`` (searched recursively), held-out faces from ``eval_dir`` or a
-    disjoint slice of ``calibration``, cut exactly as ``edge`` does (``detector``: a
-    YuNet file, default edge's search; ``no_detect``: the notebook's whole-photo mode,
-    for comparison only: the crop rule becomes ``whole_image``). Every artifact is run
-    in its runtime and compared with the float model; a failed format or one whose
-    cosine min is under ``min_cosine`` raises :class:`ConversionFailed` (and nothing is
-    written) unless ``allow_failures``. ``out`` is replaced only if it is a bundle and ``force``.
-
-    ``embedding_dim``: fold a PCA to that many dimensions (``whiten``: whitened) into
-    the model before export, fitted on ``projection_count`` faces from
-    ``projection_faces`` (default ``calibration``) other than the held-out ones; see
-    :mod:`convert.projection`. The manifest's ``embedding.projection`` says how.
+    ``model``: what to convert (default VGG16 with ImageNet weights); ``faces``: the
+    INT8 calibration set and the held-out faces; ``export``: the formats and the
+    fidelity floor. Every artifact is run in its runtime and compared with the float
+    model; a failed format or one under the floor raises :class:`ConversionFailed` (and
+    nothing is written) unless ``export.allow_failures``. ``compaction``: fold a PCA
+    into the model first; the manifest's ``embedding.projection`` says how. ``seed``
+    fixes untrained weights and every sample of faces. ``out`` is replaced only if it
+    is a bundle and ``force``; ``name`` defaults to one made of the model and layer.
     """
     out = Path(out)
-    formats = _check_formats(formats)
+    model, export = model or ModelChoice(), export or Export()
+    compaction = compaction or Compaction()
+    formats = _check_inputs(out, faces, export, compaction, force)
+    backbone = _load(model, seed)
+    cal, held = calibration_and_eval(
+        faces.calibration,
+        backbone.input_spec,
+        faces.calibration_count,
+        faces.eval_dir,
+        faces.eval_count,
+        seed,
+        progress,
+        faces.detector,
+    )
+    pca = None
+    if compaction.embedding_dim is not None:
+        backbone, pca = project(
+            backbone,
+            compaction.embedding_dim,
+            compaction.projection_faces or faces.calibration,
+            whiten=compaction.whiten,
+            count=compaction.projection_count,
+            exclude=held.paths,
+            seed=seed,
+            detector=faces.detector,
+            progress=progress,
+        )
+    with _staging(out) as tmp:
+        quant = QuantCalibration(cal.batch, str(cal.root), progress)
+        done = _convert_all(backbone, formats, quant, held, tmp, export.min_cosine, progress)
+        manifest = _manifest(backbone, pca, done, (cal, held), name, seed)
+        _refuse_failures(done, export, out)
+        manifest.save(tmp / MANIFEST_NAME)
+        _check_out(out, force)  # again: something may have appeared there meanwhile
+        _publish(tmp, out)
+    return Bundle.load(out)
+
+
+def _check_inputs(
+    out: Path, faces: FaceSets, export: Export, compaction: Compaction, force: bool
+) -> list[str]:
+    """Cheap checks before minutes of model building; returns the formats, deduplicated."""
+    formats = _check_formats(export.formats)
     _check_out(out, force)
-    # cheap checks before minutes of model building
-    for folder in (calibration, eval_dir, projection_faces):
+    for folder in (faces.calibration, faces.eval_dir, compaction.projection_faces):
         if folder is not None:
             require_images(folder)
-    backbone = load_backbone(model, weights, layer, input_spec, seed)
-    if no_detect:
+    return formats
+
+
+def _load(model: ModelChoice, seed: int) -> Backbone:
+    backbone = load_backbone(model.model, model.weights, model.layer, model.input_spec, seed)
+    if model.no_detect:
         backbone.input_spec = replace(backbone.input_spec, crop=CropRule(kind="whole_image"))
     if backbone.untrained:
         log.warning(UNTRAINED_BANNER)
-    cal, held = calibration_and_eval(
-        calibration,
-        backbone.input_spec,
-        calibration_count,
-        eval_dir,
-        eval_count,
-        seed,
-        progress,
-        detector,
-    )
-    projection = None
-    if embedding_dim is not None:
-        backbone, projection = project(
-            backbone,
-            embedding_dim,
-            projection_faces or calibration,
-            whiten=whiten,
-            count=projection_count,
-            exclude=held.paths,
-            seed=seed,
-            detector=detector,
-            progress=progress,
-        )
+    return backbone
+
+
+@contextlib.contextmanager
+def _staging(out: Path) -> Iterator[Path]:
+    """A fresh folder next to ``out`` to build in, removed if anything goes wrong."""
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     tmp.chmod(0o755)  # mkdtemp's 0700 would make the published bundle private
     try:
-        artifacts, failed, reference = _convert_all(
-            backbone,
-            formats,
-            QuantCalibration(cal.batch, str(cal.root), progress),
-            held,
-            tmp,
-            min_cosine,
-            progress,
-        )
-        native = backbone.source.get("dlib", {}).get("loss", {}).get("distance_threshold")
-        threshold = choose_threshold(reference, held.identities, native)
-        if threshold.warning:
-            log.warning(threshold.warning)
-        manifest = Manifest(
-            model_id=backbone.model_id(),
-            input=backbone.input_spec,
-            embedding_dim=backbone.dim,
-            embedding_projection=projection,
-            artifacts=artifacts,
-            name=name or _default_name(backbone, projection),
-            threshold=threshold,
-            source=Source.from_dict(backbone.source),
-            created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            tools=_tools(),
-            failed=failed,
-            calibration=replace(cal.describe(), shuffle_seed=seed),
-            eval=held.describe(),
-            warning=UNTRAINED_BANNER if backbone.untrained else None,
-        )
-        table = format_table(artifacts, failed, min_cosine)
-        problems = [*failed] + [f for f, a in artifacts.items() if not a.fidelity.passed]
-        if problems and not allow_failures:
-            raise ConversionFailed(
-                f"{', '.join(problems)} failed or fell under cosine min {min_cosine}; no bundle "
-                f"written to {out}: drop them with --formats, or keep the rest with "
-                "--allow-failures",
-                table,
-            )
-        manifest.save(tmp / MANIFEST_NAME)
-        _check_out(out, force)  # again: something may have appeared there meanwhile
-        _publish(tmp, out)
+        yield tmp
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         hint = "free some space" if exc.errno == errno.ENOSPC else "check permissions and space"
@@ -176,7 +145,50 @@ def build_bundle(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return Bundle.load(out)
+
+
+def _manifest(
+    backbone: Backbone,
+    pca: ProjectionInfo | None,
+    done: Converted,
+    sets: tuple[FaceSet, FaceSet],
+    name: str | None,
+    seed: int,
+) -> Manifest:
+    """The manifest of the converted formats, with a threshold chosen on the held-out faces."""
+    cal, held = sets
+    native = backbone.source.get("dlib", {}).get("loss", {}).get("distance_threshold")
+    threshold = choose_threshold(done.reference, held.identities, native)
+    if threshold.warning:
+        log.warning(threshold.warning)
+    return Manifest(
+        model_id=backbone.model_id(),
+        input=backbone.input_spec,
+        embedding_dim=backbone.dim,
+        embedding_projection=pca,
+        artifacts=done.artifacts,
+        name=name or _default_name(backbone, pca),
+        threshold=threshold,
+        source=Source.from_dict(backbone.source),
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        tools=_tools(),
+        failed=done.failed,
+        calibration=replace(cal.describe(), shuffle_seed=seed),
+        eval=held.describe(),
+        warning=UNTRAINED_BANNER if backbone.untrained else None,
+    )
+
+
+def _refuse_failures(done: Converted, export: Export, out: Path) -> None:
+    artifacts, failed, floor = done.artifacts, done.failed, export.min_cosine
+    problems = [*failed] + [f for f, a in artifacts.items() if not a.fidelity.passed]
+    if problems and not export.allow_failures:
+        raise ConversionFailed(
+            f"{', '.join(problems)} failed or fell under cosine min {floor}; no bundle "
+            f"written to {out}: drop them with --formats, or keep the rest with "
+            "--allow-failures",
+            format_table(artifacts, failed, floor),
+        )
 
 
 def _check_formats(formats: Sequence[str]) -> list[str]:
@@ -245,6 +257,16 @@ def _tools() -> dict[str, str]:
     return versions
 
 
+@dataclass
+class Converted:
+    """What :func:`_convert_all` made: the artifacts, the formats that failed (and why),
+    and the float model's features on the held-out faces."""
+
+    artifacts: dict[str, Artifact]
+    failed: dict[str, str]
+    reference: np.ndarray
+
+
 def _convert_all(
     backbone: Backbone,
     formats: list[str],
@@ -253,14 +275,12 @@ def _convert_all(
     tmp: Path,
     min_cosine: float,
     progress: bool,
-) -> tuple[dict[str, Artifact], dict[str, str], np.ndarray]:
-    """Export, reload and compare every format: (artifacts, failed formats, float features)."""
+) -> Converted:
+    """Export, reload and compare every format with the float model."""
     scratch = tmp / "_scratch"
     scratch.mkdir()
     exporter = Exporter(backbone, calibration, scratch)
-    reference = keras_features(backbone.model, held.batch)
-    artifacts: dict[str, Artifact] = {}
-    failed: dict[str, str] = {}
+    done = Converted({}, {}, keras_features(backbone.model, held.batch))
     bar = tqdm(
         formats,
         desc="converting",
@@ -275,36 +295,35 @@ def _convert_all(
         try:
             quantization = exporter.export(fmt, dest)
             seconds = time.perf_counter() - start
-            stats = cosine_stats(reference, artifact_features(fmt, dest, held.batch))
+            stats = cosine_stats(done.reference, artifact_features(fmt, dest, held.batch))
         except OSError:
             raise  # a full disk or a permission problem: no point trying other formats
         except Exception as exc:  # any converter or runtime failure is this format's alone
             disk = _disk_error(exc)
             if disk is not None:  # converters wrap a full disk in their own errors
                 raise disk from exc
-            failed[fmt] = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:200]}"
+            done.failed[fmt] = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:200]}"
             shutil.rmtree(dest, ignore_errors=True) if dest.is_dir() else dest.unlink(True)
             continue
-        artifacts[fmt] = Artifact(
+        fidelity = Fidelity(
+            cosine_mean=stats["cosine_mean"],
+            cosine_min=stats["cosine_min"],
+            passed=stats["cosine_min"] >= min_cosine,
+            floor=min_cosine,
+            runtime=RUNTIME_OF.get(fmt, "litert" if dest.suffix == ".tflite" else "onnxruntime"),
+            eval_count=len(held),
+        )
+        done.artifacts[fmt] = Artifact(
             file=ARTIFACT_FILES[fmt],
             bytes=_size(dest),
             sha256=sha256_path(dest),
             seconds=round(seconds, 2),
             quantization=quantization,
-            fidelity=Fidelity(
-                cosine_mean=stats["cosine_mean"],
-                cosine_min=stats["cosine_min"],
-                passed=stats["cosine_min"] >= min_cosine,
-                floor=min_cosine,
-                runtime=RUNTIME_OF.get(
-                    fmt, "litert" if dest.suffix == ".tflite" else "onnxruntime"
-                ),
-                eval_count=len(held),
-            ),
+            fidelity=fidelity,
         )
     bar.close()
     shutil.rmtree(scratch)
-    return artifacts, failed, reference
+    return done
 
 
 _DISK_ERRNOS = {errno.ENOSPC: "No space left on device", errno.EFBIG: "File too large"}

@@ -1,9 +1,10 @@
-"""Face crops for INT8 calibration and the fidelity check, cut exactly as ``edge`` will.
+"""The INT8 calibration set and the held-out faces of the fidelity check, cut exactly as
+``edge`` will. (Not edge's open-set calibration of a gallery: :mod:`edge.gallery.openset`.)
 
 Images are found recursively, shuffled with a seed, and walked until enough faces
-are found: the calibration set first, then a disjoint evaluation set from the
+are found: the INT8 calibration set first, then a disjoint evaluation set from the
 images left over (or from ``--eval DIR``). Each image goes through edge's run-time
-path: ``read_image`` -> ``create_detector`` -> ``dominant_face`` -> ``cut_face`` ->
+path: ``read_image`` -> ``create_detector`` -> ``choose_face`` -> ``cut_face`` ->
 ``InputSpec.normalize``.
 """
 
@@ -145,7 +146,8 @@ def calibration_and_eval(
     progress: bool = True,
     detector: Path | str | None = None,
 ) -> tuple[FaceSet, FaceSet]:
-    """Calibration faces and disjoint held-out faces (another folder, or the rest of this one).
+    """The INT8 calibration set and disjoint held-out faces (another folder, or the rest
+    of this one).
 
     ``detector``: a YuNet file (default: edge's search, ``$FACELENS_YUNET`` then the cache).
     """

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import fields
 from pathlib import Path
+from typing import TypeVar
 
+from convert.options import Compaction, Export, FaceSets, ModelChoice
 from convert.report import format_table
 from edge.cli import argtypes
 from edge.cli.commandline import run_command
 from edge.model.bundle import ARTIFACT_FILES
+
+R = TypeVar("R")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -19,75 +24,110 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             "INT8/fp16/dynamic TFLite and float/INT8 ONNX, each checked against the float model."
         ),
     )
-    p.add_argument(
+    p.add_argument("--seed", type=int, default=0, help="seed for untrained weights and sampling")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+    _model_options(p)
+    _face_options(p)
+    _export_options(p)
+    _compaction_options(p)
+    g = p.add_argument_group("output")
+    g.add_argument("--out", type=Path, required=True, help="bundle folder to write")
+    g.add_argument("--name", default=None, help="bundle name (default from model and layer)")
+    g.add_argument("--force", action="store_true", help="replace an existing bundle at --out")
+    return p.parse_args(argv)
+
+
+# One group per record of convert.options, its dests the record's fields: _record fills it.
+def _model_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model (what to convert)")
+    g.add_argument(
         "--model",
         default="vgg16",
         help="`vgg16` (default), `dlib-resnet` (dlib's public-domain face ResNet, from the "
         "face_recognition_models package) or a .keras file",
     )
-    p.add_argument(
+    g.add_argument(
         "--weights",
         default=None,
         help="VGG16: imagenet (default; downloads), none (seeded, untrained) or a .h5/.keras "
         "weights file; dlib-resnet: a dlib .dat network (default: face_recognition_models')",
     )
-    p.add_argument("--layer", default=None, help="output layer (VGG16 default: block5_pool)")
-    p.add_argument("--input-spec", type=Path, default=None, help="input_spec.json of --model")
-    p.add_argument("--seed", type=int, default=0, help="seed for untrained weights and sampling")
-    p.add_argument("--out", type=Path, required=True, help="bundle folder to write")
-    p.add_argument(
-        "--formats",
-        default=",".join(ARTIFACT_FILES),
-        help=f"comma-separated, default all: {','.join(ARTIFACT_FILES)}",
+    g.add_argument("--layer", default=None, help="output layer (VGG16 default: block5_pool)")
+    g.add_argument("--input-spec", type=Path, default=None, help="input_spec.json of --model")
+    g.add_argument(
+        "--no-detect",
+        action="store_true",
+        help="the notebook's mode: whole photos resized, no face detection (comparison only)",
     )
-    p.add_argument(
+
+
+def _face_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("faces (the INT8 calibration set and the held-out faces)")
+    g.add_argument(
         "--calibration", type=Path, required=True, help="folder of face photos (recursive)"
     )
-    p.add_argument("--calibration-count", type=argtypes.positive_int, default=200)
-    p.add_argument(
+    g.add_argument("--calibration-count", type=argtypes.positive_int, default=200)
+    g.add_argument(
         "--eval",
+        dest="eval_dir",
+        metavar="EVAL",
         type=Path,
         default=None,
         help="held-out face photos (default: a disjoint slice of --calibration)",
     )
-    p.add_argument("--eval-count", type=argtypes.positive_int, default=100)
-    p.add_argument(
+    g.add_argument("--eval-count", type=argtypes.positive_int, default=100)
+    g.add_argument(
         "--detector",
         type=Path,
         default=None,
         help="YuNet .onnx file (default: $FACELENS_YUNET, the cache, else a download)",
     )
-    p.add_argument(
+
+
+def _export_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("formats (and how close to the float model each must stay)")
+    g.add_argument(
+        "--formats",
+        type=_format_list,
+        default=",".join(ARTIFACT_FILES),
+        help=f"comma-separated, default all: {','.join(ARTIFACT_FILES)}",
+    )
+    g.add_argument(
         "--min-cosine", type=argtypes.cosine, default=0.98, help="fidelity floor on cosine min"
     )
-    p.add_argument(
-        "--no-detect",
+    g.add_argument(
+        "--allow-failures",
         action="store_true",
-        help="the notebook's mode: whole photos resized, no face detection (comparison only)",
+        help="keep the bundle when formats fail or fall under --min-cosine (exit 0)",
     )
-    p.add_argument(
+
+
+def _compaction_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("compact embeddings")
+    g.add_argument(
         "--embedding-dim",
         type=int,
         default=None,
         help="compact embeddings: fold a PCA to N dims into the model (e.g. 512, 256, 128)",
     )
-    p.add_argument("--whiten", action="store_true", help="with --embedding-dim: whitened PCA")
-    p.add_argument(
+    g.add_argument("--whiten", action="store_true", help="with --embedding-dim: whitened PCA")
+    g.add_argument(
         "--projection-faces",
         type=Path,
         default=None,
         help="face photos the PCA is fitted on (default: --calibration; held-out faces excluded)",
     )
-    p.add_argument("--projection-count", type=int, default=2000, help="faces to fit the PCA on")
-    p.add_argument("--name", default=None, help="bundle name (default from model and layer)")
-    p.add_argument("--force", action="store_true", help="replace an existing bundle at --out")
-    p.add_argument(
-        "--allow-failures",
-        action="store_true",
-        help="keep the bundle when formats fail or fall under --min-cosine (exit 0)",
-    )
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    return p.parse_args(argv)
+    g.add_argument("--projection-count", type=int, default=2000, help="faces to fit the PCA on")
+
+
+def _format_list(text: str) -> tuple[str, ...]:
+    """``--formats a,b``: the names, blanks dropped (checked when the build starts)."""
+    return tuple(f.strip() for f in text.split(",") if f.strip())
+
+
+def _record(cls: type[R], args: argparse.Namespace) -> R:
+    """The ``convert.options`` record ``cls`` filled from the options of the same names."""
+    return cls(**{f.name: getattr(args, f.name) for f in fields(cls)})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -102,27 +142,14 @@ def _build(args: argparse.Namespace) -> int:
     try:
         bundle = build_bundle(
             args.out,
-            calibration=args.calibration,
-            model=args.model,
-            weights=args.weights,
-            layer=args.layer,
-            input_spec=args.input_spec,
-            formats=[f.strip() for f in args.formats.split(",") if f.strip()],
-            calibration_count=args.calibration_count,
-            eval_dir=args.eval,
-            eval_count=args.eval_count,
-            min_cosine=args.min_cosine,
-            seed=args.seed,
+            faces=_record(FaceSets, args),
+            model=_record(ModelChoice, args),
+            export=_record(Export, args),
+            compaction=_record(Compaction, args),
             name=args.name,
-            embedding_dim=args.embedding_dim,
-            whiten=args.whiten,
-            projection_faces=args.projection_faces,
-            projection_count=args.projection_count,
-            detector=args.detector,
-            no_detect=args.no_detect,
+            seed=args.seed,
             force=args.force,
-            allow_failures=args.allow_failures,
-            progress=not args.no_progress,
+            progress=args.progress,
         )
     except ConversionFailed as exc:
         print(exc.table)  # what did convert, and how well, before the error line

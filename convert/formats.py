@@ -1,4 +1,4 @@
-"""One exporter per bundle format: float model + calibration crops in, one artifact out.
+"""One exporter per bundle format: float model + INT8 calibration set in, one artifact out.
 
 The SavedModel is the hub: TFLite and ONNX are converted from it, and INT8 ONNX from
 the float ONNX, so each is exported once into a scratch folder when a format needs
@@ -33,7 +33,8 @@ ONNX_OPSET = 17
 
 @dataclass
 class QuantCalibration:
-    """The face crops INT8 ranges are measured on, and how the manifest describes them."""
+    """The INT8 calibration set as the exporters use it: the face crops INT8 ranges are
+    measured on, and how the manifest describes them."""
 
     batch: np.ndarray
     source: str

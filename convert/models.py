@@ -253,65 +253,91 @@ def load_backbone(
         spec = input_spec
     else:
         spec, raw = read_input_spec(input_spec)
+    gradcam_layer = raw.get("gradcam_layer")
     if str(model) == "vgg16":
-        weights = weights or "imagenet"
-        keras_model = vgg16(weights, include_top=include_top, seed=seed)
-        out = keras_model if include_top else _cut(keras_model, layer or VGG16_LAYER)
+        out, source = _vgg16_backbone(weights or "imagenet", layer, seed, include_top)
         spec = spec or VGG16_INPUT
-        if weights in WEIGHT_CHOICES:
-            weights_id = {"imagenet": "imagenet", "none": "untrained"}[weights]
-        else:
-            weights_id = "sha256:" + sha256_path(Path(weights))
-        source = {
-            "backbone": "vgg16",
-            "weights": weights_id,
-            "output_layer": "predictions" if include_top else layer or VGG16_LAYER,
-            "seed": seed if weights == "none" else None,
-            "gradcam_layer": raw.get("gradcam_layer") or _last_conv(out),  # block5_conv3
-            "licence": VGG16_LICENCES.get(weights, USER_LICENCE),
-        }
     elif str(model) == DLIB_MODEL:
         if include_top:
             raise ModelError("include_top applies to VGG16 only")
-        dlib_model, dlib_spec, info = dlib_resnet(weights)
-        out = _cut(dlib_model, layer)
+        out, dlib_spec, source = _dlib_backbone(weights, layer)
         spec = spec or dlib_spec
-        source = {
+    else:
+        out, source = _user_backbone(model, weights, layer, spec, include_top)
+    source["gradcam_layer"] = gradcam_layer or source["gradcam_layer"]
+    _check_fits(out, spec, source["gradcam_layer"])
+    return Backbone(model=out, input_spec=spec, source=source)
+
+
+def _vgg16_backbone(
+    weights: str, layer: str | None, seed: int, include_top: bool
+) -> tuple[keras.Model, dict[str, Any]]:
+    keras_model = vgg16(weights, include_top=include_top, seed=seed)
+    out = keras_model if include_top else _cut(keras_model, layer or VGG16_LAYER)
+    if weights in WEIGHT_CHOICES:
+        weights_id = {"imagenet": "imagenet", "none": "untrained"}[weights]
+    else:
+        weights_id = "sha256:" + sha256_path(Path(weights))
+    return out, {
+        "backbone": "vgg16",
+        "weights": weights_id,
+        "output_layer": "predictions" if include_top else layer or VGG16_LAYER,
+        "seed": seed if weights == "none" else None,
+        "gradcam_layer": _last_conv(out),  # block5_conv3
+        "licence": VGG16_LICENCES.get(weights, USER_LICENCE),
+    }
+
+
+def _dlib_backbone(
+    weights: str | None, layer: str | None
+) -> tuple[keras.Model, InputSpec, dict[str, Any]]:
+    dlib_model, dlib_spec, info = dlib_resnet(weights)
+    return (
+        _cut(dlib_model, layer),
+        dlib_spec,
+        {
             "backbone": DLIB_MODEL,
             "weights": "sha256:" + sha256_path(Path(info.pop("weights_file"))),
             "output_layer": layer or "embedding",
             "seed": None,
-            "gradcam_layer": raw.get("gradcam_layer") or DLIB_GRADCAM_LAYER,
+            "gradcam_layer": DLIB_GRADCAM_LAYER,
             "licence": DLIB_LICENCE if weights is None else USER_LICENCE,
             "provenance": DLIB_PROVENANCE if weights is None else f"a dlib network: {weights}",
             "dlib": info,
-        }
-    else:
-        if weights is not None:
-            raise ModelError(
-                f"--weights {weights} applies to --model vgg16 or dlib-resnet only; a .keras "
-                "file has its own"
-            )
-        if include_top:
-            raise ModelError("include_top applies to VGG16 only")
-        if spec is None:
-            raise ModelError(
-                f"model {model} needs --input-spec FILE (size, color, mean, scale, crop); "
-                "see ../shared/models/faceres/input_spec.json for the schema"
-            )
-        path = Path(model)
-        user = _load_user_model(path)
-        out = _cut(user, layer)
-        source = {
-            "backbone": path.name,
-            "weights": "sha256:" + sha256_path(path),
-            "output_layer": layer or user.layers[-1].name,
-            "seed": None,
-            "gradcam_layer": raw.get("gradcam_layer") or _last_conv(out),
-            "licence": USER_LICENCE,
-        }
-    _check_fits(out, spec, source["gradcam_layer"])
-    return Backbone(model=out, input_spec=spec, source=source)
+        },
+    )
+
+
+def _user_backbone(
+    model: str | Path,
+    weights: str | None,
+    layer: str | None,
+    spec: InputSpec | None,
+    include_top: bool,
+) -> tuple[keras.Model, dict[str, Any]]:
+    if weights is not None:
+        raise ModelError(
+            f"--weights {weights} applies to --model vgg16 or dlib-resnet only; a .keras "
+            "file has its own"
+        )
+    if include_top:
+        raise ModelError("include_top applies to VGG16 only")
+    if spec is None:
+        raise ModelError(
+            f"model {model} needs --input-spec FILE (size, color, mean, scale, crop); "
+            "see ../shared/models/faceres/input_spec.json for the schema"
+        )
+    path = Path(model)
+    user = _load_user_model(path)
+    out = _cut(user, layer)
+    return out, {
+        "backbone": path.name,
+        "weights": "sha256:" + sha256_path(path),
+        "output_layer": layer or user.layers[-1].name,
+        "seed": None,
+        "gradcam_layer": _last_conv(out),
+        "licence": USER_LICENCE,
+    }
 
 
 def _check_fits(model: keras.Model, spec: InputSpec, gradcam_layer: str | None) -> None:

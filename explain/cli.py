@@ -16,6 +16,9 @@ from edge.cli.commandline import run_command
 from edge.model.bundle import RUNTIME_FORMATS
 from explain.precision import PRECISIONS
 
+FORMATS = ("keras", *RUNTIME_FORMATS)  # which model runs: keras is the float one
+Subparsers = argparse._SubParsersAction
+
 
 def _model_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model (one of)")
@@ -26,9 +29,7 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--input-spec", type=Path, help="input_spec.json for --model X.keras")
     g.add_argument("--seed", type=int, default=0, help="seed for untrained weights and noise")
-    p.add_argument(
-        "--out", type=argtypes.output_folder, default="explain-out", help="output folder"
-    )
+    _out_arg(p)
     p.add_argument(
         "--threads",
         type=argtypes.positive_int,
@@ -37,11 +38,22 @@ def _model_args(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _image_args(p: argparse.ArgumentParser) -> None:
+def _out_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--out", type=argtypes.output_folder, default="explain-out", help="output folder"
+    )
+
+
+def _photo_args(p: argparse.ArgumentParser) -> None:
+    """The photos to explain and how faces are found in them."""
     p.add_argument("images", nargs="+", help="photos, or folders searched recursively")
     p.add_argument("--limit", type=argtypes.positive_int, help="use only the first N images")
     p.add_argument("--no-detect", action="store_true", help="the whole photo (the notebook's mode)")
     p.add_argument("--detector", type=Path, help="a YuNet .onnx file")
+
+
+def _image_args(p: argparse.ArgumentParser) -> None:
+    _photo_args(p)
     p.add_argument("--gallery", type=Path, help="an edge gallery, for --target person:NAME")
     p.add_argument(
         "--target",
@@ -70,38 +82,33 @@ def _occlusion_args(p: argparse.ArgumentParser) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m explain",
-        description="Explain a facelens model: Grad-CAM, occlusion, filter visualisation, "
-        "landmark regions, anonymisation masks, and the float-vs-INT8 check.",
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-    formats = ("keras", *RUNTIME_FORMATS)
+def _heatmap_parser(sub: Subparsers, name: str, help: str) -> argparse.ArgumentParser:
+    """A command that draws heatmaps on photos: model, photos and occlusion options."""
+    p = sub.add_parser(name, help=help)
+    _model_args(p), _image_args(p), _occlusion_args(p)
+    return p
 
+
+def _gradcam(sub: Subparsers) -> None:
     p = sub.add_parser("gradcam", help="Grad-CAM at one or more layers")
     _model_args(p), _image_args(p)
     p.add_argument("--layers", nargs="+", help="layers (default: the model's Grad-CAM layers)")
-    p.set_defaults(command="gradcam")
 
+
+def _contrast(sub: Subparsers) -> None:
     p = sub.add_parser("contrast", help="Grad-CAM of several bundles on the same photos")
-    p.add_argument("images", nargs="+", help="photos, or folders searched recursively")
+    _photo_args(p)
     p.add_argument(
         "--bundles", nargs="+", type=Path, required=True, help="bundle folders, one panel each"
     )
-    p.add_argument("--limit", type=argtypes.positive_int, help="use only the first N images")
-    p.add_argument("--no-detect", action="store_true", help="the whole photo (the notebook's mode)")
-    p.add_argument("--detector", type=Path, help="a YuNet .onnx file")
     p.add_argument("--target", help="self (default) or a reference photo of the same person")
-    p.add_argument(
-        "--out", type=argtypes.output_folder, default="explain-out", help="output folder"
-    )
-    p.set_defaults(command="contrast")
+    _out_arg(p)
 
-    p = sub.add_parser("occlusion", help="occlusion sensitivity through any artifact")
-    _model_args(p), _image_args(p), _occlusion_args(p)
+
+def _occlusion(sub: Subparsers) -> None:
+    p = _heatmap_parser(sub, "occlusion", "occlusion sensitivity through any artifact")
     p.add_argument(
-        "--format", default="keras", choices=formats, help="which model runs (keras = float)"
+        "--format", default="keras", choices=FORMATS, help="which model runs (keras = float)"
     )
     p.add_argument(
         "--refine",
@@ -109,15 +116,32 @@ def build_parser() -> argparse.ArgumentParser:
         help="coarse-to-fine: run a quarter of the patches, then only this fraction of the "
         "rest, where the coarse map is highest (e.g. 0.25; default: every patch)",
     )
-    p.set_defaults(command="occlusion")
 
-    p = sub.add_parser("regions", help="mean heatmap per landmark region")
-    _model_args(p), _image_args(p), _occlusion_args(p)
+
+def _regions(sub: Subparsers) -> None:
+    p = _heatmap_parser(sub, "regions", "mean heatmap per landmark region")
     p.add_argument("--method", choices=("occlusion", "gradcam"), default="occlusion")
-    p.add_argument("--format", default="keras", choices=formats)
+    p.add_argument("--format", default="keras", choices=FORMATS)
     p.add_argument("--layers", nargs="+", help="Grad-CAM layer (with --method gradcam)")
-    p.set_defaults(command="regions")
 
+
+def _compare(sub: Subparsers) -> None:
+    p = _heatmap_parser(sub, "compare", "float vs quantized occlusion maps (+ float Grad-CAM)")
+    p.add_argument(
+        "--formats",
+        nargs="+",
+        choices=RUNTIME_FORMATS,
+        help="artifacts to check (default: the INT8 ones)",
+    )
+    p.add_argument(
+        "--min-spearman", type=float, help="exit 1 when any image's Spearman is below this"
+    )
+    p.add_argument(
+        "--min-iou", type=float, help="exit 1 when any image's top-10%% IoU is below this"
+    )
+
+
+def _filters(sub: Subparsers) -> None:
     p = sub.add_parser("filters", help="activation maximisation of a layer's filters")
     _model_args(p)
     p.add_argument("--layers", nargs="+", help="layers (default: three across the depth)")
@@ -144,8 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="arithmetic of the ascent: auto (bfloat16 where the CPU has it natively, "
         "else float32), float32 or bfloat16; activations are reported in float32",
     )
-    p.set_defaults(command="filters")
 
+
+def _anonymize(sub: Subparsers) -> None:
     p = sub.add_parser("anonymize", help="masks vs recognition over many LFW identities")
     _model_args(p)
     p.add_argument("--lfw", required=True, help="LFW images/ folder (one folder per person)")
@@ -161,23 +186,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-detect", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--detector", type=Path, help="a YuNet .onnx file")
-    p.set_defaults(command="anonymize")
 
-    p = sub.add_parser("compare", help="float vs quantized occlusion maps (+ float Grad-CAM)")
-    _model_args(p), _image_args(p), _occlusion_args(p)
-    p.add_argument(
-        "--formats",
-        nargs="+",
-        choices=RUNTIME_FORMATS,
-        help="artifacts to check (default: the INT8 ones)",
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m explain",
+        description="Explain a facelens model: Grad-CAM, occlusion, filter visualisation, "
+        "landmark regions, anonymisation masks, and the float-vs-INT8 check.",
     )
-    p.add_argument(
-        "--min-spearman", type=float, help="exit 1 when any image's Spearman is below this"
-    )
-    p.add_argument(
-        "--min-iou", type=float, help="exit 1 when any image's top-10%% IoU is below this"
-    )
-    p.set_defaults(command="compare")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for command in (_gradcam, _contrast, _occlusion, _regions, _filters, _anonymize, _compare):
+        command(sub)  # the subparser's name is what `command` holds once parsed
     return parser
 
 

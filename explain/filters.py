@@ -14,7 +14,7 @@ are always measured in float32.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import keras
@@ -220,22 +220,7 @@ def maximize_filters(
     )
     pixel = float(np.mean(spec.scale))  # one pixel unit in the model's input space
     no_shift = tf.zeros(2, tf.int32)
-
-    # Measured on VGG16 (AVX-512 BF16 CPU): the step runs at the CPU's peak in oneDNN's
-    # convolutions. XLA (jit_compile) took 1.3x the CPU time in float32 and 2.6x in
-    # bfloat16; the whole loop in one function, weights kept in bfloat16 or other thread
-    # counts changed nothing: there is no per-step overhead left to save.
-    @tf.function(reduce_retracing=True)
-    def ascend(x: tf.Tensor, shift: tf.Tensor, blur: tf.Tensor) -> tf.Tensor:
-        x = tf.roll(x, shift, axis=(1, 2))
-        with tf.GradientTape(watch_accessed_variables=False) as tape:
-            tape.watch(x)
-            act = tf.reduce_sum(ascend_on(x))
-        grad = tape.gradient(act, x)
-        rms = tf.sqrt(tf.reduce_mean(tf.square(grad), axis=(1, 2, 3), keepdims=True))
-        x = x + (step * pixel) * grad / (rms + 1e-5)
-        return tf.cond(blur, lambda: _blur(x, blur_sigma), lambda: x)
-
+    ascend = _ascent_step(ascend_on, step * pixel, blur_sigma)
     activation = tf.function(measure.__call__, reduce_retracing=True)
     rng = np.random.default_rng(seed)
     shape = (len(filters), *model.input.shape[1:])
@@ -255,6 +240,29 @@ def maximize_filters(
         final.numpy(),
         precision,
     )
+
+
+def _ascent_step(
+    ascend_on: LayerActivation, size: float, blur_sigma: float
+) -> Callable[[tf.Tensor, tf.Tensor, tf.Tensor], tf.Tensor]:
+    """One gradient-ascent step of ``size`` (input units), after a shift, then maybe a blur."""
+
+    # Measured on VGG16 (AVX-512 BF16 CPU): the step runs at the CPU's peak in oneDNN's
+    # convolutions. XLA (jit_compile) took 1.3x the CPU time in float32 and 2.6x in
+    # bfloat16; the whole loop in one function, weights kept in bfloat16 or other thread
+    # counts changed nothing: there is no per-step overhead left to save.
+    @tf.function(reduce_retracing=True)
+    def ascend(x: tf.Tensor, shift: tf.Tensor, blur: tf.Tensor) -> tf.Tensor:
+        x = tf.roll(x, shift, axis=(1, 2))
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch(x)
+            act = tf.reduce_sum(ascend_on(x))
+        grad = tape.gradient(act, x)
+        rms = tf.sqrt(tf.reduce_mean(tf.square(grad), axis=(1, 2, 3), keepdims=True))
+        x = x + size * grad / (rms + 1e-5)
+        return tf.cond(blur, lambda: _blur(x, blur_sigma), lambda: x)
+
+    return ascend
 
 
 def pattern_stats(inputs: np.ndarray) -> dict[str, float]:

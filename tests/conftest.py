@@ -110,7 +110,8 @@ def _source_digest() -> str:
 
 
 def _cached_bundle(name: str, **params):
-    """Build a bundle with ``convert.build_bundle(**params)`` once per source version."""
+    """Build a bundle with ``convert.build_bundle(**params)`` once per source version
+    (the params' reprs, dataclasses included, are part of the cache key)."""
     from convert import build_bundle
     from edge.model.bundle import Bundle
 
@@ -125,6 +126,15 @@ def _cached_bundle(name: str, **params):
             return Bundle.load(out)
         _prune_stale(name)
         return build_bundle(out, progress=False, **params)
+
+
+def _lfw_faces(lfw_dir: Path, yunet_path: Path, calibration_count: int, eval_count: int):
+    """LFW faces for a test bundle's INT8 calibration set and held-out check."""
+    from convert import FaceSets
+
+    return FaceSets(
+        lfw_dir / "images", calibration_count, eval_count=eval_count, detector=yunet_path
+    )
 
 
 def _prune_stale(name: str, max_age_s: float = 3600) -> None:
@@ -181,15 +191,13 @@ def tiny_bundle(request, lfw_dir: Path, yunet_path: Path):
     """All seven formats of a tiny seeded CNN (32-d), calibrated on 30 LFW faces: seconds."""
     if PREBUILT:
         return _prebuilt("tiny")
+    from convert import ModelChoice
+
     model, spec = request.getfixturevalue("tiny_model")
     return _cached_bundle(
         "tiny",
-        model=model,
-        input_spec=spec,
-        calibration=lfw_dir / "images",
-        calibration_count=30,
-        eval_count=20,
-        detector=yunet_path,
+        model=ModelChoice(model, input_spec=spec),
+        faces=_lfw_faces(lfw_dir, yunet_path, 30, 20),
     )
 
 
@@ -198,18 +206,15 @@ def tiny_pca_bundle(request, lfw_dir: Path, yunet_path: Path):
     """The tiny CNN with an 8-d PCA folded in (``--embedding-dim 8``), INT8 TFLite and ONNX."""
     if PREBUILT:
         return _prebuilt("tiny-pca8")
+    from convert import Compaction, Export, ModelChoice
+
     model, spec = request.getfixturevalue("tiny_model")
     return _cached_bundle(
         "tiny-pca8",
-        model=model,
-        input_spec=spec,
-        calibration=lfw_dir / "images",
-        calibration_count=30,
-        eval_count=20,
-        formats=["keras", "tflite-int8", "onnx-int8"],
-        embedding_dim=8,
-        projection_count=80,
-        detector=yunet_path,
+        model=ModelChoice(model, input_spec=spec),
+        faces=_lfw_faces(lfw_dir, yunet_path, 30, 20),
+        export=Export(formats=["keras", "tflite-int8", "onnx-int8"]),
+        compaction=Compaction(embedding_dim=8, projection_count=80),
     )
 
 
@@ -218,28 +223,25 @@ def faceres_bundle(request, faceres_dir: Path, lfw_dir: Path, yunet_path: Path):
     """The face-trained faceres model (1024-d) in all seven formats, calibrated on LFW."""
     if PREBUILT:
         return _prebuilt("faceres")
+    from convert import ModelChoice
+
+    model = request.getfixturevalue("faceres_model")
     return _cached_bundle(
         "faceres",
-        model=request.getfixturevalue("faceres_model"),
-        input_spec=faceres_dir / "input_spec.json",
-        calibration=lfw_dir / "images",
-        calibration_count=100,
-        eval_count=60,
-        detector=yunet_path,
+        model=ModelChoice(model, input_spec=faceres_dir / "input_spec.json"),
+        faces=_lfw_faces(lfw_dir, yunet_path, 100, 60),
     )
 
 
 @pytest.fixture(scope="session")
 def vgg16_bundle(lfw_dir: Path, yunet_path: Path):
     """Full VGG16 block5_pool (25088-d), UNTRAINED seeded weights, all seven formats (slow)."""
+    from convert import ModelChoice
+
     return _cached_bundle(
         "vgg16-untrained",
-        model="vgg16",
-        weights="none",
-        calibration=lfw_dir / "images",
-        calibration_count=100,
-        eval_count=40,
-        detector=yunet_path,
+        model=ModelChoice("vgg16", weights="none"),
+        faces=_lfw_faces(lfw_dir, yunet_path, 100, 40),
     )
 
 
@@ -249,11 +251,10 @@ def dlib_bundle(lfw_dir: Path, yunet_path: Path):
     cut on the YuNet template and calibrated on 60 LFW faces: about a minute to build."""
     if PREBUILT:
         return _prebuilt("dlib-resnet")
+    from convert import ModelChoice
+
     return _cached_bundle(
         "dlib-resnet",
-        model="dlib-resnet",
-        calibration=lfw_dir / "images",
-        calibration_count=60,
-        eval_count=60,
-        detector=yunet_path,
+        model=ModelChoice("dlib-resnet"),
+        faces=_lfw_faces(lfw_dir, yunet_path, 60, 60),
     )

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from convert import ConversionFailed, build_bundle, load_backbone
+from convert import ConversionFailed, Export, FaceSets, ModelChoice, build_bundle, load_backbone
 from convert.calibration_set import calibration_and_eval
 from convert.cli import main
 from convert.models import ModelError
@@ -125,28 +125,27 @@ def test_refuses_to_overwrite_a_folder_that_is_not_a_bundle(tiny_model, lfw_dir,
     (tmp_path / "precious").mkdir()
     (tmp_path / "precious" / "thesis.txt").write_text("years of work")
     with pytest.raises(FacelensError, match="not a model bundle; refusing"):
-        build_bundle(tmp_path / "precious", calibration=lfw_dir, model=tiny_model[0])
+        build_bundle(
+            tmp_path / "precious", faces=FaceSets(lfw_dir), model=ModelChoice(tiny_model[0])
+        )
     assert (tmp_path / "precious" / "thesis.txt").read_text() == "years of work"
 
 
-def _small_build(out, tiny_model, lfw_dir, yunet_path, **kw):
+def _small_build(out, tiny_model, lfw_dir, yunet_path, formats, force=False, **check):
     return build_bundle(
         out,
-        calibration=lfw_dir / "images",
-        model=tiny_model[0],
-        input_spec=tiny_model[1],
-        calibration_count=10,
-        eval_count=10,
-        detector=yunet_path,
+        faces=FaceSets(lfw_dir / "images", 10, eval_count=10, detector=yunet_path),
+        model=ModelChoice(tiny_model[0], input_spec=tiny_model[1]),
+        export=Export(formats, **check),
+        force=force,
         progress=False,
-        **kw,
     )
 
 
 def test_under_the_floor_writes_nothing_unless_allowed(tiny_model, lfw_dir, yunet_path, tmp_path):
     out = tmp_path / "b"
     with pytest.raises(ConversionFailed, match="tflite-int8 failed or fell under") as info:
-        _small_build(out, tiny_model, lfw_dir, yunet_path, formats=["tflite-int8"], min_cosine=1.01)
+        _small_build(out, tiny_model, lfw_dir, yunet_path, ["tflite-int8"], min_cosine=1.01)
     assert "BELOW FLOOR" in info.value.table
     assert not out.exists() and _leftovers(tmp_path) == []
     bundle = _small_build(
@@ -154,7 +153,7 @@ def test_under_the_floor_writes_nothing_unless_allowed(tiny_model, lfw_dir, yune
         tiny_model,
         lfw_dir,
         yunet_path,
-        formats=["tflite-int8", "keras"],
+        ["tflite-int8", "keras"],
         min_cosine=0.99999,
         allow_failures=True,
     )
@@ -163,8 +162,8 @@ def test_under_the_floor_writes_nothing_unless_allowed(tiny_model, lfw_dir, yune
     assert bundle.artifact("keras").fidelity.passed
     # an existing bundle is replaced only with force
     with pytest.raises(FacelensError, match="--force"):
-        _small_build(out, tiny_model, lfw_dir, yunet_path, formats=["keras"])
-    again = _small_build(out, tiny_model, lfw_dir, yunet_path, formats=["keras"], force=True)
+        _small_build(out, tiny_model, lfw_dir, yunet_path, ["keras"])
+    again = _small_build(out, tiny_model, lfw_dir, yunet_path, ["keras"], force=True)
     assert again.formats == ["keras"] and Bundle.load(out).formats == ["keras"]
     assert _leftovers(tmp_path) == []
 
@@ -237,13 +236,9 @@ def test_no_detect_uses_whole_photos_and_a_default_threshold(
     # a flat folder carries no identities, so the threshold is a placeholder that says so
     bundle = build_bundle(
         tmp_path / "b",
-        calibration=nonface_dir / "skimage",
-        model=tiny_model[0],
-        input_spec=tiny_model[1],
-        formats=["tflite-int8"],
-        calibration_count=6,
-        eval_count=4,
-        no_detect=True,
+        faces=FaceSets(nonface_dir / "skimage", calibration_count=6, eval_count=4),
+        model=ModelChoice(tiny_model[0], input_spec=tiny_model[1], no_detect=True),
+        export=Export(formats=["tflite-int8"]),
         progress=False,
     )
     m = bundle.manifest
