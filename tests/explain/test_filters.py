@@ -7,6 +7,7 @@ import pytest
 from edge.base.errors import FacelensError
 from explain.filters import (
     LayerActivation,
+    _in_precision,
     maximize_filters,
     pattern_agreement,
     pattern_stats,
@@ -123,6 +124,22 @@ def test_bfloat16_draws_the_same_figure_as_float32(small_cnn, toys):
     # against a different start, the same filters draw other patterns: SSIM is not trivially high
     other = maximize_filters(small_cnn, toys.SPEC, "conv2", filters, 15, 4.0, seed=1)
     assert pattern_agreement(small_cnn, toys.SPEC, runs["float32"], other)["ssim_mean"] < 0.5
+
+
+def test_bfloat16_clone_keeps_functional_ops_in_the_graph(toys):
+    # dlib's rebuilt ResNet pads channels with keras.ops.pad: an op, not a layer, which
+    # takes no dtype (the bfloat16 clone once failed on it with a TypeError)
+    keras.utils.set_random_seed(4)
+    x = keras.Input((toys.SIZE, toys.SIZE, 3))
+    y = keras.layers.Conv2D(4, 3, activation="relu", name="conv1")(x)
+    y = keras.ops.pad(y, [[0, 0], [0, 0], [0, 0], [0, 2]])
+    model = keras.Model(x, keras.layers.Conv2D(5, 3, name="conv2")(y))
+    clone = _in_precision(model, "bfloat16")
+    assert clone.get_layer("conv2").dtype_policy.compute_dtype == "bfloat16"
+    image = np.random.default_rng(0).normal(size=(1, toys.SIZE, toys.SIZE, 3)).astype("float32")
+    want, got = np.asarray(model(image)), np.asarray(clone(image), np.float32)
+    assert got.shape == want.shape
+    assert np.abs(got - want).max() < 0.05 * np.abs(want).max()
 
 
 def test_auto_keeps_float32_under_layers_bfloat16_changes(small_cnn, toys):
