@@ -107,6 +107,7 @@ class FaceLens:
         self._gallery: Gallery | None = None
         self._matcher: Matcher | None = None
         self._threshold: Threshold | None = None
+        self._seen: tuple[int, int] | None = None  # the gallery's version the matcher reflects
         self._lock = threading.RLock()
 
     # -- what is loaded -----------------------------------------------------------------
@@ -201,6 +202,10 @@ class FaceLens:
     def matcher(self) -> Matcher:
         """The gallery's embeddings for this bundle, ready to match; refuses another bundle's."""
         with self._lock:
+            seen = self.gallery.version()
+            if seen != self._seen:  # another process enrolled, forgot or calibrated
+                self._matcher = self._threshold = None
+                self._seen = seen
             if self._matcher is None:
                 bundle = self.bundle
                 enrolled = self.gallery.load(self.fingerprint, bundle.name)

@@ -9,6 +9,7 @@ same name typed on macOS (NFD) and Linux is one person.
 
 from __future__ import annotations
 
+import difflib
 import re
 import unicodedata
 
@@ -18,6 +19,9 @@ MAX_NAME_CHARS = 100
 # Bidirectional overrides and isolates reorder what follows them on screen.
 _TOPIC_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 _BIDI = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+# Invisible format characters (zero-width space, word joiner, BOM, soft hyphen...) would make
+# a second "Ada" that looks like the first; the joiners some scripts need are allowed.
+_JOINERS = set("\u200c\u200d")
 
 
 class PersonNameError(FacelensError):
@@ -25,12 +29,20 @@ class PersonNameError(FacelensError):
 
 
 def _unsafe(ch: str) -> bool:
-    return unicodedata.category(ch) in ("Cc", "Cs", "Zl", "Zp", "Co", "Cn") or ch in _BIDI
+    category = unicodedata.category(ch)
+    if category == "Cf":
+        return ch not in _JOINERS
+    return category in ("Cc", "Cs", "Zl", "Zp", "Co", "Cn") or ch in _BIDI
+
+
+def _undecodable(name: str) -> bool:
+    """Bytes that were not UTF-8: lone surrogates (a terminal) or U+FFFD (a URL decoder)."""
+    return any("\udc80" <= ch <= "\udcff" or ch == "\ufffd" for ch in name)
 
 
 def check_name(name: str) -> str:
     """The name as stored (NFC), or :class:`PersonNameError` saying what to change."""
-    if any("\udc80" <= ch <= "\udcff" for ch in name):
+    if _undecodable(name):
         raise PersonNameError(
             f"the name {shown(name)} is not valid UTF-8 (check the terminal's encoding, "
             "e.g. LANG=C.UTF-8); type it again"
@@ -57,12 +69,25 @@ def check_name(name: str) -> str:
 
 def lookup_name(name: str) -> str:
     """A name typed to find a stored person (``forget``): valid UTF-8, in NFC."""
-    if any("\udc80" <= ch <= "\udcff" for ch in name):
+    if _undecodable(name):
         raise PersonNameError(
             f"the name {shown(name)} is not valid UTF-8, so no one enrolled has it; "
             "`edge people` lists who is"
         )
     return unicodedata.normalize("NFC", name)
+
+
+def close_names(name: str, names: list[str], n: int = 3) -> list[str]:
+    """The enrolled names ``name`` may have meant (case and small typos forgiven)."""
+    folded = {known.casefold(): known for known in names}
+    matches = difflib.get_close_matches(name.casefold(), list(folded), n=n, cutoff=0.75)
+    return [folded[m] for m in matches]
+
+
+def did_you_mean(name: str, names: list[str]) -> str:
+    """`` (did you mean 'X'?)`` when a close name is enrolled, else empty."""
+    close = close_names(name, names)
+    return f" (did you mean {' or '.join(shown(c) for c in close)}?)" if close else ""
 
 
 def escape(name: str) -> str:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from edge.base import paths
 from edge.base.errors import FacelensError
-from edge.base.names import escape, lookup_name, shown
+from edge.base.names import did_you_mean, escape, lookup_name, shown
 from edge.cli import argtypes
 from edge.cli.commandline import run_command
 from edge.model.bundle import DEFAULT_FORMAT, RUNTIME_FORMATS
@@ -111,6 +111,15 @@ def _add_mqtt(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("facelens")
+    except PackageNotFoundError:  # run from a checkout that is not installed
+        return "(not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="edge",
@@ -119,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
         "from $FACELENS_KEY (64 hex chars or base64) or a 0600 key file beside the gallery.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="say more on stderr")
+    parser.add_argument("--version", action="version", version=f"facelens {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands = (_enroll_parser, _recognize_parser, _serve_parser, _gallery_parsers)
     for add in (*commands, _calibrate_parser, _demo_parser):
@@ -208,6 +218,13 @@ def _serve_parser(sub: Subparsers) -> None:
     p.add_argument(
         "--token-file", type=Path, help="bearer token file (default: <data>/serve.token)"
     )
+    p.add_argument(
+        "--docs",
+        action="store_true",
+        help="serve /openapi.json and /docs, both behind the token (/docs loads Swagger UI "
+        "from a CDN)",
+    )
+    p.add_argument("--no-access-log", action="store_true", help="no log line per request on stderr")
     _add_engine(p)
     _add_mqtt(p)
 
@@ -253,6 +270,12 @@ def _demo_parser(sub: Subparsers) -> None:
 def _lens(args: argparse.Namespace) -> FaceLens:
     """The FaceLens the command's options describe (people/forget give only --gallery)."""
     from edge.api import FaceLens
+
+    reads = args.command in ("people", "forget", "recognize", "calibrate")
+    if reads and args.gallery is not None and not Path(args.gallery).exists():
+        raise FacelensError(  # a typo is not an empty gallery
+            f"there is no gallery at {args.gallery}; check the path (`edge enroll` creates one)"
+        )
 
     engine = {}
     if hasattr(args, "format"):
@@ -487,8 +510,12 @@ def _face_lines(result: FrameResult, as_json: bool, tracked: bool) -> list[str]:
                 line.update(track=face.track_id, label=face.label)
             lines.append(json.dumps({**line, "ms": ms}))
         return lines
+    from edge.media.images import is_image_file
+
+    # a photo is named by its file; a video's or camera's frames by their number
+    where = frame.name if is_image_file(Path(frame.name)) else f"{frame.name} frame {frame.index}"
     return [
-        f"{frame.name} frame {frame.index}: {escape(_who(face))} {face.score:.3f} at "
+        f"{where}: {escape(_who(face))} {face.score:.3f} at "
         f"({', '.join(str(round(v)) for v in face.box)})"
         for face in result.faces
     ]
@@ -511,7 +538,7 @@ def cmd_people(args: argparse.Namespace) -> int:
                 f"{escape(p.name)}\t{p.embeddings} embedding(s)\tsince {p.enrolled}"
                 f"\tbundle {p.fingerprint}"
             )
-        print(f"{len(people)} people in {lens.gallery_path}")
+        print(f"{len(people)} {'person' if len(people) == 1 else 'people'} in {lens.gallery_path}")
     return 0
 
 
@@ -519,10 +546,11 @@ def cmd_forget(args: argparse.Namespace) -> int:
     with _lens(args) as lens:
         removed = lens.forget(args.name)
         if not removed:
-            count = len({p.name for p in lens.people()})
+            names = sorted({p.name for p in lens.people()})
             raise FacelensError(
-                f"{shown(args.name)} is not in the gallery {lens.gallery_path} ({count} "
-                f"{'person' if count == 1 else 'people'} enrolled; `edge people` lists them)"
+                f"{shown(args.name)} is not in the gallery {lens.gallery_path}"
+                f"{did_you_mean(lookup_name(args.name), names)} ({len(names)} "
+                f"{'person' if len(names) == 1 else 'people'} enrolled; `edge people` lists them)"
             )
         print(
             f"forgot {shown(lookup_name(args.name))}: removed {removed} encrypted "
@@ -615,6 +643,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         cameras=Cameras(specs) if specs else None,
         events=_events(args, [s.name for s in specs]),
         appearance_gap_s=args.appearance_gap,
+        docs=args.docs,
+        access_log=not args.no_access_log,
     )
 
 

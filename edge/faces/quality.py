@@ -114,7 +114,7 @@ def assess(
     if size < min_size:
         problem = f"face too small ({size:.0f} px, needs {min_size:.0f})"
     elif sharp < min_sharpness:
-        problem = f"face too blurred (sharpness {sharp:.3f}, needs {min_sharpness:.3f})"
+        problem = f"face too blurred (sharpness {sharp:.4g}, needs at least {min_sharpness:.4g})"
     return FaceQuality(size, sharp, yaw, roll, problem)
 
 

@@ -126,6 +126,7 @@ class Gallery:
         self.key_path = self.path.with_name(self.path.name + ".key")
         self._conn: sqlite3.Connection | None = None
         self._writable = False
+        self._opened = 0  # connections opened so far: data_version is per connection
         self._key: bytes | None = None
         self._connect(write=False)  # a file that is not a gallery is refused right away
 
@@ -141,6 +142,9 @@ class Gallery:
         self.close()
         if not write and not self.path.exists():
             return None
+        # A crash mid-write leaves a hot journal that only a read-write open rolls back; a
+        # read-only open of such a file fails, so open it read-write (it repairs it).
+        write = write or self._hot_journal()
         conn = self._open_file(write)
         try:
             legacy = self._prepare(conn, write)
@@ -148,6 +152,7 @@ class Gallery:
             conn.close()
             raise
         self._conn, self._writable = conn, write
+        self._opened += 1
         if legacy:  # schema 1: upgraded once, which needs a write connection and the key
             if not write:
                 return self._connect(write=True)
@@ -211,6 +216,27 @@ class Gallery:
             )
         return _V1_TABLE in tables
 
+    def _hot_journal(self) -> bool:
+        journal = self.path.with_name(self.path.name + "-journal")
+        try:
+            return journal.stat().st_size > 0
+        except OSError:
+            return False
+
+    def version(self) -> tuple[int, int] | None:
+        """Changes when any process commits to the gallery (``None``: no file yet).
+
+        SQLite's ``data_version`` moves when another connection commits; this
+        connection's own writes are followed by whoever made them.
+        """
+        conn = self._connect(write=False)
+        if conn is None:
+            return None
+        try:
+            return self._opened, conn.execute("PRAGMA data_version").fetchone()[0]
+        except _DB_ERRORS as exc:
+            raise self._sqlite_error(exc, "read") from exc
+
     def _sqlite_error(self, exc: Exception, action: str) -> GalleryError:
         """What an SQLite failure means for the user, with advice that is true for it."""
         if isinstance(exc, UnicodeDecodeError):  # SQLite quoting a damaged schema
@@ -229,8 +255,8 @@ class Gallery:
             advice = "the disk is full: free some space and try again (nothing was changed)"
         elif "readonly" in text or code == 8:  # SQLITE_READONLY
             advice = (
-                "the file or its folder is read-only: make it writable, or pass a --gallery "
-                "in a folder you can write to (nothing was changed)"
+                "the file or its folder is read-only: make both writable (a crash may have "
+                "left a journal that needs them writable to be rolled back; nothing was lost)"
             )
         elif "disk I/O error" in text:
             advice = (
@@ -308,7 +334,7 @@ class Gallery:
         elif not (os.access(self.path, os.W_OK) and os.access(folder, os.W_OK)):
             raise GalleryError(
                 f"the gallery {self.path} is read-only (SQLite needs to write the file and "
-                "its folder): make them writable, or pass a --gallery you can write to"
+                "its folder): make them writable (another --gallery is another, empty gallery)"
             )
         if shutil.disk_usage(folder).free < MIN_FREE_BYTES:
             raise GalleryError(

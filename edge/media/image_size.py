@@ -108,7 +108,10 @@ def _tiff(data: bytes) -> HeaderSize | None:
                 fmt = {3: "H", 4: "I", 16: "Q"}.get(kind)
                 if fmt is None:
                     return None
-                tags[tag] = struct.unpack(end + fmt, raw[: struct.calcsize(fmt)])[0]
+                value = struct.unpack(end + fmt, raw[: struct.calcsize(fmt)])[0]
+                # A tag given twice: libtiff keeps the first, another reader may keep the
+                # last; the larger claim is the one to check (fail closed).
+                tags[tag] = max(tags.get(tag, 0), value)
     except struct.error:
         return None
     if 256 not in tags or 257 not in tags:
@@ -116,13 +119,52 @@ def _tiff(data: bytes) -> HeaderSize | None:
     return HeaderSize("TIFF", tags[256], tags[257], tags.get(277))
 
 
-def _j2k_codestream(data: bytes, name: str) -> HeaderSize | None:
-    at = data.find(b"\xff\x4f\xff\x51")  # SOC then SIZ
-    if at < 0 or at + 42 > len(data):
+def _j2k_codestream(data: bytes, name: str, at: int = 0) -> HeaderSize | None:
+    """The size in the SIZ segment of a codestream starting at ``at`` (SOC then SIZ)."""
+    if data[at : at + 4] != b"\xff\x4f\xff\x51" or at + 42 > len(data):
         return None
     x, y, x0, y0 = struct.unpack(">IIII", data[at + 8 : at + 24])
     (components,) = struct.unpack(">H", data[at + 40 : at + 42])
     return HeaderSize(name, max(x - x0, 0), max(y - y0, 0), components)
+
+
+def _boxes(data: bytes, start: int, stop: int) -> list[tuple[bytes, int, int]]:
+    """The JP2 boxes between ``start`` and ``stop``: (type, content start, content end)."""
+    boxes = []
+    while start + 8 <= stop:
+        length, kind = struct.unpack(">I4s", data[start : start + 8])
+        head = 8
+        if length == 1 and start + 16 <= stop:
+            (length,) = struct.unpack(">Q", data[start + 8 : start + 16])
+            head = 16
+        elif length == 0:  # the last box runs to the end
+            length = stop - start
+        if length < head:
+            break
+        boxes.append((kind, start + head, min(start + length, stop)))
+        start += length
+    return boxes
+
+
+def _jp2(data: bytes) -> HeaderSize | None:
+    """A JP2 file's size as OpenJPEG decodes it: its codestream box (``jp2c``), walked box by
+    box; the image header (``ihdr``) must not claim more (a fake size elsewhere is ignored)."""
+    boxes = _boxes(data, 0, len(data))
+    streams = [_j2k_codestream(data, "JPEG 2000", s) for kind, s, _ in boxes if kind == b"jp2c"]
+    headers = [
+        struct.unpack(">IIH", data[s : s + 10])
+        for kind, start, stop in boxes
+        if kind == b"jp2h"
+        for inner, s, e in _boxes(data, start, stop)
+        if inner == b"ihdr" and e - s >= 10
+    ]
+    if not streams or streams[0] is None:
+        return None
+    size = streams[0]
+    if any(h * w > size.pixels for h, w, _ in headers):  # fail closed: the larger claim
+        h, w, c = max(headers, key=lambda hw: hw[0] * hw[1])
+        return HeaderSize("JPEG 2000", w, h, c)
+    return size
 
 
 def _bmp(data: bytes) -> HeaderSize | None:
@@ -198,7 +240,7 @@ def sniff(data: bytes) -> HeaderSize | None:
     if data[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
         return _tiff(data)
     if data[:12] == b"\x00\x00\x00\x0cjP  \r\n\x87\n":
-        return _j2k_codestream(data, "JPEG 2000")
+        return _jp2(data)
     if data[:4] == b"\xff\x4f\xff\x51":
         return _j2k_codestream(data, "JPEG 2000 codestream")
     if data[:2] == b"BM":

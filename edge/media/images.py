@@ -37,7 +37,10 @@ def max_pixels(fmt: str) -> int:
 # After a JPEG scan header, 0xFF starts a marker unless stuffed (FF 00) or a fill byte.
 _JPEG_MARKER = re.compile(rb"\xff+([^\x00\xff])")
 # Markers that may legally follow entropy-coded data: DHT, DAC, DQT, DRI, SOS, EOI, APPn, COM.
-_ZERO_RUN = bytes(512)
+# An encoder pads a scan's last byte with 1-bits (T.81 F.1.2.3), so entropy data never ends in
+# a run of zero bytes; a copy cut short and padded out does. (Zero runs *inside* the data are
+# normal: white backgrounds coded with optimised tables.)
+_PADDED_TAIL = bytes(512)
 _AFTER_SCAN = {0xC4, 0xCC, 0xDB, 0xDD, 0xDA, 0xD9, 0xFE, *range(0xE0, 0xF0)}
 
 
@@ -57,7 +60,7 @@ def _first_scan(data: bytes) -> int:
 
 def jpeg_damage(data: bytes) -> str | None:
     """Why a JPEG's compressed data is damaged (cut short, garbage markers), or ``None``."""
-    at = first_scan = _first_scan(data)
+    at = _first_scan(data)
     if at < 0:
         return "it has no image data (no start of scan)"
     restart = 0
@@ -75,9 +78,8 @@ def jpeg_damage(data: bytes) -> str | None:
         if marker not in _AFTER_SCAN:
             return f"its compressed data is damaged (stray marker 0x{marker:02X})"
         if marker == 0xD9:
-            # Huffman-coded data never holds long zero runs; a padded-out copy does.
-            if data.find(_ZERO_RUN, first_scan, m.start()) >= 0:
-                return "its compressed data is damaged (a long run of zero bytes)"
+            if data.endswith(_PADDED_TAIL, 0, m.start()):
+                return "its compressed data ends in zero bytes (a copy cut short and padded out)"
             return None
         restart = 0
         at = m.end() - 2

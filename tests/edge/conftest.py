@@ -134,3 +134,11 @@ def subscribe(mosquitto: RunningBroker) -> Iterator:
     yield make
     for sub in made:
         sub.close()
+
+
+def sigint_default() -> None:
+    """``preexec_fn`` for a child that must see Ctrl-C: pytest started with ``&`` hands its
+    children SIGINT ignored, and Python then never raises KeyboardInterrupt."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

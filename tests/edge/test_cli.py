@@ -17,6 +17,8 @@ import pytest
 
 from edge.gallery.store import KEY_ENV
 
+from .conftest import sigint_default
+
 
 def edge(*args: str | Path, home: Path, env: dict[str, str] | None = None):
     """Run ``python -m edge.cli.main ARGS`` with its data folder at ``home``."""
@@ -295,6 +297,7 @@ def test_ctrl_c_stops_cleanly_with_a_summary(enrolled_home: Path, tiny_bundle, p
         [sys.executable, "-m", "edge.cli.main", "recognize", str(clip), "--json",
          "--bundle", str(tiny_bundle.path)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        preexec_fn=sigint_default,
     )  # fmt: skip
     first = proc.stdout.readline()
     assert json.loads(first)["frame"] == 0

@@ -257,3 +257,45 @@ def test_any_threshold_text_is_in_range_or_refused(text: str):
     except argparse.ArgumentTypeError:
         return
     assert math.isfinite(value) and 0 < value <= 1
+
+
+def _tiff_width_twice(width: int) -> bytes:
+    """A small TIFF with a second ImageWidth entry after the first (libtiff keeps the first)."""
+    data = bytearray(_encode(".tiff"))
+    offset = struct.unpack("<I", data[4:8])[0]
+    count = struct.unpack("<H", data[offset : offset + 2])[0]
+    entries = [bytes(data[offset + 2 + 12 * k : offset + 14 + 12 * k]) for k in range(count)]
+    first = next(e for e in entries if struct.unpack("<H", e[:2])[0] == 256)
+    entries.insert(entries.index(first) + 1, struct.pack("<HHII", 256, 4, 1, width))
+    ifd = struct.pack("<H", count + 1) + b"".join(entries) + b"\0\0\0\0"
+    data[offset:] = ifd
+    return bytes(data)
+
+
+def test_a_tiff_tagging_its_width_twice_is_checked_on_the_larger_claim():
+    bomb = _tiff_width_twice(2_000_000)  # x 64 rows: 128 MP
+    assert sniff(bomb).width == 2_000_000
+    with pytest.raises(ImageError, match="2000000x64 pixels"):
+        decode_image(bomb, "twice.tiff")
+
+
+def test_a_jp2_with_a_fake_size_before_its_header_is_read_by_its_codestream_box():
+    real = _claim(".jp2", 12000, 12000)  # the codestream claims 144 MP
+    fake = b"\xff\x4f\xff\x51" + bytes(4) + struct.pack(">IIII", 72, 64, 0, 0) + bytes(24)
+    box = struct.pack(">I4s", 8 + len(fake), b"uuid") + fake
+    bomb = real[:12] + box + real[12:]  # after the signature box, before ftyp and jp2h
+    assert sniff(bomb).pixels == 144_000_000
+    with pytest.raises(ImageError, match="12000x12000 pixels"):
+        decode_image(bomb, "fake.jp2")
+    assert decode_image(_encode(".jp2"), "real.jp2").shape == (64, 72, 3)
+
+
+def test_a_white_background_jpeg_with_long_zero_runs_is_accepted(lfw_dir: Path):
+    # Optimised Huffman tables code a white background as long runs of zero bytes (7 kB here).
+    face = cv2.imread(str(sorted((lfw_dir / "images" / "Colin_Powell").glob("*.jpg"))[0]))
+    canvas = np.full((1364, 2048, 3), 255, np.uint8)
+    canvas[500:750, 900:1150] = face
+    _ok, buf = cv2.imencode(".jpg", canvas, [cv2.IMWRITE_JPEG_OPTIMIZE, 1])
+    data = buf.tobytes()
+    assert bytes(4096) in data
+    assert decode_image(data, "studio.jpg").shape == (1364, 2048, 3)

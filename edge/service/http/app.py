@@ -3,26 +3,34 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
+import resource
+import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
 
 from edge.api import FaceLens
 from edge.media.cameras import Cameras
 from edge.service.engine import Engine
 from edge.service.http import routes
-from edge.service.http.auth import load_token
-from edge.service.http.errors import answer_errors_as_json
-from edge.service.http.uploads import DEFAULT_MAX_UPLOAD_MB, BodyLimit
+from edge.service.http.auth import authorized, load_token
+from edge.service.http.connections import HeaderTimeout, OncePer
+from edge.service.http.errors import ApiError, answer_errors_as_json
+from edge.service.http.uploads import DEFAULT_MAX_UPLOAD_MB, BodyLimit, PixelBudget
 from edge.service.mqtt import MqttEvents
 from edge.service.state import Service
 
 log = logging.getLogger(__name__)
+access = logging.getLogger("edge.service.access")
+LOCAL_NAMES = ("localhost", socket.gethostname().lower(), socket.gethostname().lower() + ".local")
 
 
 @asynccontextmanager
@@ -36,15 +44,59 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 async def _measure(request: Request, call_next: Callable) -> Any:
-    """Count each request and its latency by route (``unmatched`` for no route)."""
+    """Count each request and its latency by route (``unmatched`` for no route); log it.
+
+    The log line names the route's template (``/v1/people/{name}``), never a person.
+    """
     t0 = time.perf_counter()
     response = await call_next(request)
     path = getattr(request.scope.get("route"), "path", "unmatched")
     metrics = request.app.state.service.metrics
     labels = {"route": path, "status": str(response.status_code)}
     metrics.inc("facelens_http_requests_total", labels)
-    metrics.observe("facelens_http_request_seconds", time.perf_counter() - t0, {"route": path})
+    seconds = time.perf_counter() - t0
+    metrics.observe("facelens_http_request_seconds", seconds, {"route": path})
+    client = request.client.host if request.client else "-"
+    access.info(
+        "%s %s %s %d %.1f ms", client, request.method, path, response.status_code, seconds * 1e3
+    )
     return response
+
+
+def _host_allowed(host: str, listening: str) -> bool:
+    """Whether a Host header names this service: an IP address, the address it listens
+    on, or this machine's name. A DNS-rebinding page sends its own domain name."""
+    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    name = name.strip("[]").lower()
+    try:
+        ipaddress.ip_address(name)
+        return True
+    except ValueError:
+        return name in (*LOCAL_NAMES, listening.lower())
+
+
+async def _check_host(request: Request, call_next: Callable) -> Any:
+    host = request.headers.get("host", "")
+    if not _host_allowed(host, request.app.state.host):
+        return ApiError(
+            421,
+            "Host",
+            f"this service does not answer for the host {host[:80]!r}",
+            "call it by its IP address, localhost or this machine's name",
+        ).response()
+    return await call_next(request)
+
+
+def _add_docs(app: FastAPI) -> None:
+    """``/openapi.json`` and ``/docs``, both behind the token (``edge serve --docs``)."""
+
+    @app.get("/openapi.json", include_in_schema=False, dependencies=[Depends(authorized)])
+    async def schema() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", include_in_schema=False, dependencies=[Depends(authorized)])
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="facelens")
 
 
 def create_app(
@@ -55,8 +107,13 @@ def create_app(
     cameras: Cameras | None = None,
     events: MqttEvents | None = None,
     appearance_gap_s: float | None = None,
+    host: str = "127.0.0.1",
+    docs: bool = False,
 ) -> FastAPI:
     """The service's FastAPI app over ``engine``; starts and stops the camera loop.
+
+    ``host`` is what it listens on (Host headers must name it, an IP address or this
+    machine); ``docs`` serves ``/openapi.json`` and ``/docs`` behind the token.
 
     Each camera's faces are followed and decided as appearances (a person unseen for
     ``appearance_gap_s`` seconds, default 2, appears anew); ``events`` publishes each
@@ -66,25 +123,31 @@ def create_app(
         title="facelens",
         summary="Local face recognition: identify, verify, enrol, forget.",
         lifespan=_lifespan,
-        docs_url=None,  # no third-party JavaScript from a CDN: this service is offline
+        docs_url=None,  # off by default; --docs serves them behind the token
         redoc_url=None,
+        openapi_url=None,
     )
     app.state.service = Service(engine, cameras, events, appearance_gap_s)
-    app.state.token = token
+    app.state.token, app.state.host, app.state.pixels = token, host, PixelBudget()
     app.add_middleware(BodyLimit, limit=max_upload)
+    app.middleware("http")(_check_host)
     app.middleware("http")(_measure)  # added last: it also times BodyLimit's refusals
     answer_errors_as_json(app)
     for router in (routes.status, routes.recognition, routes.people):
         app.include_router(router)
+    if docs:
+        _add_docs(app)
     return app
 
 
-def _announce(token: str, origin: str, token_file: Path, host: str) -> None:
-    """Print the token once when it is new, and warn when listening beyond loopback."""
+def _announce(origin: str, token_file: Path, host: str) -> None:
+    """Say where the token is (never the token: stdout may go to a journal), and warn
+    when listening beyond loopback."""
     if origin.startswith("created"):
         print(
-            f"API token (shown once; kept in {token_file}, mode 0600): {token}\n"
-            f"clients send: Authorization: Bearer {token}",
+            f"a new API token is in {token_file} (mode 0600); clients send the header "
+            f"'Authorization: Bearer TOKEN' with it, e.g. "
+            f'curl -H "Authorization: Bearer $(cat {token_file})" ...',
             flush=True,
         )
     else:
@@ -97,6 +160,22 @@ def _announce(token: str, origin: str, token_file: Path, host: str) -> None:
         )
 
 
+def _connection_limit() -> int:
+    """As many connections as the open-file limit allows (raised to its hard limit), with
+    room for the model, the gallery and the cameras."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        soft = min(hard, 65536) if hard != resource.RLIM_INFINITY else 65536
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    return max(soft - 128, 64)
+
+
+def _quiet_repeats() -> None:
+    """One line per repeated error a minute (an accept loop out of files logs one per try)."""
+    for name in ("asyncio", "uvicorn.error"):
+        logging.getLogger(name).addFilter(OncePer(60.0))
+
+
 def run(
     make: Callable[[], FaceLens],
     *,
@@ -107,13 +186,26 @@ def run(
     cameras: Cameras | None = None,
     events: MqttEvents | None = None,
     appearance_gap_s: float | None = None,
+    docs: bool = False,
+    access_log: bool = True,
 ) -> int:
-    """Serve until SIGINT/SIGTERM; prints where, and the token once when it is new."""
+    """Serve until SIGINT/SIGTERM; prints where, and where the token is when it is new.
+
+    Idle and slow connections are closed (no complete request within
+    :data:`~edge.service.http.connections.HEADER_TIMEOUT_S`, keep-alive 5 s); one line
+    per request goes to the ``edge.service.access`` log unless ``access_log`` is off.
+    """
     import uvicorn
 
     token, origin = load_token(token_file)
     engine = Engine(make)
-    _announce(token, origin, token_file, host)
+    _announce(origin, token_file, host)
+    _quiet_repeats()
+    access.setLevel(logging.INFO if access_log else logging.WARNING)
+    if access_log and not logging.getLogger().handlers:  # else the command's handler shows it
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        access.addHandler(handler)
     print(f"{engine.call(engine.fl.describe)}\nserving on http://{host}:{port}", flush=True)
     app = create_app(
         engine,
@@ -122,10 +214,20 @@ def run(
         cameras=cameras,
         events=events,
         appearance_gap_s=appearance_gap_s,
+        host=host,
+        docs=docs,
     )
-    server = uvicorn.Server(
-        uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,  # ours names the route, not the path (a path may hold a name)
+        http=HeaderTimeout,
+        timeout_keep_alive=5,
+        limit_concurrency=_connection_limit(),
     )
+    server = uvicorn.Server(config)
     try:
         server.run()
     finally:

@@ -15,16 +15,24 @@ from edge.service.http.errors import ApiError
 log = logging.getLogger(__name__)
 
 TOKEN_ENV = "FACELENS_TOKEN"
+MIN_TOKEN_CHARS = 16  # a shorter token can be guessed over the network
 
 
 def load_token(path: Path) -> tuple[str, str]:
     """The API token and where it came from: ``$FACELENS_TOKEN``, else a 0600 file.
 
-    The file is created with a fresh random token on first start; the token is then
-    printed once by the caller (returned origin starts with ``created``).
+    The file is created with a fresh random token on first start (returned origin
+    starts with ``created``); the token itself is never printed (logs keep it).
     """
     if os.environ.get(TOKEN_ENV):
-        return os.environ[TOKEN_ENV].strip(), f"${TOKEN_ENV}"
+        token = os.environ[TOKEN_ENV].strip()
+        if len(token) < MIN_TOKEN_CHARS:
+            raise FacelensError(
+                f"${TOKEN_ENV} is {len(token)} characters; use at least {MIN_TOKEN_CHARS} "
+                "random ones (e.g. python -c 'import secrets; print(secrets.token_urlsafe())'), "
+                f"or unset it to get a token file"
+            )
+        return token, f"${TOKEN_ENV}"
     if path.is_file():
         if path.stat().st_mode & 0o077:
             log.warning("token file %s is readable by others: chmod 600 it", path)

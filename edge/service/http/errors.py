@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import logging
+import re
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from edge.base.errors import FacelensError, GalleryError, ImageError
+from edge.base.names import PersonNameError
+
+log = logging.getLogger(__name__)
+
+# A client learns no absolute path of the server's files: only their names.
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.])/(?:[^\s/'\"]+/)+([^\s/'\"()]+)")
 
 
 class ApiError(Exception):
@@ -25,6 +36,34 @@ async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
     return exc.response()
 
 
+def without_paths(message: str) -> str:
+    """``message`` with every absolute path cut to its last part."""
+    return _ABSOLUTE_PATH.sub(r"\1", message)
+
+
+def refusal(exc: FacelensError) -> ApiError:
+    """What a :class:`FacelensError` from a route means over HTTP (always a 4xx)."""
+    message = without_paths(str(exc))
+    if isinstance(exc, PersonNameError):
+        return ApiError(400, "name", message, "change the name as the message says")
+    if isinstance(exc, ImageError):
+        return ApiError(422, "image", message, "send a photo with one clear, frontal face")
+    if isinstance(exc, GalleryError):
+        fix = "the gallery cannot be used now: its owner must act on the message"
+        return ApiError(409, "gallery", message, fix + " (nothing was changed)")
+    return ApiError(422, "request", message, "change the request as the message says")
+
+
+async def _facelens_error(request: Request, exc: FacelensError) -> JSONResponse:
+    log.info("refused %s %s: %s", request.method, _route(request), type(exc).__name__)
+    return refusal(exc).response()
+
+
+def _route(request: Request) -> str:
+    """The route's template (``/v1/people/{name}``), never the name itself."""
+    return getattr(request.scope.get("route"), "path", "unmatched")
+
+
 PEOPLE = "/v1/people/"
 
 
@@ -39,7 +78,7 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResp
             "use a name without '/' over HTTP (`edge enroll` and `edge forget` accept it)",
         ).response()
     fix = "see the README for the routes" if exc.status_code == 404 else "check the request"
-    return ApiError(exc.status_code, "path", str(exc.detail), fix).response()
+    return ApiError(exc.status_code, "path", str(exc.detail)[:200], fix).response()
 
 
 async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -51,5 +90,6 @@ async def _invalid(request: Request, exc: RequestValidationError) -> JSONRespons
 def answer_errors_as_json(app: FastAPI) -> None:
     """Refusals, unknown routes and invalid parameters all answer in :class:`ApiError`'s form."""
     app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(FacelensError, _facelens_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _invalid)

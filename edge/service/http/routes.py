@@ -12,13 +12,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import PlainTextResponse
 
-from edge.base.errors import GalleryError, ImageError, NoFaceError
-from edge.base.names import MAX_NAME_CHARS, PersonNameError, check_name, lookup_name
+from edge.base.errors import ImageError, NoFaceError
+from edge.base.names import MAX_NAME_CHARS, PersonNameError, check_name, did_you_mean, lookup_name
+from edge.gallery.enroll import Enrolment
 from edge.gallery.store import PersonInfo
 from edge.results import Identity, with_total
 from edge.service.http.auth import authorized
-from edge.service.http.errors import ApiError
-from edge.service.http.uploads import decode, name_uploads, read_uploads
+from edge.service.http.errors import ApiError, refusal
+from edge.service.http.uploads import Upload, decoded, name_uploads, read_uploads
 from edge.service.metrics import CONTENT_TYPE
 from edge.service.state import Service
 
@@ -74,9 +75,9 @@ async def identify(request: Request, s: State) -> dict[str, Any]:
     """Every face in the ``image`` field: box, name (null = unknown), score."""
     upload = (await read_uploads(request, "image"))["image"][0]
     t0 = time.perf_counter()
-    image = await decode(upload)
-    decode_ms = (time.perf_counter() - t0) * 1000
-    result = await s.engine.run(s.fl.recognize, image)
+    async with decoded(request, [upload]) as (image,):
+        decode_ms = (time.perf_counter() - t0) * 1000
+        result = await s.engine.run(s.fl.recognize, image)
     ms = with_total({**result.ms, "decode": decode_ms})
     s.count("http", len(result.faces), ms)
     return {
@@ -89,16 +90,16 @@ async def identify(request: Request, s: State) -> dict[str, Any]:
 async def verify(request: Request, s: State) -> dict[str, Any]:
     """Are the photos ``a`` and ``b`` the same person?"""
     uploads = await read_uploads(request, "a", "b")
-    a, b = [await decode(uploads[f][0]) for f in ("a", "b")]
-    try:
-        v = await s.engine.run(s.fl.verify, a, b)
-    except ImageError as exc:
-        field = "a, b"
-        if isinstance(exc, NoFaceError):
-            field = "a" if not await s.engine.run(s.fl.faces, a) else "b"
-        raise ApiError(
-            422, field, f"{field}: {exc}", "send a photo with one clear, frontal face"
-        ) from None
+    async with decoded(request, [uploads["a"][0], uploads["b"][0]]) as (a, b):
+        try:
+            v = await s.engine.run(s.fl.verify, a, b)
+        except ImageError as exc:
+            field = "a, b"
+            if isinstance(exc, NoFaceError):
+                field = "a" if not await s.engine.run(s.fl.faces, a) else "b"
+            raise ApiError(
+                422, field, f"{field}: {exc}", "send a photo with one clear, frontal face"
+            ) from None
     return {"same": v.same, "score": round(v.score, 4), "threshold": round(v.threshold, 4)}
 
 
@@ -123,45 +124,62 @@ def _person(p: PersonInfo) -> dict[str, Any]:
 
 
 def _unknown(name: str, everyone: list[PersonInfo]) -> ApiError:
-    names = ", ".join(p.name for p in everyone) or "no one"
-    return ApiError(404, "name", f"{name!r} is not enrolled", f"enrolled: {names}")
+    """404 for a name no one has: a close name is suggested, the others are not listed."""
+    hint = did_you_mean(name, [p.name for p in everyone])
+    return ApiError(
+        404, "name", f"{name!r} is not enrolled{hint}", "GET /v1/people lists who is enrolled"
+    )
+
+
+def _photos(uploads: list[Upload], enrolment: Enrolment) -> list[dict[str, Any]]:
+    """One entry per upload, in upload order: kept (where its face is) or left out (why)."""
+    kept = {p.path: p for p in enrolment.kept}
+    left_out = dict(enrolment.left_out)
+    out = []
+    for i, u in enumerate(uploads):
+        entry: dict[str, Any] = {"photo": u.filename}
+        k = kept.get(f"image #{i}")
+        if k is not None:
+            entry.update(
+                kept=True,
+                box=[round(float(v), 1) for v in k.face.box],
+                detection_score=round(float(k.face.score), 4),
+                faces_found=k.faces_found,
+            )
+        else:
+            reason = left_out.get(f"image #{i}", "not needed")
+            entry.update(kept=False, reason=name_uploads(reason, uploads))
+        out.append(entry)
+    return out
 
 
 @people.put("/v1/people/{name}")
 async def enroll(name: str, request: Request, s: State, face: int | None = None) -> dict[str, Any]:
-    """Enrol ``name`` from the ``image`` fields (all or none: one bad photo enrols none)."""
+    """Enrol ``name`` from the ``image`` fields (all or none: one bad photo enrols none).
+
+    The answer has one entry per photo, in upload order: kept, or left out and why (a
+    near-duplicate of another, or more than the views kept).
+    """
     name = _new_name(name)
     uploads = (await read_uploads(request, "image", many=True))["image"]
-    images = [await decode(u) for u in uploads]
 
-    def write() -> tuple[list, list[PersonInfo]]:
-        return s.fl.enroll(name, images, face=face), s.fl.people()
+    async with decoded(request, uploads) as images:
 
-    try:
-        report, everyone = await s.engine.run(write)
-    except ImageError as exc:
-        raise ApiError(
-            422,
-            "image",
-            name_uploads(str(exc), uploads),
-            "send photos with one clear face each (or ?face=N to choose one); nothing was enrolled",
-        ) from None
-    except GalleryError as exc:
-        raise ApiError(409, "name", str(exc), "see the message") from None
+        def write() -> tuple[Enrolment, list[PersonInfo]]:
+            return s.fl.enroll(name, images, face=face), s.fl.people()
+
+        try:
+            enrolment, everyone = await s.engine.run(write)
+        except ImageError as exc:
+            raise ApiError(
+                422,
+                "image",
+                name_uploads(refusal(exc).error, uploads),
+                "send photos with one clear face each (or ?face=N to choose one); "
+                "nothing was enrolled",
+            ) from None
     person = next(p for p in everyone if p.name == name)
-    return {
-        "name": name,
-        "enrolled": [
-            {
-                "photo": u.filename,
-                "box": [round(float(v), 1) for v in r.face.box],
-                "detection_score": round(float(r.face.score), 4),
-                "faces_found": r.faces_found,
-            }
-            for u, r in zip(uploads, report, strict=True)
-        ],
-        "embeddings": person.embeddings,
-    }
+    return {"name": name, "photos": _photos(uploads, enrolment), "embeddings": person.embeddings}
 
 
 @people.get("/v1/people")
@@ -173,7 +191,7 @@ async def everyone(s: State) -> dict[str, Any]:
 @people.get("/v1/people/{name}")
 async def person(name: str, s: State) -> dict[str, Any]:
     """One person enrolled: name, embeddings, when."""
-    name = lookup_name(name)  # NFC, as stored (a URL decodes to valid UTF-8)
+    name = lookup_name(name)  # valid UTF-8 in NFC, as stored
     enrolled = await s.engine.run(s.fl.people)
     found = next((p for p in enrolled if p.name == name), None)
     if found is None:
@@ -184,6 +202,7 @@ async def person(name: str, s: State) -> dict[str, Any]:
 @people.delete("/v1/people/{name}")
 async def forget(name: str, s: State) -> dict[str, Any]:
     """Erase ``name`` for good (secure delete + vacuum), as ``edge forget`` does."""
+    name = lookup_name(name)
     removed = await s.engine.run(s.fl.forget, name)
     if not removed:
         raise _unknown(name, await s.engine.run(s.fl.people))

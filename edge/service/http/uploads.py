@@ -6,7 +6,9 @@ spooled), and a body over the limit gets 413 before it is read.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,10 +19,12 @@ from python_multipart.multipart import parse_options_header
 from starlette.concurrency import run_in_threadpool
 
 from edge.base.errors import ImageError
-from edge.media.images import decode_image
+from edge.media.image_size import sniff
+from edge.media.images import MAX_PIXELS, decode_image
 from edge.service.http.errors import ApiError
 
 DEFAULT_MAX_UPLOAD_MB = 10.0
+MAX_BOUNDARY = 70  # RFC 2046's limit on a multipart boundary
 
 
 class _TooLarge(Exception):
@@ -87,14 +91,20 @@ class Upload:
 
 def _boundary(content_type: str) -> bytes:
     kind, params = parse_options_header(content_type)
-    if kind != b"multipart/form-data" or b"boundary" not in params:
+    fix = "send the photo as a form field, e.g. curl -F image=@photo.jpg"
+    if kind != b"multipart/form-data":
+        got = content_type[:80] or "no Content-Type"
+        raise ApiError(415, "image", f"expected a multipart/form-data upload, got {got}", fix)
+    boundary = params.get(b"boundary", b"")
+    if not 1 <= len(boundary) <= MAX_BOUNDARY:
         raise ApiError(
-            415,
-            "image",
-            f"expected a multipart/form-data upload, got {content_type or 'no Content-Type'}",
-            "send the photo as a form field, e.g. curl -F image=@photo.jpg",
+            400,
+            "Content-Type",
+            f"the multipart/form-data upload has a boundary of {len(boundary)} characters "
+            f"(1-{MAX_BOUNDARY} are valid)",
+            fix + " (curl and every HTTP library set the boundary for you)",
         )
-    return params[b"boundary"]
+    return boundary
 
 
 def parse_multipart(boundary: bytes, body: bytes) -> list[Upload]:
@@ -125,23 +135,24 @@ def parse_multipart(boundary: bytes, body: bytes) -> list[Upload]:
         filename = options.get(b"filename", b"").decode("utf-8", "replace")
         parts.append(Upload(name, filename or name, bytes(current["data"])))
 
-    parser = MultipartParser(
-        boundary,
-        {
-            "on_part_begin": on_part_begin,
-            "on_header_field": on_header_field,
-            "on_header_value": on_header_value,
-            "on_header_end": on_header_end,
-            "on_part_data": on_part_data,
-            "on_part_end": on_part_end,
-        },
-    )
+    callbacks = {
+        "on_part_begin": on_part_begin,
+        "on_header_field": on_header_field,
+        "on_header_value": on_header_value,
+        "on_header_end": on_header_end,
+        "on_part_data": on_part_data,
+        "on_part_end": on_part_end,
+    }
     try:
+        parser = MultipartParser(boundary, callbacks)
         parser.write(body)
         parser.finalize()
     except Exception as exc:  # python-multipart raises several types for a broken body
         raise ApiError(
-            400, "image", f"the multipart body cannot be parsed ({exc})", "send a well-formed form"
+            400,
+            "image",
+            f"the multipart body cannot be parsed ({str(exc)[:120]})",
+            "send a well-formed form",
         ) from None
     return parts
 
@@ -151,7 +162,8 @@ async def read_uploads(
 ) -> dict[str, list[Upload]]:
     """The uploads of ``fields`` (each required; only ``many`` allows several per field)."""
     boundary = _boundary(request.headers.get("content-type", ""))  # before reading the body
-    parts = parse_multipart(boundary, await request.body())
+    # A body of many tiny parts takes seconds to parse: off the event loop, like decoding.
+    parts = await run_in_threadpool(parse_multipart, boundary, await request.body())
     found: dict[str, list[Upload]] = {f: [p for p in parts if p.field == f] for f in fields}
     for field, uploads in found.items():
         if not uploads:
@@ -165,6 +177,55 @@ async def read_uploads(
         if len(uploads) > 1 and not many:
             raise ApiError(400, field, f"{len(uploads)} {field!r} fields", "send exactly one")
     return found
+
+
+class PixelBudget:
+    """Decoded pixels the service holds at once: requests wait their turn past it.
+
+    A 94 kB PNG can decode to 100 MP (300 MB); without a budget, six of them in one
+    request, or in six requests at once, take gigabytes.
+    """
+
+    def __init__(self, total: int = MAX_PIXELS) -> None:
+        self.total, self.free = total, total
+        self._changed: asyncio.Condition | None = None  # made on the server's event loop
+
+    @asynccontextmanager
+    async def hold(self, pixels: int) -> AsyncIterator[None]:
+        self._changed = self._changed or asyncio.Condition()
+        async with self._changed:
+            await self._changed.wait_for(lambda: self.free >= pixels)
+            self.free -= pixels
+        try:
+            yield
+        finally:
+            async with self._changed:
+                self.free += pixels
+                self._changed.notify_all()
+
+
+def _pixels(uploads: list[Upload]) -> int:
+    """What the uploads will decode to, from their headers (0 for what is not an image:
+    decoding refuses it without allocating)."""
+    sizes = [sniff(u.data) for u in uploads]
+    return sum(min(h.pixels, MAX_PIXELS + 1) if h else 0 for h in sizes)
+
+
+@asynccontextmanager
+async def decoded(request: Request, uploads: list[Upload]) -> AsyncIterator[list[np.ndarray]]:
+    """The uploads decoded one at a time, held within the app's :class:`PixelBudget`."""
+    pixels = _pixels(uploads)
+    budget: PixelBudget = request.app.state.pixels
+    if pixels > budget.total and len(uploads) > 1:
+        raise ApiError(
+            413,
+            "image",
+            f"the {len(uploads)} photos hold {pixels / 1e6:.0f} MP together, more than this "
+            f"service decodes for one request ({budget.total // 1_000_000} MP)",
+            "send smaller photos (a face needs no more than ~1 MP each), or fewer at a time",
+        )
+    async with budget.hold(min(pixels, budget.total)):
+        yield [await decode(u) for u in uploads]
 
 
 async def decode(upload: Upload) -> np.ndarray:
