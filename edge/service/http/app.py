@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 
 from edge.api import FaceLens
 from edge.media.cameras import Cameras
+from edge.service.compat import compreface, deepstack
 from edge.service.engine import Engine
 from edge.service.http import routes
 from edge.service.http.auth import load_token
@@ -74,7 +75,8 @@ def create_app(
     app.add_middleware(BodyLimit, limit=max_upload)
     app.middleware("http")(_measure)  # added last: it also times BodyLimit's refusals
     answer_errors_as_json(app)
-    for router in (routes.status, routes.recognition, routes.people):
+    compat = (deepstack.router, compreface.router)  # their clients' paths, JSON and keys
+    for router in (routes.status, routes.recognition, routes.people, *compat):
         app.include_router(router)
     return app
 
