@@ -80,10 +80,27 @@ class Service:
             ]
         return out
 
+    # -- the people enrolled --------------------------------------------------------------
+
+    async def people_changed(self) -> None:
+        """After an enrolment or erasure: the events follow who is enrolled (Home Assistant's
+        sensor per person appears, or goes with them)."""
+        if self.events is not None:
+            self.events.people([p.name for p in await self.engine.run(self.fl.people)])
+
+    async def forget(self, name: str) -> int:
+        """Erase ``name`` for good (as ``edge forget``); how many embeddings went (0: none)."""
+        removed = await self.engine.run(self.fl.forget, name)
+        if removed:
+            await self.people_changed()
+        return removed
+
     # -- the camera loop ----------------------------------------------------------------
 
     def start(self) -> None:
         """Open the cameras and recognise their frames on a thread of their own."""
+        if self.events is not None:  # who is enrolled: Home Assistant's person sensors
+            self.events.people([p.name for p in self.engine.call(self.fl.people)])
         if self.cameras is None:
             return
         self.cameras.start()

@@ -148,6 +148,7 @@ async def enroll(name: str, request: Request, s: State, face: int | None = None)
         ) from None
     except GalleryError as exc:
         raise ApiError(409, "name", str(exc), "see the message") from None
+    await s.people_changed()
     person = next(p for p in everyone if p.name == name)
     return {
         "name": name,
@@ -184,7 +185,7 @@ async def person(name: str, s: State) -> dict[str, Any]:
 @people.delete("/v1/people/{name}")
 async def forget(name: str, s: State) -> dict[str, Any]:
     """Erase ``name`` for good (secure delete + vacuum), as ``edge forget`` does."""
-    removed = await s.engine.run(s.fl.forget, name)
+    removed = await s.forget(name)
     if not removed:
         raise _unknown(name, await s.engine.run(s.fl.people))
     return {"name": name, "removed_embeddings": removed, "erased": "secure delete + vacuum"}
