@@ -192,6 +192,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--token-file", type=Path, help="bearer token file (default: <data>/serve.token)"
     )
+    p.add_argument(
+        "--frigate",
+        metavar="URL",
+        help="name the people of Frigate's person events (heard on --mqtt) as their sub-labels: "
+        "Frigate's API, e.g. http://frigate:5000",
+    )
     _add_engine(p)
     _add_mqtt(p)
 
@@ -559,6 +565,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from edge.media.cameras import Cameras, unique_specs
 
     specs = unique_specs(args.camera or [])
+    if args.frigate and not args.mqtt:
+        raise FacelensError(
+            "--frigate hears Frigate's events on its MQTT broker: give it as --mqtt too "
+            "(e.g. --mqtt mqtt://frigate-broker:1883)"
+        )
     return serve.run(
         lambda: _lens(args),
         host=args.host,
@@ -568,6 +579,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         cameras=Cameras(specs) if specs else None,
         events=_events(args, [s.name for s in specs]),
         appearance_gap_s=args.appearance_gap,
+        frigate=args.frigate,
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edge.media.cameras import Camera, Cameras, recognize_all
 from edge.media.sources import Frame
@@ -18,6 +18,9 @@ from edge.service.metrics import Metrics
 from edge.service.mqtt import MqttEvents
 from edge.video.loop import FrameResult
 from edge.video.recognizer import CameraTracks
+
+if TYPE_CHECKING:
+    from edge.service.compat.frigate import Frigate
 
 Gauge = tuple[str, Mapping[str, str] | None, float]
 
@@ -53,6 +56,7 @@ class Service:
         for name, kind, text in SERIES:
             self.metrics.describe(name, kind, text)
         self._tracks = CameraTracks(engine.fl, gap_s=appearance_gap_s)
+        self.frigate: Frigate | None = None  # names Frigate's person events (--frigate)
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
 
@@ -101,6 +105,8 @@ class Service:
         """Open the cameras and recognise their frames on a thread of their own."""
         if self.events is not None:  # who is enrolled: Home Assistant's person sensors
             self.events.people([p.name for p in self.engine.call(self.fl.people)])
+        if self.frigate is not None:
+            self.frigate.start()
         if self.cameras is None:
             return
         self.cameras.start()
@@ -110,6 +116,8 @@ class Service:
     def close(self) -> None:
         """Stop the camera loop, close the cameras and the events (not the engine)."""
         self._stop.set()
+        if self.frigate is not None:
+            self.frigate.close()
         if self.cameras is not None:
             self.cameras.close()
         if self._watcher is not None:

@@ -10,6 +10,7 @@ import numpy as np
 
 from edge.base.errors import GalleryError, ImageError, NoFaceError
 from edge.base.names import PersonNameError, check_name
+from edge.results import Recognition
 from edge.service.compat.scores import client_score, named_score
 from edge.service.http.errors import ApiError
 from edge.service.state import Service
@@ -56,22 +57,29 @@ def corner_fields(corners: tuple[int, int, int, int]) -> dict[str, int]:
     return dict(zip(("x_min", "y_min", "x_max", "y_max"), corners, strict=True))
 
 
-async def recognize(s: Service, image: np.ndarray) -> list[Seen]:
-    """Every face of ``image``, named by facelens' rule, largest first."""
-    t0 = time.perf_counter()
-    result = await s.engine.run(s.fl.recognize, image)
-    s.count("http", len(result.faces), {**result.ms, "total": (time.perf_counter() - t0) * 1e3})
-    t = s.fl.threshold.value
+def named(result: Recognition, threshold: float) -> list[Seen]:
+    """The faces of a recognition as the clients see them, largest first; ``threshold`` is
+    the cosine facelens decides with."""
     seen = [
         Seen(
             *corners(f.box),
             round(float(f.detection_score), 4),
             f.name,
-            named_score(f.score, t) if f.name is not None else client_score(f.score, t),
+            named_score(f.score, threshold)
+            if f.name is not None
+            else client_score(f.score, threshold),
         )
         for f in result.faces
     ]
     return sorted(seen, key=lambda f: -f.area)
+
+
+async def recognize(s: Service, image: np.ndarray) -> list[Seen]:
+    """Every face of ``image``, named by facelens' rule, largest first."""
+    t0 = time.perf_counter()
+    result = await s.engine.run(s.fl.recognize, image)
+    s.count("http", len(result.faces), {**result.ms, "total": (time.perf_counter() - t0) * 1e3})
+    return named(result, s.fl.threshold.value)
 
 
 def person_name(name: str | None, field: str) -> str:

@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request
 from edge.api import FaceLens
 from edge.media.cameras import Cameras
 from edge.service.compat import compreface, deepstack
+from edge.service.compat.frigate import Frigate
 from edge.service.engine import Engine
 from edge.service.http import routes
 from edge.service.http.auth import load_token
@@ -56,12 +57,14 @@ def create_app(
     cameras: Cameras | None = None,
     events: MqttEvents | None = None,
     appearance_gap_s: float | None = None,
+    frigate: str | None = None,
 ) -> FastAPI:
     """The service's FastAPI app over ``engine``; starts and stops the camera loop.
 
     Each camera's faces are followed and decided as appearances (a person unseen for
     ``appearance_gap_s`` seconds, default 2, appears anew); ``events`` publishes each
-    one when it is decided.
+    one when it is decided. ``frigate`` (Frigate's URL) names Frigate's person events,
+    heard on the broker of ``events``.
     """
     app = FastAPI(
         title="facelens",
@@ -71,6 +74,10 @@ def create_app(
         redoc_url=None,
     )
     app.state.service = Service(engine, cameras, events, appearance_gap_s)
+    if frigate is not None:
+        if events is None:
+            raise ValueError("Frigate's events come through the broker of `events`: give both")
+        app.state.service.frigate = Frigate(frigate, events.broker, app.state.service)
     app.state.token = token
     app.add_middleware(BodyLimit, limit=max_upload)
     app.middleware("http")(_measure)  # added last: it also times BodyLimit's refusals
@@ -109,6 +116,7 @@ def run(
     cameras: Cameras | None = None,
     events: MqttEvents | None = None,
     appearance_gap_s: float | None = None,
+    frigate: str | None = None,
 ) -> int:
     """Serve until SIGINT/SIGTERM; prints where, and the token once when it is new."""
     import uvicorn
@@ -124,6 +132,7 @@ def run(
         cameras=cameras,
         events=events,
         appearance_gap_s=appearance_gap_s,
+        frigate=frigate,
     )
     server = uvicorn.Server(
         uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
