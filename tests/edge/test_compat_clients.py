@@ -8,12 +8,13 @@ comes back unknown, then erases what it enrolled.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from .test_serve import TOKEN, Server, person_photos, start_server
+from .test_serve import TOKEN, Server, person_photos, start_server, upload
 
 deepstack = pytest.importorskip("deepstack.core", reason="needs deepstack-python (dev group)")
 codeprojectai = pytest.importorskip("codeprojectai.core", reason="needs codeproject-ai-api (dev)")
@@ -151,3 +152,70 @@ def test_compreface_sdk_adds_recognises_verifies_lists_and_deletes(server: Serve
     assert subjects.list() == {"subjects": []}
     (erased,) = recognition.recognize(image_path=str(tony[3]))["result"]
     assert erased["subjects"] == []
+
+
+def double_take(confidence_pct: float, match: float = 60.0, unknown: float = 40.0) -> str:
+    """Double Take's verdict on a face (its normalize(): name at UNKNOWN, match at MATCH)."""
+    if confidence_pct < unknown:
+        return "unknown"
+    return "match" if confidence_pct >= match else "named, no match"
+
+
+def test_double_takes_calls_replayed(server: Server, photos, cat):
+    """Double Take's requests as its detectors send them (api/src/util/detectors/
+    compreface.js and deepstack.js): train, recognise, remove; and its reading of them."""
+    tony, colin = photos["Tony_Blair"], photos["Colin_Powell"]
+    with server.client(token=None) as http:
+        key = {"x-api-key": TOKEN}
+        faces = "/api/v1/recognition/faces"
+        r = http.post(faces, params={"subject": "tony"}, headers=key, files=upload(tony[0], "file"))
+        assert r.status_code == 200 and r.json()["subject"] == "tony", r.text
+        recognize = "/api/v1/recognition/recognize"
+        probe = {"det_prob_threshold": 0.8}
+        r = http.post(recognize, params=probe, headers=key, files=upload(tony[3], "file"))
+        (face,) = r.json()["result"]
+        for match in (60, 65, 70):  # any match threshold up to 70 % is exactly facelens' decision
+            assert double_take(face["subjects"][0]["similarity"] * 100, match) == "match"
+        r = http.post(recognize, params=probe, headers=key, files=upload(colin[0], "file"))
+        assert r.json()["result"][0]["subjects"] == []  # Double Take: unknown, confidence 0
+        r = http.post(recognize, params=probe, headers=key, files={"file": ("cat.jpg", cat)})
+        assert (r.status_code, r.json()) == (400, {"message": "No face is found in the given image",
+                                                   "code": 28})  # fmt: skip
+        b64 = {"file": base64.b64encode(tony[4].read_bytes()).decode()}  # CompreFace's JSON form
+        (face,) = http.post(recognize, headers=key, json=b64).json()["result"]
+        assert face["subjects"][0]["subject"] == "tony"
+        assert http.delete(faces, params={"subject": "tony"}, headers=key).json() == {"deleted": 1}
+
+        form = {"api_key": TOKEN}
+        deepstack_face = "/v1/vision/face"
+        r = http.post(f"{deepstack_face}/register", data={**form, "userid": "tony"},
+                      files=upload(tony[1]))  # fmt: skip
+        assert r.json() == {"success": True, "message": "face added"}
+        r = http.post(f"{deepstack_face}/recognize", data=form, files=upload(tony[5]))
+        (face,) = r.json()["predictions"]
+        assert face["userid"] == "tony" and double_take(face["confidence"] * 100) == "match"
+        r = http.post(f"{deepstack_face}/recognize", data=form, files=upload(colin[0]))
+        assert [(p["userid"], p["confidence"]) for p in r.json()["predictions"]] == [("unknown", 0)]
+        r = http.post(f"{deepstack_face}/delete", data={**form, "userid": "tony"})
+        assert r.json() == {"success": True}
+        r = http.post(
+            f"{deepstack_face}/recognize", data={"api_key": "wrong"}, files=upload(tony[5])
+        )
+        assert r.status_code == 401 and r.json()["success"] is False and r.json()["code"] == 401
+
+
+def test_the_openapi_schema_lists_every_compatible_route(server: Server):
+    with server.client(token=None) as http:
+        paths = http.get("/openapi.json").json()["paths"]
+    deepstack_paths = {f"/v1/vision/face{p}" for p in ("", "/register", "/recognize", "/list",
+                                                       "/delete", "/match")}  # fmt: skip
+    compreface_paths = {
+        "/api/v1/recognition/recognize",
+        "/api/v1/recognition/faces",
+        "/api/v1/recognition/faces/{image_id}",
+        "/api/v1/recognition/subjects",
+        "/api/v1/recognition/subjects/{subject}",
+        "/api/v1/verification/verify",
+    }
+    assert deepstack_paths | compreface_paths <= paths.keys(), sorted(paths)
+    assert paths["/v1/vision/face/register"]["post"]["tags"] == ["DeepStack / CodeProject.AI"]
