@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from edge.media.cameras import Camera, Cameras, recognize_all
 from edge.media.sources import Frame
@@ -18,9 +18,6 @@ from edge.service.metrics import Metrics
 from edge.service.mqtt import MqttEvents
 from edge.video.loop import FrameResult
 from edge.video.recognizer import CameraTracks
-
-if TYPE_CHECKING:
-    from edge.service.compat.frigate import Frigate
 
 Gauge = tuple[str, Mapping[str, str] | None, float]
 
@@ -40,6 +37,14 @@ SERIES = (
 )
 
 
+class Companion(Protocol):
+    """Work that starts and stops with the service (``--frigate``'s listener)."""
+
+    def start(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class Service:
     """The engine with the cameras it watches, the events it publishes and its metrics."""
 
@@ -56,7 +61,7 @@ class Service:
         for name, kind, text in SERIES:
             self.metrics.describe(name, kind, text)
         self._tracks = CameraTracks(engine.fl, gap_s=appearance_gap_s)
-        self.frigate: Frigate | None = None  # names Frigate's person events (--frigate)
+        self.frigate: Companion | None = None  # names Frigate's person events (--frigate)
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
 

@@ -14,11 +14,11 @@ from fastapi import FastAPI, Request
 
 from edge.api import FaceLens
 from edge.media.cameras import Cameras
-from edge.service.compat import compreface, deepstack
-from edge.service.compat.frigate import Frigate
 from edge.service.engine import Engine
 from edge.service.http import routes
 from edge.service.http.auth import load_token
+from edge.service.http.compat import compreface, deepstack
+from edge.service.http.compat.frigate import Frigate
 from edge.service.http.errors import answer_errors_as_json
 from edge.service.http.uploads import DEFAULT_MAX_UPLOAD_MB, BodyLimit
 from edge.service.mqtt import MqttEvents

@@ -11,7 +11,7 @@ import numpy as np
 from edge.base.errors import GalleryError, ImageError, NoFaceError
 from edge.base.names import PersonNameError, check_name
 from edge.results import Recognition
-from edge.service.compat.scores import client_score, named_score
+from edge.service.http.compat.scores import client_score, named_score
 from edge.service.http.errors import ApiError
 from edge.service.state import Service
 
@@ -35,7 +35,7 @@ class Seen:
     y_max: int
     detection: float
     name: str | None  # None: facelens did not name it (unknown, or too small to tell)
-    confidence: float  # on the clients' scale (:mod:`edge.service.compat.scores`)
+    confidence: float  # on the clients' scale (:mod:`edge.service.http.compat.scores`)
 
     @property
     def corners(self) -> tuple[int, int, int, int]:

@@ -11,8 +11,8 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from edge.base.names import lookup_name
-from edge.service.compat import faces
-from edge.service.compat.dialect import compat_authorized, dialect_route, read_form, text_field
+from edge.service.http.compat import faces
+from edge.service.http.compat.dialect import compat_authorized, dialect_route, read_form, text_field
 from edge.service.http.errors import ApiError
 from edge.service.http.uploads import Upload, decode
 from edge.service.state import Service

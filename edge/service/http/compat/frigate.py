@@ -6,7 +6,7 @@ person, not a false positive) it fetches the event's snapshot from Frigate's HTT
 (``GET URL/api/events/<id>/snapshot.jpg``), recognises it, and when facelens names
 someone writes the name back as the event's sub-label (``POST URL/api/events/<id>/
 sub_label`` with ``{"subLabel", "subLabelScore"}``, the score on the clients' scale of
-:mod:`edge.service.compat.scores`). One sub-label per event: an event is retried on its
+:mod:`edge.service.http.compat.scores`). One sub-label per event: an event is retried on its
 next updates while no one is named (a better snapshot may come), at most
 :data:`MAX_TRIES` snapshots, never after it is named. Snapshots stay in memory.
 """
@@ -25,7 +25,7 @@ from typing import Any
 
 from edge.base.errors import ImageError
 from edge.media.images import decode_image
-from edge.service.compat.faces import named
+from edge.service.http.compat.faces import named
 from edge.service.mqtt import Broker, MqttError
 from edge.service.state import Service
 

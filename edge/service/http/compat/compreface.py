@@ -18,9 +18,9 @@ from fastapi.responses import JSONResponse
 
 from edge.base.names import lookup_name
 from edge.gallery.store import PersonInfo
-from edge.service.compat import faces
-from edge.service.compat.dialect import compat_authorized, dialect_route, json_image, read_form
-from edge.service.compat.scores import client_score
+from edge.service.http.compat import faces
+from edge.service.http.compat.dialect import compat_authorized, dialect_route, json_image, read_form
+from edge.service.http.compat.scores import client_score
 from edge.service.http.errors import ApiError
 from edge.service.http.uploads import decode
 from edge.service.state import Service
