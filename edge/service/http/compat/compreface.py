@@ -22,6 +22,7 @@ from edge.service.http.compat import faces
 from edge.service.http.compat.dialect import compat_authorized, dialect_route, json_image, read_form
 from edge.service.http.compat.scores import client_score
 from edge.service.http.errors import ApiError
+from edge.service.http.routes import State
 from edge.service.http.uploads import decode
 from edge.service.state import Service
 
@@ -38,11 +39,6 @@ def _error(exc: ApiError) -> JSONResponse:
     return JSONResponse(body, status_code=exc.status)
 
 
-def _service(request: Request) -> Service:
-    return request.app.state.service
-
-
-State = Annotated[Service, Depends(_service)]
 Threshold = Annotated[float, Query(ge=0, le=1)]
 Count = Annotated[int, Query(ge=0)]
 

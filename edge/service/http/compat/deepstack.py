@@ -7,15 +7,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
 from edge.base.names import lookup_name
 from edge.service.http.compat import faces
 from edge.service.http.compat.dialect import compat_authorized, dialect_route, read_form, text_field
 from edge.service.http.errors import ApiError
+from edge.service.http.routes import State
 from edge.service.http.uploads import Upload, decode
-from edge.service.state import Service
 
 UNKNOWN = "unknown"
 
@@ -26,11 +26,6 @@ def _error(exc: ApiError) -> JSONResponse:
     return JSONResponse(body, status_code=exc.status)
 
 
-def _service(request: Request) -> Service:
-    return request.app.state.service
-
-
-State = Annotated[Service, Depends(_service)]
 Form = Annotated[dict[str, list[Upload]], Depends(read_form)]
 
 router = APIRouter(
