@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge.service.http.compat.scores import AT_THRESHOLD, BELOW, client_score, named_score
+pytest.importorskip("fastapi", reason="the compatible APIs are part of edge serve (serve extra)")
+
+from edge.service.http.compat.scores import (
+    AT_THRESHOLD,
+    BELOW,
+    client_score,
+    named_score,
+)
 
 
 @pytest.mark.parametrize("threshold", [0.2, 0.363, 0.5, 0.6, 0.9])

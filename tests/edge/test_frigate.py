@@ -18,10 +18,11 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
 import pytest
 
 from .test_serve import Server, person_photos, start_server, upload
+
+mqtt = pytest.importorskip("paho.mqtt.client", reason="--frigate needs paho-mqtt (the mqtt extra)")
 
 
 class StandInFrigate:
