@@ -93,9 +93,7 @@ def _in_precision(model: keras.Model, precision: str) -> keras.Model:
     def relayer(layer: keras.layers.Layer) -> keras.layers.Layer:
         config = layer.get_config()
         # functional ops in the graph (dlib's channel pad is keras.ops.pad) take no dtype
-        if isinstance(layer, keras.layers.Layer) and not isinstance(
-            layer, keras.layers.InputLayer
-        ):
+        if isinstance(layer, keras.layers.Layer) and not isinstance(layer, keras.layers.InputLayer):
             config["dtype"] = "mixed_bfloat16"
         return layer.__class__.from_config(config)
 

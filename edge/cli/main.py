@@ -225,6 +225,12 @@ def _serve_parser(sub: Subparsers) -> None:
         "from a CDN)",
     )
     p.add_argument("--no-access-log", action="store_true", help="no log line per request on stderr")
+    p.add_argument(
+        "--frigate",
+        metavar="URL",
+        help="name the people of Frigate's person events (heard on --mqtt) as their sub-labels: "
+        "Frigate's API, e.g. http://frigate:5000",
+    )
     _add_engine(p)
     _add_mqtt(p)
 
@@ -634,6 +640,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from edge.media.cameras import Cameras, unique_specs
 
     specs = unique_specs(args.camera or [])
+    if args.frigate and not args.mqtt:
+        raise FacelensError(
+            "--frigate hears Frigate's events on its MQTT broker: give it as --mqtt too "
+            "(e.g. --mqtt mqtt://frigate-broker:1883)"
+        )
     return serve.run(
         lambda: _lens(args),
         host=args.host,
@@ -645,6 +656,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         appearance_gap_s=args.appearance_gap,
         docs=args.docs,
         access_log=not args.no_access_log,
+        frigate=args.frigate,
     )
 
 

@@ -10,8 +10,8 @@ A device publishes to a broker (Mosquitto, or a clustered one) that carries the 
   the face) only when asked for;
 - ``<prefix>/devices/<device>/availability``: ``online``, retained, and ``offline``
   as the connection's last will, so a device that dies is seen as gone;
-- optionally Home Assistant MQTT discovery: one retained sensor per camera whose state
-  is the last person seen, with the event's fields as attributes.
+- optionally Home Assistant MQTT discovery (:mod:`edge.service.homeassistant`): a sensor
+  per camera (who is in view, ``none`` at rest) and a presence sensor per person enrolled.
 
 paho-mqtt (the ``mqtt`` extra) is imported only when a publisher is made.
 """
@@ -37,6 +37,7 @@ import numpy as np
 
 from edge.base.errors import FacelensError
 from edge.base.names import topic_name
+from edge.service import homeassistant as ha
 
 if TYPE_CHECKING:
     from edge.video.loop import FrameResult
@@ -147,6 +148,7 @@ class MqttEvents:
         discovery: bool = False,
         images: bool = False,
         timeout: float = 10.0,
+        away_after_s: float = ha.DEFAULT_AWAY_AFTER_S,
     ) -> None:
         try:
             import paho.mqtt.client as mqtt
@@ -158,7 +160,10 @@ class MqttEvents:
         self.cameras = [topic_name(c) for c in cameras]
         self.discovery = discovery
         self.images = images
+        self.away_after_s = away_after_s
         self.published = 0
+        self._people: set[str] = set()  # whose presence sensors are announced
+        self._in_view: dict[str, set[int]] = {}  # camera -> tracks decided and not yet ended
         # (camera, track) -> the face's latest pixels, newest last: an appearance may be
         # decided when it ends, its face gone; bounded, as short tracks end unreported
         self._faces: OrderedDict[tuple[str, int], np.ndarray] = OrderedDict()
@@ -217,8 +222,10 @@ class MqttEvents:
             return
         client.publish(self.availability_topic, "online", qos=1, retain=True)
         if self.discovery:
-            for camera in self.cameras:
-                topic, config = self.discovery_config(camera)
+            configs = [self.discovery_config(camera) for camera in self.cameras]
+            with self._lock:
+                configs += [self._person_config(name) for name in sorted(self._people)]
+            for topic, config in configs:
                 client.publish(topic, json.dumps(config), qos=1, retain=True)
         self._connected.set()
 
@@ -231,31 +238,54 @@ class MqttEvents:
 
     def discovery_config(self, camera: str) -> tuple[str, dict[str, Any]]:
         """Home Assistant's discovery topic and config for ``camera``'s person sensor."""
-        uid = f"facelens_{self.device}_{camera}"
-        config = {
-            "name": f"{camera} person",
-            "unique_id": f"{uid}_person",
-            "state_topic": self.person_topic(camera),
-            "value_template": "{{ value_json.name }}",
-            "json_attributes_topic": self.person_topic(camera),
-            "availability_topic": self.availability_topic,
-            "payload_available": "online",
-            "payload_not_available": "offline",
-            "icon": "mdi:face-recognition",
-            "device": {
-                "identifiers": [f"facelens_{self.device}"],
-                "name": f"facelens {self.device}",
-                "manufacturer": "facelens",
-            },
-        }
-        return f"homeassistant/sensor/{uid}/config", config
+        return ha.camera_config(self.prefix, self.device, camera, self.availability_topic)
+
+    def _person_config(self, name: str) -> tuple[str, dict[str, Any]]:
+        return ha.person_config(
+            self.prefix, self.device, name, self.availability_topic, self.away_after_s
+        )
+
+    def people(self, names: Iterable[str]) -> None:
+        """Who is enrolled now: with discovery, announce a presence sensor for each newcomer
+        and remove the sensor (and its state) of each person gone."""
+        names = set(names)
+        with self._lock:
+            new, gone = names - self._people, self._people - names
+            self._people = names
+        if not self.discovery:
+            return
+        for name in sorted(new):
+            topic, config = self._person_config(name)
+            self._send(topic, json.dumps(config), retain=True)
+        for name in sorted(gone):  # an empty retained config removes the entity in HA
+            self._send(self._person_config(name)[0], "", retain=True)
+            self._send(ha.person_state_topic(self.prefix, self.device, name), "", retain=True)
+
+    def _send(self, topic: str, payload: str, retain: bool = False) -> None:
+        info = self._client.publish(topic, payload, qos=1, retain=retain)
+        with self._lock:
+            self._pending = [i for i in self._pending if not i.is_published()] + [info]
+
+    def _states(self, camera: str, decided: list[Appearance], ended: list[Appearance]) -> None:
+        """Home Assistant's states: who is in view on ``camera`` (``none`` once the last
+        appearance ends) and, for each person named, ``home``."""
+        view = self._in_view.setdefault(camera, set())
+        state = ha.camera_state_topic(self.prefix, camera)
+        for a in decided:
+            view.add(a.track_id)
+            self._send(state, a.name if a.name is not None else "unknown", retain=True)
+            if a.name is not None and a.name in self._people:
+                self._send(ha.person_state_topic(self.prefix, self.device, a.name), ha.HOME)
+        for a in ended:
+            view.discard(a.track_id)
+        if ended and not view:
+            self._send(state, ha.AT_REST, retain=True)
 
     def publish(self, event: dict[str, Any]) -> None:
         """Publish one event (QoS 1: paho queues it while the broker is away)."""
-        info = self._client.publish(self.person_topic(event["camera"]), json.dumps(event), qos=1)
+        self._send(self.person_topic(event["camera"]), json.dumps(event))
         with self._lock:
             self.published += 1
-            self._pending = [i for i in self._pending if not i.is_published()] + [info]
 
     def frame(self, camera: str, result: FrameResult) -> list[dict[str, Any]]:
         """Publish the appearances of ``camera`` decided at this frame; returns the events.
@@ -276,6 +306,7 @@ class MqttEvents:
         self, camera: str, decided: Iterable[Appearance], ended: Iterable[Appearance] = ()
     ) -> list[dict[str, Any]]:
         """Publish an event for each decided appearance of ``camera``; returns the events."""
+        decided, ended = list(decided), list(ended)
         events = []
         for appearance in decided:
             face = self._faces.get((camera, appearance.track_id)) if self.images else None
@@ -283,6 +314,8 @@ class MqttEvents:
             self.publish(events[-1])
         for appearance in ended:
             self._faces.pop((camera, appearance.track_id), None)
+        if self.discovery:
+            self._states(camera, decided, ended)
         return events
 
     def close(self, publish_offline: bool = True, timeout: float = 5.0) -> None:

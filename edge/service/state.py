@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from edge.media.cameras import Camera, Cameras
 from edge.media.sources import Frame
@@ -37,6 +37,14 @@ SERIES = (
 )
 
 
+class Companion(Protocol):
+    """Work that starts and stops with the service (``--frigate``'s listener)."""
+
+    def start(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class Service:
     """The engine with the cameras it watches, the events it publishes and its metrics."""
 
@@ -53,6 +61,7 @@ class Service:
         for name, kind, text in SERIES:
             self.metrics.describe(name, kind, text)
         self._tracks = CameraTracks(engine.fl, gap_s=appearance_gap_s)
+        self.frigate: Companion | None = None  # names Frigate's person events (--frigate)
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
 
@@ -80,10 +89,29 @@ class Service:
             ]
         return out
 
+    # -- the people enrolled --------------------------------------------------------------
+
+    async def people_changed(self) -> None:
+        """After an enrolment or erasure: the events follow who is enrolled (Home Assistant's
+        sensor per person appears, or goes with them)."""
+        if self.events is not None:
+            self.events.people([p.name for p in await self.engine.run(self.fl.people)])
+
+    async def forget(self, name: str) -> int:
+        """Erase ``name`` for good (as ``edge forget``); how many embeddings went (0: none)."""
+        removed = await self.engine.run(self.fl.forget, name)
+        if removed:
+            await self.people_changed()
+        return removed
+
     # -- the camera loop ----------------------------------------------------------------
 
     def start(self) -> None:
         """Open the cameras and recognise their frames on a thread of their own."""
+        if self.events is not None:  # who is enrolled: Home Assistant's person sensors
+            self.events.people([p.name for p in self.engine.call(self.fl.people)])
+        if self.frigate is not None:
+            self.frigate.start()
         if self.cameras is None:
             return
         self.cameras.start()
@@ -93,6 +121,8 @@ class Service:
     def close(self) -> None:
         """Stop the camera loop, close the cameras and the events (not the engine)."""
         self._stop.set()
+        if self.frigate is not None:
+            self.frigate.close()
         if self.cameras is not None:
             self.cameras.close()
         if self._watcher is not None:

@@ -75,7 +75,8 @@ def test_events_availability_and_discovery_on_a_real_broker(mosquitto, subscribe
                for topic, p, retain in sub.drain()}  # fmt: skip
     assert got["facelens/devices/pi/availability"] == ("online", False)
     config, _ = got["homeassistant/sensor/facelens_pi_door/config"]
-    assert config["state_topic"] == "facelens/door/person"
+    assert config["state_topic"] == "facelens/door/state"
+    assert config["json_attributes_topic"] == "facelens/door/person"
     assert config["availability_topic"] == "facelens/devices/pi/availability"
     assert got["facelens/door/person"] == (first[0], False)
     assert first[0]["name"] == "Tony" and first[0]["camera"] == "door"
@@ -124,3 +125,42 @@ def test_last_will_says_offline_when_the_device_dies(mosquitto, subscribe):
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_home_assistant_sees_people_come_and_go_and_cameras_rest(mosquitto, subscribe):
+    """A presence sensor per person enrolled (removed when forgotten); a camera's sensor
+    names who is in view and returns to ``none`` when the appearance ends."""
+    sub = subscribe("facelens/#", "homeassistant/#")
+    tony = appearance(7, "Tony Blair", "known", (0, 0, 9, 9))
+    stranger = appearance(8)
+    with MqttEvents(mosquitto.url, ["door"], device="pi", discovery=True) as events:
+        events.people(["Tony Blair", "Ada"])
+        events.appearances("door", [tony])
+        events.appearances("door", [stranger], [tony])
+        in_view = [(t, p) for t, p, _ in sub.drain() if t == "facelens/door/state"]
+        events.appearances("door", [], [stranger])  # the last one leaves: rest
+        events.people(["Ada"])  # Tony forgotten
+        after = sub.drain()
+    topic = "homeassistant/binary_sensor/facelens_pi_person_Tony_Blair/config"
+    retained = {t: p for t, p, _ in after}
+    assert in_view == [("facelens/door/state", b"Tony Blair"), ("facelens/door/state", b"unknown")]
+    assert retained["facelens/door/state"] == b"none"
+    assert retained[topic] == b"" and retained["facelens/devices/pi/people/Tony_Blair"] == b""
+    # what a Home Assistant connecting now finds retained: Ada's sensor, not Tony's
+    late = subscribe("homeassistant/#")
+    configs = {t: json.loads(p) for t, p, _ in late.drain() if p}
+    ada = configs["homeassistant/binary_sensor/facelens_pi_person_Ada/config"]
+    assert ada["device_class"] == "presence" and ada["off_delay"] == 300
+    assert ada["state_topic"] == "facelens/devices/pi/people/Ada"
+    assert (ada["payload_on"], ada["payload_off"]) == ("home", "not_home")
+    assert topic not in configs and "homeassistant/sensor/facelens_pi_door/config" in configs
+
+
+def test_a_person_named_on_camera_is_home(mosquitto, subscribe):
+    sub = subscribe("facelens/devices/pi/people/#")
+    with MqttEvents(mosquitto.url, ["door"], device="pi", discovery=True) as events:
+        events.people(["Tony Blair"])
+        events.appearances("door", [appearance(7, "Tony Blair", "known")])
+        events.appearances("door", [appearance(9, "Ada", "known")])  # not enrolled (any more)
+        got = sub.drain()
+    assert [(t, p) for t, p, _ in got] == [("facelens/devices/pi/people/Tony_Blair", b"home")]

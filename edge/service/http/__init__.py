@@ -9,7 +9,8 @@ imports it). Every call but health needs ``Authorization: Bearer TOKEN``:
 
 ``app`` assembles the app and runs it; ``routes`` holds the routes over one
 :class:`~edge.service.state.Service`; ``uploads`` reads photos into memory only, up to a
-limit checked before the body is read; ``auth`` the token; ``errors`` the JSON refusals.
+limit checked before the body is read; ``auth`` the token; ``errors`` the JSON refusals;
+``compat`` the DeepStack / CodeProject.AI and CompreFace APIs and Frigate (docs/compat.md).
 """
 
 from edge.service.http.app import create_app, run

@@ -22,6 +22,8 @@ from edge.media.cameras import Cameras
 from edge.service.engine import Engine
 from edge.service.http import routes
 from edge.service.http.auth import authorized, load_token
+from edge.service.http.compat import compreface, deepstack
+from edge.service.http.compat.frigate import Frigate
 from edge.service.http.connections import HeaderTimeout, OncePer
 from edge.service.http.errors import ApiError, answer_errors_as_json
 from edge.service.http.uploads import DEFAULT_MAX_UPLOAD_MB, BodyLimit, PixelBudget
@@ -109,6 +111,7 @@ def create_app(
     appearance_gap_s: float | None = None,
     host: str = "127.0.0.1",
     docs: bool = False,
+    frigate: str | None = None,
 ) -> FastAPI:
     """The service's FastAPI app over ``engine``; starts and stops the camera loop.
 
@@ -117,7 +120,8 @@ def create_app(
 
     Each camera's faces are followed and decided as appearances (a person unseen for
     ``appearance_gap_s`` seconds, default 2, appears anew); ``events`` publishes each
-    one when it is decided.
+    one when it is decided. ``frigate`` (Frigate's URL) names Frigate's person events,
+    heard on the broker of ``events``.
     """
     app = FastAPI(
         title="facelens",
@@ -128,12 +132,17 @@ def create_app(
         openapi_url=None,
     )
     app.state.service = Service(engine, cameras, events, appearance_gap_s)
+    if frigate is not None:
+        if events is None:
+            raise ValueError("Frigate's events come through the broker of `events`: give both")
+        app.state.service.frigate = Frigate(frigate, events.broker, app.state.service)
     app.state.token, app.state.host, app.state.pixels = token, host, PixelBudget()
     app.add_middleware(BodyLimit, limit=max_upload)
     app.middleware("http")(_check_host)
     app.middleware("http")(_measure)  # added last: it also times BodyLimit's refusals
     answer_errors_as_json(app)
-    for router in (routes.status, routes.recognition, routes.people):
+    compat = (deepstack.router, compreface.router)  # their clients' paths, JSON and keys
+    for router in (routes.status, routes.recognition, routes.people, *compat):
         app.include_router(router)
     if docs:
         _add_docs(app)
@@ -188,6 +197,7 @@ def run(
     appearance_gap_s: float | None = None,
     docs: bool = False,
     access_log: bool = True,
+    frigate: str | None = None,
 ) -> int:
     """Serve until SIGINT/SIGTERM; prints where, and where the token is when it is new.
 
@@ -216,6 +226,7 @@ def run(
         appearance_gap_s=appearance_gap_s,
         host=host,
         docs=docs,
+        frigate=frigate,
     )
     config = uvicorn.Config(
         app,

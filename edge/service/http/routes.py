@@ -178,6 +178,7 @@ async def enroll(name: str, request: Request, s: State, face: int | None = None)
                 "send photos with one clear face each (or ?face=N to choose one); "
                 "nothing was enrolled",
             ) from None
+        await s.people_changed()
     person = next(p for p in everyone if p.name == name)
     return {"name": name, "photos": _photos(uploads, enrolment), "embeddings": person.embeddings}
 
@@ -203,7 +204,7 @@ async def person(name: str, s: State) -> dict[str, Any]:
 async def forget(name: str, s: State) -> dict[str, Any]:
     """Erase ``name`` for good (secure delete + vacuum), as ``edge forget`` does."""
     name = lookup_name(name)
-    removed = await s.engine.run(s.fl.forget, name)
+    removed = await s.forget(name)
     if not removed:
         raise _unknown(name, await s.engine.run(s.fl.people))
     return {"name": name, "removed_embeddings": removed, "erased": "secure delete + vacuum"}
