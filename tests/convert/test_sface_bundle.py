@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from edge.faces.detect import create_detector
 from edge.faces.dominant import rank_faces
 from edge.media.images import read_image
@@ -26,7 +28,11 @@ def test_every_format_is_built_faithful_and_says_its_licence(sface_bundle):
     assert "FAR" in m.threshold.how and 0 < m.threshold.cosine < 1
 
 
-def test_int8_on_the_edge_runtime_tells_people_apart(sface_bundle, lfw_dir, yunet_path):
+@pytest.mark.parametrize("shipped", ["sface_bundle", "dlib_bundle"])
+def test_int8_on_the_edge_runtime_tells_people_apart(shipped, request, lfw_dir, yunet_path):
+    """Both shipped face models, INT8 on edge's runtime: genuine pairs above the
+    bundle's threshold, impostors below."""
+    bundle = request.getfixturevalue(shipped)
     detector = create_detector(yunet_path)
     names = [("Colin_Powell", 38), ("Colin_Powell", 40), ("Serena_Williams", 1)]
     names.append(("Serena_Williams", 3))
@@ -34,9 +40,9 @@ def test_int8_on_the_edge_runtime_tells_people_apart(sface_bundle, lfw_dir, yune
     for person, n in names:
         image = read_image(lfw_dir / "images" / person / f"{person}_{n:04d}.jpg")
         face = rank_faces(detector.detect(image), image.shape)[0]
-        crops.append(cut_face(image, sface_bundle.input_spec, face))
-    emb = Embedder(sface_bundle, "tflite-int8", threads=2).embed(crops)
+        crops.append(cut_face(image, bundle.input_spec, face))
+    emb = Embedder(bundle, "tflite-int8", threads=2).embed(crops)
     sims = emb @ emb.T
     genuine = min(sims[0, 1], sims[2, 3])
     impostor = max(sims[0, 2], sims[0, 3], sims[1, 2], sims[1, 3])
-    assert genuine > sface_bundle.threshold > impostor, (genuine, impostor)
+    assert genuine > bundle.threshold > impostor, (genuine, impostor)
