@@ -18,8 +18,9 @@ def test_every_format_is_built_faithful_and_says_its_licence(sface_bundle):
     for fmt, artifact in m.artifacts.items():
         assert artifact.fidelity.passed and len(artifact.sha256) == 64, fmt
     for fmt in ("tflite-int8", "onnx-int8"):
-        assert m.artifacts[fmt].fidelity.cosine_min >= 0.97
-        assert m.artifacts[fmt].quantization["calibration"]["count"] == 60
+        assert m.artifacts[fmt].fidelity.cosine_min >= 0.95
+        assert m.artifacts[fmt].fidelity.cosine_mean >= 0.98
+        assert m.artifacts[fmt].quantization["calibration"]["count"] == 200
     for fmt in ("keras", "onnx", "tflite-fp16"):
         assert m.artifacts[fmt].fidelity.cosine_min >= 0.9999
     assert m.source.backbone == "sface" and m.source.licence.startswith("Apache-2.0: OpenCV Zoo")
