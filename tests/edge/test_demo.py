@@ -91,13 +91,13 @@ def test_a_missing_people_folder_is_a_clean_error(dlib_bundle, tmp_path: Path):
 
 
 @pytest.mark.slow
-def test_demo_on_a_fresh_machine_builds_dlibs_model(tmp_path: Path, lfw_dir, yunet_path: Path):
-    """No bundle, no network: dlib's model from its package, people from --people."""
+def test_demo_on_a_fresh_machine_builds_sface(tmp_path: Path, lfw_dir, yunet_path: Path):
+    """No bundle, no network: OpenCV's SFace from its package, people from --people."""
     run = demo("--people", lfw_dir / "images", home=tmp_path, shared=tmp_path / "no-shared")
     assert run.returncode == 0, run.stdout + run.stderr
-    assert "bundle of dlib's face ResNet" in run.stdout and "UNTRAINED" not in run.stdout
+    assert "bundle of the sface face model" in run.stdout and "UNTRAINED" not in run.stdout
     manifest = json.loads((tmp_path / "bundle" / "manifest.json").read_text())
-    assert manifest["source"]["backbone"] == "dlib-resnet"
+    assert manifest["source"]["backbone"] == "sface"
     assert "cosine" in manifest["threshold"] and "FAR" in manifest["threshold"]["how"]
     assert f"real people: {lfw_dir / 'images'} (--people)" in run.stdout
     enrolled, right, photos, _, wrong, rejected, stranger_photos, _ = one_shot(run)
