@@ -6,7 +6,6 @@ import contextlib
 import errno
 import importlib.metadata
 import logging
-import os
 import shutil
 import tempfile
 import time
@@ -31,6 +30,7 @@ from edge.base.paths import cannot_write
 from edge.model.bundle import ARTIFACT_FILES, MANIFEST_NAME, Bundle, sha256_path
 from edge.model.manifest import Artifact, Fidelity, Manifest, ProjectionInfo, Source
 from edge.model.preprocess import CropRule, InputSpec
+from edge.model.transfer import publish
 
 log = logging.getLogger(__name__)
 ALL_FORMATS = tuple(ARTIFACT_FILES)
@@ -126,7 +126,6 @@ def build_bundle(
         )
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    tmp.chmod(0o755)  # mkdtemp's 0700 would make the published bundle private
     try:
         artifacts, failed, reference = _convert_all(
             backbone,
@@ -168,7 +167,7 @@ def build_bundle(
             )
         manifest.save(tmp / MANIFEST_NAME)
         _check_out(out, force)  # again: something may have appeared there meanwhile
-        _publish(tmp, out)
+        publish(tmp, out)
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         hint = "free some space" if exc.errno == errno.ENOSPC else "check permissions and space"
@@ -208,20 +207,6 @@ def _check_out(out: Path, force: bool) -> None:
             )
         if not force:
             raise FacelensError(f"a bundle already exists at {out}; pass --force to replace it")
-
-
-def _publish(tmp: Path, out: Path) -> None:
-    """Swap the finished folder into place: readers see the old bundle or the new one."""
-    old = None
-    if out.is_dir():
-        if any(out.iterdir()):
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
-            os.replace(out, old)
-        else:
-            out.rmdir()
-    os.replace(tmp, out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _default_name(backbone: Backbone, projection: ProjectionInfo | None) -> str:

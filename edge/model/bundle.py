@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from edge.base.assets import sha256_file
 from edge.base.errors import BundleError
 from edge.model.manifest import FORMAT_VERSION, MANIFEST_NAME, Artifact, Manifest
@@ -29,6 +31,7 @@ __all__ = [
     "RUNTIME_FORMATS",
     "Bundle",
     "sha256_path",
+    "weights_digest",
 ]
 
 # Every format a bundle may hold, and the file (or folder) it is written to.
@@ -54,6 +57,16 @@ def sha256_path(path: Path) -> str:
     for file in sorted(p for p in path.rglob("*") if p.is_file()):
         digest.update(file.relative_to(path).as_posix().encode())
         digest.update(bytes.fromhex(sha256_file(file)))
+    return digest.hexdigest()
+
+
+def weights_digest(weights: list[np.ndarray]) -> str:
+    """A manifest's ``model_id``: sha256 over the float weights (dtype, shape, bytes) in order,
+    so the same network gets the same id whichever tool built it."""
+    digest = hashlib.sha256()
+    for w in weights:
+        digest.update(repr((w.dtype.str, w.shape)).encode())
+        digest.update(np.ascontiguousarray(w).tobytes())
     return digest.hexdigest()
 
 

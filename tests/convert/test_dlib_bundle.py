@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from convert.models import DLIB_TEMPLATE_150
 from edge.faces.detect import create_detector
 from edge.faces.dominant import rank_faces
 from edge.media.images import read_image
 from edge.model.bundle import ARTIFACT_FILES
+from edge.model.dlib_graph import DLIB_TEMPLATE_150
 from edge.model.embedder import Embedder
 from edge.model.preprocess import cut_face
 
