@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from edge.base.assets import sha256_file
 from edge.base.errors import BundleError
 from edge.model.manifest import FORMAT_VERSION, MANIFEST_NAME, Artifact, Manifest
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from edge.model.preprocess import InputSpec
 
 __all__ = [
@@ -63,6 +63,8 @@ def sha256_path(path: Path) -> str:
 def weights_digest(weights: list[np.ndarray]) -> str:
     """A manifest's ``model_id``: sha256 over the float weights (dtype, shape, bytes) in order,
     so the same network gets the same id whichever tool built it."""
+    import numpy as np  # here: `edge --help` reads this module and loads no numpy
+
     digest = hashlib.sha256()
     for w in weights:
         digest.update(repr((w.dtype.str, w.shape)).encode())
