@@ -41,7 +41,7 @@ from edge.faces.detect import Face, find_yunet
 from edge.faces.dominant import dominance
 from edge.media.images import list_images, read_image
 from edge.media.sources import open_source
-from edge.model.bundle import DEFAULT_FORMAT, MANIFEST_NAME, Bundle
+from edge.model.bundle import DEFAULT_FORMAT, MANIFEST_NAME, RUNTIME_FORMATS, Bundle
 from edge.video.display import Display
 from edge.video.draw import annotate, contact_sheet
 from edge.video.loop import FrameResult, run_to_end
@@ -375,13 +375,13 @@ def tally(results: list[FrameResult], truth: list[list[Placed]]) -> dict[str, in
 # -- the whole demo -----------------------------------------------------------------------
 
 
-def _describe(bundle: Bundle) -> str:
+def _describe(bundle: Bundle, fmt: str) -> str:
     source = bundle.manifest.source
-    fidelity = bundle.artifact(DEFAULT_FORMAT).fidelity
+    fidelity = bundle.artifact(fmt).fidelity
     text = f"{bundle.name} at {bundle.path}\n  weights: {source.weights if source else 'unknown'}"
     if fidelity:
         text += (
-            f"; {DEFAULT_FORMAT} cosine to float: mean {fidelity.cosine_mean:.4f}, "
+            f"; {fmt} cosine to float: mean {fidelity.cosine_mean:.4f}, "
             f"min {fidelity.cosine_min:.4f}"
         )
     if bundle.manifest.untrained:
@@ -419,10 +419,13 @@ def run_demo(
     gallery_path = out / "gallery.sqlite"
     for stale in (gallery_path, gallery_path.with_name(gallery_path.name + ".key")):
         stale.unlink(missing_ok=True)  # a fresh demo gallery every run; never the user's
-    lens = FaceLens(bundle_dir, gallery_path, threads=threads, detector=detector)
+    # the default format, else what the bundle has (one built where only onnxruntime is)
+    formats = Bundle.load(bundle_dir).formats
+    fmt = next((f for f in (DEFAULT_FORMAT, *RUNTIME_FORMATS) if f in formats), DEFAULT_FORMAT)
+    lens = FaceLens(bundle_dir, gallery_path, fmt=fmt, threads=threads, detector=detector)
     pipeline = lens.pipeline
     bundle = pipeline.bundle
-    print(f"bundle: {_describe(bundle)}")
+    print(f"bundle: {_describe(bundle, fmt)}")
     print(f"runtime: {pipeline.embedder.format} via {pipeline.embedder.backend.runtime}, "
           f"{threads} thread(s); detector: {pipeline.detector_name} ({detector})")  # fmt: skip
 
