@@ -6,7 +6,6 @@ import contextlib
 import errno
 import importlib.metadata
 import logging
-import os
 import shutil
 import tempfile
 import time
@@ -32,6 +31,7 @@ from edge.base.paths import cannot_write
 from edge.model.bundle import ARTIFACT_FILES, MANIFEST_NAME, Bundle, sha256_path
 from edge.model.manifest import Artifact, Fidelity, Manifest, ProjectionInfo, Source
 from edge.model.preprocess import CropRule
+from edge.model.transfer import publish
 
 log = logging.getLogger(__name__)
 RUNTIME_OF = {"savedmodel": "tensorflow", "keras": "keras"}
@@ -105,7 +105,7 @@ def build_bundle(
         _refuse_failures(done, export, out)
         manifest.save(tmp / MANIFEST_NAME)
         _check_out(out, force)  # again: something may have appeared there meanwhile
-        _publish(tmp, out)
+        publish(tmp, out)
     return Bundle.load(out)
 
 
@@ -135,7 +135,6 @@ def _staging(out: Path) -> Iterator[Path]:
     """A fresh folder next to ``out`` to build in, removed if anything goes wrong."""
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    tmp.chmod(0o755)  # mkdtemp's 0700 would make the published bundle private
     try:
         yield tmp
     except OSError as exc:
@@ -220,20 +219,6 @@ def _check_out(out: Path, force: bool) -> None:
             )
         if not force:
             raise FacelensError(f"a bundle already exists at {out}; pass --force to replace it")
-
-
-def _publish(tmp: Path, out: Path) -> None:
-    """Swap the finished folder into place: readers see the old bundle or the new one."""
-    old = None
-    if out.is_dir():
-        if any(out.iterdir()):
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
-            os.replace(out, old)
-        else:
-            out.rmdir()
-    os.replace(tmp, out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _default_name(backbone: Backbone, projection: ProjectionInfo | None) -> str:

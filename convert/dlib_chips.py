@@ -26,12 +26,12 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from convert.dlib import find_model_file
 from edge.base.errors import ImageError
 from edge.faces.detect import Face, FaceDetector, create_detector
 from edge.faces.dominant import rank_faces
 from edge.gallery.openset import read_pairs
 from edge.media.images import read_image
+from edge.model.dlib_file import find_model_file
 
 CHIP_SIZE = 150
 CHIP_PADDING = 0.25

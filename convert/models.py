@@ -7,7 +7,6 @@ ResNet, OpenCV's SFace, or a user's model. Each says where its weights came from
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +16,12 @@ import numpy as np
 
 from convert._quiet import deprecations_silenced, load_tensorflow
 from edge.base.errors import FacelensError
-from edge.model.bundle import sha256_path
+from edge.model.bundle import sha256_path, weights_digest
+from edge.model.dlib_graph import (
+    DLIB_GRADCAM_LAYER,
+    DLIB_LICENCE,
+    DLIB_PROVENANCE,
+)
 from edge.model.preprocess import CropRule, InputSpec
 
 load_tensorflow()  # before Keras imports it: TensorFlow's native start-up banner stays quiet
@@ -41,30 +45,6 @@ VGG16_LICENCES = {
 USER_LICENCE = "unknown/user-supplied"
 
 DLIB_MODEL = "dlib-resnet"
-DLIB_LICENCE = (
-    "public domain: released by its author Davis E. King (github.com/davisking/dlib-models); "
-    "shipped in the face_recognition_models package (MIT)"
-)
-DLIB_PROVENANCE = (
-    "dlib_face_recognition_resnet_model_v1 (dlib.net, 2017): a 29-conv ResNet trained from "
-    "scratch with a metric loss on ~3 M faces of 7,485 identities (VGGFace, FaceScrub, web), "
-    "none of them in LFW; 99.38 % on LFW by its author"
-)
-# YuNet's 5 points (eye centres, nose tip, mouth corners) where dlib's own 150-px chips
-# (get_face_chip, padding 0.25) put them: the mean over 600 LFW faces, fitted by
-# `python -m convert.dlib_chips --pairs ../shared/data/lfw/pairs_devtrain.csv --count 600`.
-DLIB_TEMPLATE_150 = (
-    (46.78, 44.519),
-    (102.635, 45.337),
-    (74.55, 77.284),
-    (50.999, 101.388),
-    (98.499, 101.861),
-)
-DLIB_TEMPLATE_FIT = (
-    "convert.dlib_chips on 600 photos of LFW pairs_devtrain.csv (seed 0): the mean of YuNet's "
-    "points in dlib's chip; per-face spread 4.3-7.0 px mean (chip 150 px)"
-)
-DLIB_GRADCAM_LAYER = "stage3_unit3_out"  # the last 8x8 feature map (stage4 is 4x4)
 
 SFACE_MODEL = "sface"
 SFACE_LICENCE = (
@@ -110,13 +90,8 @@ class Backbone:
 
     def model_id(self) -> str:
         """sha256 over the float weights: the identity of the embedding space."""
-        digest = hashlib.sha256()
         with deprecations_silenced():
-            weights = self.model.get_weights()
-        for w in weights:
-            digest.update(repr((w.dtype.str, w.shape)).encode())
-            digest.update(np.ascontiguousarray(w).tobytes())
-        return digest.hexdigest()
+            return weights_digest(self.model.get_weights())
 
 
 def read_input_spec(path: Path | str) -> tuple[InputSpec, dict[str, Any]]:
@@ -174,7 +149,9 @@ def dlib_resnet(weights: str | None = None) -> tuple[keras.Model, InputSpec, dic
     """dlib's face ResNet rebuilt in Keras from ``weights`` (a ``.dat`` file; default the
     one in the installed ``face_recognition_models``): the model, its input contract
     (RGB, dlib's means, /256, cut on the YuNet template) and what its loss layer says."""
-    from convert.dlib import build_keras, find_model_file, read_dlib_net
+    from convert.dlib import build_keras
+    from edge.model.dlib_file import find_model_file, read_dlib_net
+    from edge.model.dlib_graph import describe, input_spec
 
     path = find_model_file() if weights is None else Path(weights)
     if not path.is_file():
@@ -185,24 +162,8 @@ def dlib_resnet(weights: str | None = None) -> tuple[keras.Model, InputSpec, dic
     net = read_dlib_net(path)
     with deprecations_silenced():
         model = build_keras(net, path)
-    height, width = net.input["size"]
-    crop = CropRule(kind="landmarks", template=DLIB_TEMPLATE_150, template_size=(150, 150))
-    spec = InputSpec(
-        height=height,
-        width=width,
-        color="RGB",
-        mean=tuple(round(m, 3) for m in net.input["mean_rgb"]),
-        scale=(1 / 256,) * 3,
-        crop=crop,
-    )
-    loss = {k: round(v, 6) if isinstance(v, float) else v for k, v in net.loss.items()}
-    info = {
-        "weights_file": str(path),
-        "loss": loss,
-        "crop_template": DLIB_TEMPLATE_FIT,
-        "compare": f"dlib: euclidean distance < {loss['distance_threshold']:g} on raw "
-        "descriptors; facelens: cosine of unit vectors (threshold below)",
-    }
+    spec = input_spec(net)
+    info = {"weights_file": str(path), **describe(net)}
     return model, spec, info
 
 

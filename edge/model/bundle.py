@@ -19,6 +19,8 @@ from edge.base.errors import BundleError
 from edge.model.manifest import FORMAT_VERSION, MANIFEST_NAME, Artifact, Manifest
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from edge.model.preprocess import InputSpec
 
 __all__ = [
@@ -29,6 +31,7 @@ __all__ = [
     "RUNTIME_FORMATS",
     "Bundle",
     "sha256_path",
+    "weights_digest",
 ]
 
 # Every format a bundle may hold, and the file (or folder) it is written to.
@@ -54,6 +57,18 @@ def sha256_path(path: Path) -> str:
     for file in sorted(p for p in path.rglob("*") if p.is_file()):
         digest.update(file.relative_to(path).as_posix().encode())
         digest.update(bytes.fromhex(sha256_file(file)))
+    return digest.hexdigest()
+
+
+def weights_digest(weights: list[np.ndarray]) -> str:
+    """A manifest's ``model_id``: sha256 over the float weights (dtype, shape, bytes) in order,
+    so the same network gets the same id whichever tool built it."""
+    import numpy as np  # here: `edge --help` reads this module and loads no numpy
+
+    digest = hashlib.sha256()
+    for w in weights:
+        digest.update(repr((w.dtype.str, w.shape)).encode())
+        digest.update(np.ascontiguousarray(w).tobytes())
     return digest.hexdigest()
 
 

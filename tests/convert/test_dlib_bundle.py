@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from convert.models import DLIB_TEMPLATE_150
 from edge.model.bundle import ARTIFACT_FILES
+from edge.model.dlib_graph import DLIB_TEMPLATE_150
 
 
 def test_every_format_is_built_faithful_and_says_its_licence(dlib_bundle):

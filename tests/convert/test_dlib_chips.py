@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from convert.dlib_chips import CHIP_SIZE, DlibChipper, fit_template, pair_photos
-from convert.models import DLIB_TEMPLATE_150
 from edge.base.errors import BundleError
+from edge.model.dlib_graph import DLIB_TEMPLATE_150
 from edge.model.preprocess import CropRule, InputSpec, cut_face
 
 

@@ -42,7 +42,7 @@ def test_a_valid_bundle_loads_and_verifies(tmp_path):
 
 
 def test_missing_manifest_names_the_folder_and_the_fix(tmp_path):
-    with pytest.raises(BundleError, match=r"no model bundle at .*python -m convert"):
+    with pytest.raises(BundleError, match=r"no model bundle at .*edge models install dlib-resnet"):
         Bundle.load(tmp_path)
 
 

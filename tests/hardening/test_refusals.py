@@ -286,7 +286,7 @@ CASES = [
         "no-bundle",
         "no bundle anywhere",
         lambda ctx: ["recognize", ctx.images / TONY, "--gallery", ctx.tmp / "new.sqlite"],
-        "run `edge demo` once",
+        "`edge models install dlib-resnet`",
     ),
     Case(
         "convert-unwritable",
