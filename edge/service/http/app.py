@@ -21,6 +21,7 @@ from edge.service.http.errors import answer_errors_as_json
 from edge.service.http.uploads import DEFAULT_MAX_UPLOAD_MB, BodyLimit
 from edge.service.mqtt import MqttEvents
 from edge.service.state import Service
+from edge.service.sync import FleetSync
 
 log = logging.getLogger(__name__)
 
@@ -55,12 +56,13 @@ def create_app(
     cameras: Cameras | None = None,
     events: MqttEvents | None = None,
     appearance_gap_s: float | None = None,
+    sync: FleetSync | None = None,
 ) -> FastAPI:
     """The service's FastAPI app over ``engine``; starts and stops the camera loop.
 
     Each camera's faces are followed and decided as appearances (a person unseen for
     ``appearance_gap_s`` seconds, default 2, appears anew); ``events`` publishes each
-    one when it is decided.
+    one when it is decided; ``sync`` keeps the gallery in step with a fleet.
     """
     app = FastAPI(
         title="facelens",
@@ -69,7 +71,7 @@ def create_app(
         docs_url=None,  # no third-party JavaScript from a CDN: this service is offline
         redoc_url=None,
     )
-    app.state.service = Service(engine, cameras, events, appearance_gap_s)
+    app.state.service = Service(engine, cameras, events, appearance_gap_s, sync)
     app.state.token = token
     app.add_middleware(BodyLimit, limit=max_upload)
     app.middleware("http")(_measure)  # added last: it also times BodyLimit's refusals
@@ -107,8 +109,10 @@ def run(
     cameras: Cameras | None = None,
     events: MqttEvents | None = None,
     appearance_gap_s: float | None = None,
+    sync: Callable[[FaceLens], FleetSync] | None = None,
 ) -> int:
-    """Serve until SIGINT/SIGTERM; prints where, and the token once when it is new."""
+    """Serve until SIGINT/SIGTERM; prints where, and the token once when it is new.
+    ``sync`` makes the fleet sync of the loaded lens."""
     import uvicorn
 
     token, origin = load_token(token_file)
@@ -122,6 +126,7 @@ def run(
         cameras=cameras,
         events=events,
         appearance_gap_s=appearance_gap_s,
+        sync=sync(engine.fl) if sync is not None else None,
     )
     server = uvicorn.Server(
         uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
