@@ -316,8 +316,9 @@ class FleetSync:
         changed = {n for n, d in local.items() if (state.get(n) or {}).get("digest") != d}
         changed |= set(state) - set(local)  # forgotten here while away
         apply = []
+        calibrated_here = self._calibration_changed()
         for record in retained.values():
-            if record.name in changed:
+            if record.name in changed or (record.kind == CALIBRATION and calibrated_here):
                 continue  # this device's change while away is the later write
             if record.kind == FORGET:  # its removal was interrupted: finish it
                 self._clear(self.topic(self.key.record_id(record)))
@@ -336,7 +337,7 @@ class FleetSync:
             self._publish(Record(MARKER, None, self.clock.tick(), ""))
         self._publish_people(sorted(changed))
         self._publish_people(republish, keep_versions=True)
-        self._publish_calibration(keep_version=not self._calibration_changed())
+        self._publish_calibration(keep_version=not calibrated_here)
 
     def _forgotten_after(self, record: Record) -> Version | None:
         """The tombstone this device holds that is newer than ``record`` (a replay)."""
