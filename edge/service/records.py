@@ -152,7 +152,7 @@ class FleetKey:
         return self.person_id("\0calibration\0" + fingerprint)
 
     def record_id(self, record: Record) -> str:
-        """The last level of the record's topic: whose record it is, not their name."""
+        """The last level of the record's topic: whose record it is (never their name)."""
         if record.kind == MARKER:
             return MARKER
         if record.kind == CALIBRATION:

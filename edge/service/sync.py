@@ -2,10 +2,15 @@
 
 ``edge serve --sync mqtt://HOST:PORT/FLEET`` (and ``edge recognize --sync``): each change
 to the gallery — a person enrolled or given more views, forgotten, a calibration — is
-published as one retained, sealed record per person on ``facelens/fleet/FLEET/records/<id>``
+published as one retained, sealed record per person on
+``facelens/fleet/FLEET/records/<id[:2]>/<id>``
 (see :mod:`edge.service.records`: the fleet key seals it, ``<id>`` is a keyed hash of the
 name). Every device with the key applies the records to its own encrypted gallery.
 
+- Records are spread over 256 sub-topics by their id's first byte, and a device catching
+  up subscribes to them one after another: a broker queues at most so many messages for
+  a client (Mosquitto: 1,000) and drops the rest of a larger retained burst, which
+  bounds a fleet to about 250,000 people on a broker with default settings.
 - A record holds the person's whole current state (all their embeddings, with the bundle
   fingerprint: a device refuses another model's), so applying the newest record per person
   converges whatever the order, duplicates or replays (the conflict rule: records.py).
@@ -63,6 +68,7 @@ log = logging.getLogger(__name__)
 
 APPLY_BATCH = 1000  # people written per gallery transaction when many records arrive
 ACK_TIMEOUT_S = 30.0
+SHARDS = 256  # sub-topics caught up one at a time: each must fit the broker's client queue
 
 
 @dataclass(frozen=True)
@@ -126,6 +132,8 @@ class FleetSync:
         self._pending: list[Record] = []
         self._records = f"{self.url.root}/records"
         self._barrier = f"{self.url.root}/barrier/{self.state.device}"
+        self._marker_topic = f"{self.url.root}/{MARKER}"
+        self._shard = 0  # the sub-topic being caught up (paho's thread only)
         self._client = paho_client(mqtt, self.url.broker, self.state.device)
         for name in ("connect", "disconnect", "subscribe", "message"):
             setattr(self._client, f"on_{name}", getattr(self, f"_on_{name}"))
@@ -137,7 +145,12 @@ class FleetSync:
         log.info("syncing the gallery with the fleet %s as device %s", self.url, self.state.device)
 
     def topic(self, record_id: str) -> str:
-        return f"{self._records}/{record_id}"
+        if record_id == MARKER:
+            return self._marker_topic
+        return f"{self._records}/{record_id[:2]}/{record_id}"
+
+    def _shard_topic(self, shard: int) -> str:
+        return f"{self._records}/{shard:02x}/+"
 
     # -- paho's network thread: open what arrives, queue it for the worker --------------
 
@@ -146,11 +159,23 @@ class FleetSync:
             log.error("the broker %s refused the fleet sync: %s", self.url.broker, reason_code)
             return
         self._queue.put(("connected",))
-        client.subscribe([(f"{self._records}/+", 1), (self._barrier, 1)])
+        self._shard = 0
+        topics = [self._marker_topic, self._barrier, self._shard_topic(0)]
+        client.subscribe([(t, 1) for t in topics])
 
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
         # comes back after every retained record the subscription brought
-        client.publish(self._barrier, b"caught up", qos=1)
+        client.publish(self._barrier, str(self._shard).encode(), qos=1)
+
+    def _on_barrier(self, client: Any, payload: bytes) -> None:
+        """One sub-topic caught up: subscribe to the next, or say all are."""
+        if payload != str(self._shard).encode():
+            return  # from an earlier connection
+        if self._shard + 1 < SHARDS:
+            self._shard += 1
+            client.subscribe(self._shard_topic(self._shard), 1)
+        else:
+            self._queue.put(("caught_up",))
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self._queue.put(("disconnected",))
@@ -163,7 +188,7 @@ class FleetSync:
 
     def _on_message(self, client, userdata, message) -> None:
         if message.topic == self._barrier:
-            self._queue.put(("caught_up",))
+            self._on_barrier(client, message.payload)
         elif not message.payload:
             self._queue.put(("cleared", message.topic))
         else:

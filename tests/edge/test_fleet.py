@@ -15,7 +15,15 @@ from pathlib import Path
 import pytest
 
 from edge.gallery.store import parse_key
-from edge.service.records import FLEET_KEY_ENV, PERSON, FleetKey, Record, Version, new_key
+from edge.service.records import (
+    FLEET_KEY_ENV,
+    PERSON,
+    FleetError,
+    FleetKey,
+    Record,
+    Version,
+    new_key,
+)
 
 from .test_serve import Server, person_photos, start_server, upload
 
@@ -84,10 +92,10 @@ def test_three_doors_share_one_gallery(
             assert names(doors[d], tony[3]) == [None]
 
         # nothing of Tony is left on the broker: only Colin's record and the fleet marker
-        fleet_key = FleetKey(parse_key(key))
-        records = f"facelens/fleet/{FLEET}/records"
-        retained = {t for t, p, retain in subscribe(f"{records}/+").drain() if retain and p}
-        assert retained == {f"{records}/{fleet_key.person_id('Colin Powell')}", f"{records}/marker"}
+        colin_id = FleetKey(parse_key(key)).person_id("Colin Powell")
+        root = f"facelens/fleet/{FLEET}"
+        retained = {t for t, p, retain in subscribe(f"{root}/#").drain() if retain and p}
+        assert retained == {f"{root}/records/{colin_id[:2]}/{colin_id}", f"{root}/marker"}
 
         # the garage comes back and a new door starts: both converge to Colin alone
         doors["garage"] = door("garage")
@@ -98,7 +106,7 @@ def test_three_doors_share_one_gallery(
             assert names(doors[d], colin[1]) == ["Colin Powell"]
 
         # a client that can publish on the broker but has not the key adds no one
-        _publish_forged(mosquitto.port, records)
+        _publish_forged(mosquitto.port, f"{root}/records")
         until(lambda: sync_status(doors["front"])["ignored"] >= 2, "front ignored both")
         assert people(doors["front"]) == ["Colin Powell"]
         assert "ignored the fleet record" in doors["front"].output.read_text()
@@ -114,12 +122,13 @@ def _publish_forged(port: int, records: str) -> None:
 
     other = FleetKey(parse_key(new_key()))
     mallory = Record(PERSON, "Mallory", Version(2**40, 0, False, "x"), "fp", np.ones((1, 4)))
-    topic = f"{records}/{other.person_id('Mallory')}"
+    mallory_id = other.person_id("Mallory")
+    topic = f"{records}/{mallory_id[:2]}/{mallory_id}"
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
     client.connect("127.0.0.1", port)
     client.loop_start()
     try:
-        for t, payload in ((topic, other.seal(topic, mallory)), (f"{records}/junk", b"junk")):
+        for t, payload in ((topic, other.seal(topic, mallory)), (f"{records}/ju/junk", b"junk")):
             client.publish(t, payload, qos=1, retain=True).wait_for_publish(10)
     finally:
         client.disconnect()
@@ -147,3 +156,27 @@ def test_records_open_only_with_their_key_and_topic():
     assert Version(5, 1, False, "z") < Version(5, 2, False, "a")
     assert Version(5, 1, False, "z") < Version(5, 1, True, "a")
     assert Version(5, 1, True, "a") < Version(5, 1, True, "b")
+
+
+def test_fleet_init_prints_a_key_and_join_keeps_it_0600(tmp_path, capsys, monkeypatch):
+    from edge.cli.main import main
+    from edge.service.records import load_key
+    from edge.service.sync import FleetUrl
+
+    monkeypatch.delenv(FLEET_KEY_ENV, raising=False)
+    gallery = tmp_path / "g" / "people.sqlite"
+    assert main(["fleet", "init"]) == 0
+    key = capsys.readouterr().out.split()[0]
+    assert len(bytes.fromhex(key)) == 32
+    with pytest.raises(FleetError, match="edge fleet init"):
+        load_key(gallery)  # not joined yet: says how to
+    assert main(["fleet", "join", key, "--gallery", str(gallery)]) == 0
+    path = gallery.with_name("people.sqlite.fleet-key")
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert load_key(gallery) == bytes.fromhex(key)
+    assert main(["fleet", "join", "not-a-key", "--gallery", str(gallery)]) == 1
+    assert "not a fleet key" in capsys.readouterr().err
+    assert load_key(gallery) == bytes.fromhex(key)  # a bad key replaces nothing
+    with pytest.raises(FleetError, match="names no fleet"):
+        FleetUrl.parse("mqtt://127.0.0.1:1883")
+    assert FleetUrl.parse("mqtts://u@h/house").root == "facelens/fleet/house"
