@@ -128,7 +128,7 @@ def _publish_forged(port: int, records: str) -> None:
     client.connect("127.0.0.1", port)
     client.loop_start()
     try:
-        for t, payload in ((topic, other.seal(topic, mallory)), (f"{records}/ju/junk", b"junk")):
+        for t, payload in ((topic, other.seal(topic, mallory)), (f"{records}/ab/junk", b"junk")):
             client.publish(t, payload, qos=1, retain=True).wait_for_publish(10)
     finally:
         client.disconnect()
