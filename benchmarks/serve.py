@@ -65,13 +65,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start(args: argparse.Namespace, home: Path, token: str) -> tuple[subprocess.Popen, str]:
+def start(
+    args: argparse.Namespace, home: Path, token: str, *extra: str, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen, str]:
+    """`edge serve` (``extra`` options, ``env`` added) on a free port, once it answers."""
     port = free_port()
     cmd = [sys.executable, "-m", "edge.cli.main", "serve", "--bundle", str(args.bundle)]
-    cmd += ["--port", str(port), "--threads", str(args.threads)]
+    cmd += ["--port", str(port), "--threads", str(args.threads), *extra]
     if args.detector:
         cmd += ["--detector", str(args.detector)]
-    env = {**os.environ, "FACELENS_HOME": str(home), "FACELENS_TOKEN": token}
+    env = {**os.environ, **(env or {}), "FACELENS_HOME": str(home), "FACELENS_TOKEN": token}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180

@@ -19,15 +19,15 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any, TypeVar, Union
 
 import numpy as np
 
 from edge.base import paths
 from edge.base.errors import GalleryError, ImageError
-from edge.base.names import check_name
+from edge.base.names import check_name, lookup_name
 from edge.faces.detect import Face, FaceDetector
 from edge.faces.dominant import choose_face, rank_faces
 from edge.faces.quality import MIN_DECIDE_PX, assess
@@ -46,6 +46,9 @@ if TYPE_CHECKING:  # edge.video.recognizer builds on this module
 
 Image = Union[str, Path, np.ndarray]  # noqa: UP007 - a runtime alias, also on Python 3.10
 FaceChoice = Union[int, Face, None]  # noqa: UP007
+T = TypeVar("T")
+# told after each change this lens makes: ("enroll" | "forget", name) or ("calibrate", None)
+Listener = Callable[[str, Union[str, None]], None]  # noqa: UP007
 
 
 def load_image(image: Image, name: str | None = None) -> tuple[np.ndarray, str]:
@@ -109,6 +112,7 @@ class FaceLens:
         self._threshold: Threshold | None = None
         self._seen: tuple[int, int] | None = None  # the gallery's version the matcher reflects
         self._lock = threading.RLock()
+        self._listeners: list[Listener] = []
 
     # -- what is loaded -----------------------------------------------------------------
 
@@ -322,6 +326,7 @@ class FaceLens:
             bundle = self.bundle
             self.gallery.add(name, enrolment.embeddings, self.fingerprint, bundle.name, bundle.path)
             self._matcher = None
+            self._changed("enroll", name)
             return enrolment
 
     def identify(self, image: Image) -> list[Identity]:
@@ -375,6 +380,8 @@ class FaceLens:
         with self._lock:
             removed = self.gallery.forget(name)
             self._matcher = None
+            if removed:
+                self._changed("forget", lookup_name(name))
             return removed
 
     def calibrate(
@@ -407,7 +414,30 @@ class FaceLens:
             )
             self.gallery.set_threshold(self.fingerprint, result.to_dict(), cohort=result.cohort)
             self._threshold = self._matcher = None
+            self._changed("calibrate", None)
             return result
+
+    # -- other writers (the fleet: edge.service.sync) ----------------------------------
+
+    def on_change(self, listener: Listener) -> None:
+        """Call ``listener(kind, name)`` after each change this lens makes to the gallery:
+        ``("enroll", name)``, ``("forget", name)`` or ``("calibrate", None)``. It runs with
+        the lens's lock held: it should only take note, not call the lens."""
+        self._listeners.append(listener)
+
+    def _changed(self, kind: str, name: str | None) -> None:
+        for listener in self._listeners:
+            listener(kind, name)
+
+    def with_gallery(self, fn: Callable[[Gallery], T], changes: bool = False) -> T:
+        """``fn(gallery)`` with the lens's lock held; ``changes``: ``fn`` writes to it, so
+        what was loaded from it is reloaded on next use (listeners are not told)."""
+        with self._lock:
+            try:
+                return fn(self.gallery)
+            finally:
+                if changes:
+                    self._threshold = self._matcher = None
 
     def video(self, detect_every: int | None = None, fps: float = 0.0) -> VideoRecognizer:
         """A recognizer for consecutive frames of one source: tracks, votes, appearances.

@@ -120,6 +120,15 @@ def _version() -> str:
         return "(not installed)"
 
 
+def _add_sync(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--sync",
+        metavar="URL",
+        help="share the gallery with a fleet of devices through this broker: "
+        "mqtt://HOST[:PORT]/FLEET (mqtts:// for TLS); needs the fleet key (`edge fleet`)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="edge",
@@ -130,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="say more on stderr")
     parser.add_argument("--version", action="version", version=f"facelens {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    commands = (_enroll_parser, _recognize_parser, _serve_parser, _gallery_parsers)
+    commands = (_enroll_parser, _recognize_parser, _serve_parser, _gallery_parsers, _fleet_parser)
     for add in (*commands, _calibrate_parser, _demo_parser, _add_model_commands):
         add(sub)
     return parser
@@ -201,6 +210,7 @@ def _recognize_parser(sub: Subparsers) -> None:
     )
     _add_engine(p)
     _add_mqtt(p)
+    _add_sync(p)
 
 
 def _serve_parser(sub: Subparsers) -> None:
@@ -233,6 +243,7 @@ def _serve_parser(sub: Subparsers) -> None:
     )
     _add_engine(p)
     _add_mqtt(p)
+    _add_sync(p)
 
 
 def _gallery_parsers(sub: Subparsers) -> None:
@@ -241,6 +252,15 @@ def _gallery_parsers(sub: Subparsers) -> None:
     p = sub.add_parser("forget", help="erase a person from the gallery for good")
     p.add_argument("name")
     _add_gallery(p)
+
+
+def _fleet_parser(sub: Subparsers) -> None:
+    p = sub.add_parser("fleet", help="the key that lets devices share one gallery (--sync)")
+    fleet = p.add_subparsers(dest="fleet_command", required=True, metavar="ACTION")
+    fleet.add_parser("init", help="print a new fleet key (once per fleet)")
+    join = fleet.add_parser("join", help="keep the fleet key beside this device's gallery (0600)")
+    join.add_argument("key", help="the key `edge fleet init` printed")
+    _add_gallery(join)
 
 
 def _calibrate_parser(sub: Subparsers) -> None:
@@ -489,6 +509,10 @@ def cmd_recognize(args: argparse.Namespace) -> int:
         events = _events(args, list(report.feeds))
         if events is not None:
             stack.enter_context(events)
+        if args.sync:
+            from edge.service.sync import FleetSync
+
+            stack.callback(FleetSync(args.sync, lens).close)
         tracks = CameraTracks(lens, args.detect_every or DETECT_EVERY, args.appearance_gap)
         results = recognize_frames(
             feeds.frames,
@@ -683,7 +707,35 @@ def cmd_serve(args: argparse.Namespace) -> int:
         docs=args.docs,
         access_log=not args.no_access_log,
         frigate=args.frigate,
+        sync=_sync_maker(args.sync, args.gallery),
     )
+
+
+def _sync_maker(url: str | None, gallery: Path | None) -> Callable[[FaceLens], Any] | None:
+    """What makes the fleet sync of serve's lens (URL and key checked now, before the model)."""
+    if not url:
+        return None
+    from edge.service.records import load_key
+    from edge.service.sync import FleetSync, FleetUrl
+
+    FleetUrl.parse(url)
+    load_key(gallery or paths.default_gallery_path())
+    return lambda lens: FleetSync(url, lens)
+
+
+def cmd_fleet(args: argparse.Namespace) -> int:
+    from edge.service import records
+
+    if args.fleet_command == "init":
+        print(
+            f"{records.new_key()}\ngive it to each device: `edge fleet join KEY` (or "
+            f"${records.FLEET_KEY_ENV}); anyone with it can add and remove people",
+            flush=True,
+        )
+        return 0
+    gallery = args.gallery or paths.default_gallery_path()
+    print(f"fleet key kept in {records.store_key(gallery, args.key)} (mode 0600)")
+    return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -734,6 +786,7 @@ COMMANDS = {
     "forget": cmd_forget,
     "calibrate": cmd_calibrate,
     "serve": cmd_serve,
+    "fleet": cmd_fleet,
     "demo": cmd_demo,
     "models": cmd_models,
     "bundle": cmd_bundle,

@@ -89,6 +89,20 @@ class Broker:
         return f"{'mqtts' if self.tls else 'mqtt'}://{self.host}:{self.port}"
 
 
+def paho_client(mqtt: Any, broker: Broker, device: str) -> Any:
+    """A paho client (``mqtt``: the imported module) for ``broker``: its credentials and
+    TLS, reconnecting by itself 1-30 s apart."""
+    client = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2, client_id=f"facelens-{device}-{uuid.uuid4().hex[:8]}"
+    )
+    if broker.username:
+        client.username_pw_set(broker.username, broker.password)
+    if broker.tls:
+        client.tls_set()
+    client.reconnect_delay_set(min_delay=1, max_delay=30)
+    return client
+
+
 # -- events -------------------------------------------------------------------------------
 
 
@@ -178,16 +192,8 @@ class MqttEvents:
 
     def _new_client(self, mqtt: Any) -> Any:
         """A paho client for the broker: credentials, TLS, last will, reconnect delays."""
-        client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2,
-            client_id=f"facelens-{self.device}-{uuid.uuid4().hex[:8]}",
-        )
-        if self.broker.username:
-            client.username_pw_set(self.broker.username, self.broker.password)
-        if self.broker.tls:
-            client.tls_set()
+        client = paho_client(mqtt, self.broker, self.device)
         client.will_set(self.availability_topic, "offline", qos=1, retain=True)
-        client.reconnect_delay_set(min_delay=1, max_delay=30)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         return client

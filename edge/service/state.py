@@ -16,6 +16,7 @@ from edge.media.sources import Frame
 from edge.service.engine import Engine
 from edge.service.metrics import Metrics
 from edge.service.mqtt import MqttEvents
+from edge.service.sync import FleetSync
 from edge.video.loop import FrameResult, recognize_cameras
 from edge.video.recognizer import CameraTracks
 
@@ -54,9 +55,10 @@ class Service:
         cameras: Cameras | None = None,
         events: MqttEvents | None = None,
         appearance_gap_s: float | None = None,
+        sync: FleetSync | None = None,
     ) -> None:
         self.engine, self.fl = engine, engine.fl
-        self.cameras, self.events = cameras, events
+        self.cameras, self.events, self.sync = cameras, events, sync
         self.metrics = Metrics()
         for name, kind, text in SERIES:
             self.metrics.describe(name, kind, text)
@@ -119,7 +121,7 @@ class Service:
         self._watcher.start()
 
     def close(self) -> None:
-        """Stop the camera loop, close the cameras and the events (not the engine)."""
+        """Stop the camera loop, close the cameras, events and sync (not the engine)."""
         self._stop.set()
         if self.frigate is not None:
             self.frigate.close()
@@ -129,6 +131,8 @@ class Service:
             self._watcher.join(timeout=10)
         if self.events is not None:
             self.events.close()
+        if self.sync is not None:
+            self.sync.close()
 
     def _watch(self) -> None:
         assert self.cameras is not None

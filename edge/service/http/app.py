@@ -29,6 +29,7 @@ from edge.service.http.errors import ApiError, answer_errors_as_json
 from edge.service.http.uploads import DEFAULT_MAX_UPLOAD_MB, BodyLimit, PixelBudget
 from edge.service.mqtt import MqttEvents
 from edge.service.state import Service
+from edge.service.sync import FleetSync
 
 log = logging.getLogger(__name__)
 access = logging.getLogger("edge.service.access")
@@ -112,6 +113,7 @@ def create_app(
     host: str = "127.0.0.1",
     docs: bool = False,
     frigate: str | None = None,
+    sync: FleetSync | None = None,
 ) -> FastAPI:
     """The service's FastAPI app over ``engine``; starts and stops the camera loop.
 
@@ -120,8 +122,8 @@ def create_app(
 
     Each camera's faces are followed and decided as appearances (a person unseen for
     ``appearance_gap_s`` seconds, default 2, appears anew); ``events`` publishes each
-    one when it is decided. ``frigate`` (Frigate's URL) names Frigate's person events,
-    heard on the broker of ``events``.
+    one when it is decided; ``sync`` keeps the gallery in step with a fleet. ``frigate``
+    (Frigate's URL) names Frigate's person events, heard on the broker of ``events``.
     """
     app = FastAPI(
         title="facelens",
@@ -131,7 +133,7 @@ def create_app(
         redoc_url=None,
         openapi_url=None,
     )
-    app.state.service = Service(engine, cameras, events, appearance_gap_s)
+    app.state.service = Service(engine, cameras, events, appearance_gap_s, sync)
     if frigate is not None:
         if events is None:
             raise ValueError("Frigate's events come through the broker of `events`: give both")
@@ -198,12 +200,14 @@ def run(
     docs: bool = False,
     access_log: bool = True,
     frigate: str | None = None,
+    sync: Callable[[FaceLens], FleetSync] | None = None,
 ) -> int:
     """Serve until SIGINT/SIGTERM; prints where, and where the token is when it is new.
 
     Idle and slow connections are closed (no complete request within
     :data:`~edge.service.http.connections.HEADER_TIMEOUT_S`, keep-alive 5 s); one line
     per request goes to the ``edge.service.access`` log unless ``access_log`` is off.
+    ``sync`` makes the fleet sync of the loaded lens.
     """
     import uvicorn
 
@@ -227,6 +231,7 @@ def run(
         host=host,
         docs=docs,
         frigate=frigate,
+        sync=sync(engine.fl) if sync is not None else None,
     )
     config = uvicorn.Config(
         app,

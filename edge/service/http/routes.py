@@ -47,6 +47,7 @@ async def health(s: State) -> dict[str, Any]:
         "people": len(await s.engine.run(s.fl.people)),
         "cameras": {c.name: c.status for c in s.camera_list},
         "mqtt": str(s.events.broker) if s.events else None,
+        "sync": s.sync.status() if s.sync else None,
     }
 
 
