@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from edge.base import paths
 from edge.base.errors import FacelensError
 from edge.base.names import escape, lookup_name, shown
-from edge.cli import argtypes
+from edge.cli import argtypes, review
 from edge.cli.commandline import run_command
 from edge.model.bundle import DEFAULT_FORMAT, RUNTIME_FORMATS
 
@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # the library loads OpenCV and a runtime: only once a command
     from edge.results import Identity
     from edge.service.mqtt import MqttEvents
     from edge.video.display import Display
+    from edge.video.keep import Keeper
     from edge.video.loop import FrameResult
     from edge.video.track import Appearance
 
@@ -123,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = (_enroll_parser, _recognize_parser, _serve_parser, _gallery_parsers)
     for add in (*commands, _calibrate_parser, _demo_parser):
         add(sub)
+    review.add_parsers(sub, _add_engine)
     return parser
 
 
@@ -189,6 +191,7 @@ def _recognize_parser(sub: Subparsers) -> None:
         help="gallery search: auto (exact; FAISS IVF past 50,000 embeddings), exact, flat, "
         "ivf or hnsw",
     )
+    review.add_keep_recent(p)
     _add_engine(p)
     _add_mqtt(p)
 
@@ -208,6 +211,7 @@ def _serve_parser(sub: Subparsers) -> None:
     p.add_argument(
         "--token-file", type=Path, help="bearer token file (default: <data>/serve.token)"
     )
+    review.add_keep_recent(p)
     _add_engine(p)
     _add_mqtt(p)
 
@@ -435,6 +439,7 @@ def cmd_recognize(args: argparse.Namespace) -> int:
         if events is not None:
             stack.enter_context(events)
         tracks = CameraTracks(lens, args.detect_every or DETECT_EVERY, args.appearance_gap)
+        keeper = _keeper(lens, args.keep_recent)
         results = recognize_frames(
             feeds.frames,
             tracks,
@@ -446,12 +451,16 @@ def cmd_recognize(args: argparse.Namespace) -> int:
         try:
             for feed, result in results:
                 report.frame(feed, result)
+                if keeper is not None:
+                    keeper.frame(feed.name, result)
                 if events is not None:
                     events.frame(feed.name, result)
         except KeyboardInterrupt:
             interrupted = True
         for name, step in tracks.finish().items():  # what was still in view when they stopped
             report.appearances(name, step.ended)
+            if keeper is not None:
+                keeper.ended(name, step.ended)
             if events is not None:
                 events.appearances(name, step.decided, step.ended)
     report.summaries()
@@ -461,6 +470,16 @@ def cmd_recognize(args: argparse.Namespace) -> int:
     if failed:
         raise FacelensError("; ".join(f"camera {c.name}: {c.last_error}" for c in failed))
     return 130 if interrupted else 0
+
+
+def _keeper(lens: FaceLens, days: float | None) -> Keeper | None:
+    """What keeps each appearance's best face, with ``--keep-recent DAYS`` (else nothing)."""
+    if days is None:
+        return None
+    from edge.gallery.recent import Recent
+    from edge.video.keep import Keeper
+
+    return Keeper(Recent(lens.gallery), lens.fingerprint, days)
 
 
 def _appearance_line(appearance: Appearance, source: str) -> str:
@@ -615,6 +634,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         cameras=Cameras(specs) if specs else None,
         events=_events(args, [s.name for s in specs]),
         appearance_gap_s=args.appearance_gap,
+        keep_recent_days=args.keep_recent,
     )
 
 
@@ -632,6 +652,7 @@ COMMANDS = {
     "calibrate": cmd_calibrate,
     "serve": cmd_serve,
     "demo": cmd_demo,
+    **review.commands(_lens),
 }
 
 

@@ -250,9 +250,11 @@ class MqttEvents:
         }
         return f"homeassistant/sensor/{uid}/config", config
 
-    def publish(self, event: dict[str, Any]) -> None:
-        """Publish one event (QoS 1: paho queues it while the broker is away)."""
-        info = self._client.publish(self.person_topic(event["camera"]), json.dumps(event), qos=1)
+    def publish(self, event: dict[str, Any], kind: str = "person") -> None:
+        """Publish one event to ``<prefix>/<camera>/<kind>`` (QoS 1: paho queues it while
+        the broker is away)."""
+        topic = f"{self.prefix}/{topic_name(event['camera'])}/{kind}"
+        info = self._client.publish(topic, json.dumps(event), qos=1)
         with self._lock:
             self.published += 1
             self._pending = [i for i in self._pending if not i.is_published()] + [info]

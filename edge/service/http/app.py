@@ -17,10 +17,12 @@ from edge.media.cameras import Cameras
 from edge.service.engine import Engine
 from edge.service.http import routes
 from edge.service.http.auth import load_token
+from edge.service.http.corrections import review
 from edge.service.http.errors import answer_errors_as_json
 from edge.service.http.uploads import DEFAULT_MAX_UPLOAD_MB, BodyLimit
 from edge.service.mqtt import MqttEvents
 from edge.service.state import Service
+from edge.service.web import routes as web
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +57,7 @@ def create_app(
     cameras: Cameras | None = None,
     events: MqttEvents | None = None,
     appearance_gap_s: float | None = None,
+    keep_recent_days: float | None = None,
 ) -> FastAPI:
     """The service's FastAPI app over ``engine``; starts and stops the camera loop.
 
@@ -69,12 +72,12 @@ def create_app(
         docs_url=None,  # no third-party JavaScript from a CDN: this service is offline
         redoc_url=None,
     )
-    app.state.service = Service(engine, cameras, events, appearance_gap_s)
+    app.state.service = Service(engine, cameras, events, appearance_gap_s, keep_recent_days)
     app.state.token = token
     app.add_middleware(BodyLimit, limit=max_upload)
     app.middleware("http")(_measure)  # added last: it also times BodyLimit's refusals
     answer_errors_as_json(app)
-    for router in (routes.status, routes.recognition, routes.people):
+    for router in (routes.status, routes.recognition, routes.people, review, *web.routers):
         app.include_router(router)
     return app
 
@@ -107,6 +110,7 @@ def run(
     cameras: Cameras | None = None,
     events: MqttEvents | None = None,
     appearance_gap_s: float | None = None,
+    keep_recent_days: float | None = None,
 ) -> int:
     """Serve until SIGINT/SIGTERM; prints where, and the token once when it is new."""
     import uvicorn
@@ -122,6 +126,7 @@ def run(
         cameras=cameras,
         events=events,
         appearance_gap_s=appearance_gap_s,
+        keep_recent_days=keep_recent_days,
     )
     server = uvicorn.Server(
         uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
