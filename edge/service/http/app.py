@@ -77,8 +77,9 @@ def create_app(
     app.add_middleware(BodyLimit, limit=max_upload)
     app.middleware("http")(_measure)  # added last: it also times BodyLimit's refusals
     answer_errors_as_json(app)
-    for router in (routes.status, routes.recognition, routes.people, review, *web.routers):
+    for router in (routes.status, routes.recognition, routes.people, review):
         app.include_router(router)
+    web.install(app)
     return app
 
 
