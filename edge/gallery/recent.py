@@ -253,18 +253,21 @@ class Recent:
         return {person: np.stack(v) for person, v in found.items()}
 
     def forget(self, person: str) -> int:
-        """Erase ``person``'s negatives and the appearances named ``person``; how many."""
+        """Erase ``person``'s negatives and the appearances named ``person`` (and their name
+        from the notes of rejections); how many appearances and negatives went."""
         person = lookup_name(person)
+        note = f"not {person}"
         has = self.gallery.query(
             "SELECT (SELECT COUNT(*) FROM negatives WHERE person = ?) + "
-            "(SELECT COUNT(*) FROM recent WHERE name = ?)",
-            (person, person),
+            "(SELECT COUNT(*) FROM recent WHERE name = ? OR corrected = ?)",
+            (person, person, note),
         )
         if not has or not has[0][0]:
             return 0
         with self.gallery.transaction() as conn:
             removed = conn.execute("DELETE FROM negatives WHERE person = ?", (person,)).rowcount
             removed += conn.execute("DELETE FROM recent WHERE name = ?", (person,)).rowcount
+            conn.execute("UPDATE recent SET corrected = 'rejected' WHERE corrected = ?", (note,))
         self.gallery.compact()
         return removed
 

@@ -67,8 +67,8 @@ def test_keep_recent_keeps_one_face_per_appearance_and_nothing_without_it(
     appearances = [json.loads(x) for x in run.stdout.splitlines() if '"appearance"' in x]
     kept = [json.loads(x) for x in _edge("recent", "--json", *common).stdout.splitlines()]
     assert len(appearances) == 5, run.stdout  # the clip's five walks
-    shown = sorted((a["name"], a["frames"]) for a in appearances)
-    assert sorted((k["name"], k["frames"]) for k in kept) == shown
+    shown = sorted((str(a["name"]), a["frames"]) for a in appearances)
+    assert sorted((str(k["name"]), k["frames"]) for k in kept) == shown
     assert sorted(k["status"] for k in kept) == ["known"] * 4 + ["unknown"]
 
 
@@ -81,8 +81,7 @@ def test_not_ada_sticks_to_the_stranger_and_spares_ada(tmp_path: Path, faceres_b
     keeper = Keeper(Recent(fl.gallery), fl.fingerprint, days=1)
 
     def name_of(photo: Path) -> str | None:
-        (face,) = fl.identify(photo) or [None]
-        return face.name if face is not None else None
+        return name_of_each(fl, [photo])[0]
 
     own = [(p[0].parent.name, x) for p in enrolled for x in p[1:4]]
     named_before = sum(name_of(x) == who for who, x in own)
@@ -133,7 +132,9 @@ def test_naming_a_recurring_visitor_enrols_them(tmp_path: Path, faceres_bundle, 
 
 
 def name_of_each(fl: edge.FaceLens, photos: list[Path]) -> list[str | None]:
-    return [next((f.name for f in fl.identify(p)), None) for p in photos]
+    """The name of each photo's largest face (LFW photos show others at the edges too)."""
+    faces = [fl.identify(p) for p in photos]
+    return [max(f, key=lambda x: x.box[2] * x.box[3]).name if f else None for f in faces]
 
 
 def test_forgetting_a_person_erases_their_kept_faces(tmp_path: Path, faceres_bundle, lfw_dir):
@@ -144,9 +145,11 @@ def test_forgetting_a_person_erases_their_kept_faces(tmp_path: Path, faceres_bun
     keeper = Keeper(Recent(fl.gallery), fl.fingerprint, days=1)
     image = cv2.imread(str(tony[2]))
     keeper.photo("door", image, fl.recognize(image))
-    assert [k.name for k in fl.review.recent.list()] == ["Tony Blair"]
-    thumb = fl.review.recent.face(fl.review.recent.list()[0]).thumbnail
-    assert cv2.imdecode(np.frombuffer(thumb, np.uint8), cv2.IMREAD_COLOR).shape[0] <= 96
+    kept = fl.review.recent.list()
+    assert "Tony Blair" in [k.name for k in kept]  # (and whoever else is in the photo)
+    tonys = next(k for k in kept if k.name == "Tony Blair")
+    thumb = fl.review.recent.face(tonys).thumbnail
+    assert max(cv2.imdecode(np.frombuffer(thumb, np.uint8), cv2.IMREAD_COLOR).shape) <= 96
     assert fl.forget("Tony Blair") == 1
-    assert fl.review.recent.list() == []
+    assert [k.id for k in fl.review.recent.list()] == [k.id for k in kept if k.id != tonys.id]
     fl.close()
