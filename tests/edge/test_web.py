@@ -91,7 +91,7 @@ def test_review_and_correct_from_a_browser(tmp_path: Path, faceres_bundle, lfw_d
     gallery = tmp_path / "gallery" / "people.sqlite"
     with edge.FaceLens(faceres_bundle.path, gallery) as fl:
         fl.enroll("Tony Blair", [tony[0]])
-    clip = write_clip(tmp_path / "door.avi", [(None, 5), (tony[3], 40), (None, 60)])
+    clip = write_clip(tmp_path / "door.avi", [(None, 5), (tony[3], 60)])  # ends in view
     server = start_server(tmp_path, faceres_bundle.path, "--keep-recent", "1",
                           "--threshold", str(LAX), "--camera", f"door={clip}")  # fmt: skip
     driver = _browser(tmp_path / "chromium-profile")
