@@ -15,6 +15,8 @@ from edge.gallery.recent import DAY_S, Face, Recent
 from edge.gallery.review import Review
 from edge.gallery.store import KEY_ENV, Gallery
 
+from .test_gallery import unit
+
 FP = "a1b2c3d4e5f60708"
 THUMB = b"\xff\xd8" + bytes(range(256)) * 8 + b"\xff\xd9"  # a recognisable "JPEG"
 
@@ -22,11 +24,6 @@ THUMB = b"\xff\xd8" + bytes(range(256)) * 8 + b"\xff\xd9"  # a recognisable "JPE
 @pytest.fixture(autouse=True)
 def _no_env_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(KEY_ENV, raising=False)
-
-
-def unit(rng: np.random.Generator, n: int, dim: int = 128) -> np.ndarray:
-    x = rng.normal(size=(n, dim)).astype(np.float32)
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
 def appearance(name: str | None, score: float = 0.7) -> dict:
