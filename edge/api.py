@@ -33,7 +33,10 @@ from edge.faces.dominant import choose_face, rank_faces
 from edge.faces.quality import MIN_DECIDE_PX, assess
 from edge.gallery.enroll import MAX_VIEWS, Enrolment, choose_views
 from edge.gallery.matching import Matcher, OpenSet
+from edge.gallery.negatives import NotThem
 from edge.gallery.openset import DEFAULT_FPIR, Calibration, calibrate
+from edge.gallery.recent import Recent
+from edge.gallery.review import Review
 from edge.gallery.store import Gallery, PersonInfo
 from edge.media.images import read_image
 from edge.model.bundle import DEFAULT_FORMAT, Bundle
@@ -109,6 +112,7 @@ class FaceLens:
         self._pipeline: Pipeline | None = None
         self._gallery: Gallery | None = None
         self._matcher: Matcher | None = None
+        self._not_them = NotThem({})  # "not Ada" examples, loaded with the matcher
         self._threshold: Threshold | None = None
         self._seen: tuple[int, int] | None = None  # the gallery's version the matcher reflects
         self._lock = threading.RLock()
@@ -227,6 +231,7 @@ class FaceLens:
                     self._index,
                     open_set=threshold.open_set,
                 )
+                self._not_them = NotThem(Recent(self.gallery).negatives(self.fingerprint))
             return self._matcher
 
     def load(self) -> FaceLens:
@@ -354,6 +359,7 @@ class FaceLens:
             embeddings = pipeline.embedder.embed_batch(batch)
             t4 = time.perf_counter()
             matches = matcher.match(embeddings) if len(faces) else []
+            matches = self._not_them.veto(matcher, embeddings, matches)
             t5 = time.perf_counter()
         ms = with_total(
             {
@@ -376,8 +382,11 @@ class FaceLens:
             return self.gallery.people()
 
     def forget(self, name: str) -> int:
-        """Erase ``name`` from the gallery for good; returns how many embeddings went (0: none)."""
+        """Erase ``name`` from the gallery for good; returns how many embeddings went (0: none).
+
+        Their "not them" examples and the recent appearances named them go too."""
         with self._lock:
+            Recent(self.gallery).forget(name)
             removed = self.gallery.forget(name)
             self._matcher = None
             if removed:
@@ -438,6 +447,16 @@ class FaceLens:
             finally:
                 if changes:
                     self._threshold = self._matcher = None
+
+    @property
+    def review(self) -> Review:
+        """Recent appearances (``--keep-recent``): corrections and recurring visitors."""
+        return Review(self)
+
+    def reload(self) -> None:
+        """Match against the gallery as it is now (after a change made beside this lens)."""
+        with self._lock:
+            self._matcher = None
 
     def video(self, detect_every: int | None = None, fps: float = 0.0) -> VideoRecognizer:
         """A recognizer for consecutive frames of one source: tracks, votes, appearances.

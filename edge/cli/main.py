@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from edge.base import paths
 from edge.base.errors import FacelensError
 from edge.base.names import did_you_mean, escape, lookup_name, shown
-from edge.cli import argtypes
+from edge.cli import argtypes, review
 from edge.cli.commandline import run_command
 from edge.model.bundle import DEFAULT_FORMAT, RUNTIME_FORMATS
 
@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # the library loads OpenCV and a runtime: only once a command
     from edge.results import Identity
     from edge.service.mqtt import MqttEvents
     from edge.video.display import Display
+    from edge.video.keep import Keeper
     from edge.video.loop import FrameResult
     from edge.video.track import Appearance
 
@@ -142,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = (_enroll_parser, _recognize_parser, _serve_parser, _gallery_parsers, _fleet_parser)
     for add in (*commands, _calibrate_parser, _demo_parser, _add_model_commands):
         add(sub)
+    review.add_parsers(sub, _add_engine)
     return parser
 
 
@@ -208,6 +210,7 @@ def _recognize_parser(sub: Subparsers) -> None:
         help="gallery search: auto (exact; FAISS IVF past 50,000 embeddings), exact, flat, "
         "ivf or hnsw",
     )
+    review.add_keep_recent(p)
     _add_engine(p)
     _add_mqtt(p)
     _add_sync(p)
@@ -241,6 +244,7 @@ def _serve_parser(sub: Subparsers) -> None:
         help="name the people of Frigate's person events (heard on --mqtt) as their sub-labels: "
         "Frigate's API, e.g. http://frigate:5000",
     )
+    review.add_keep_recent(p)
     _add_engine(p)
     _add_mqtt(p)
     _add_sync(p)
@@ -514,6 +518,7 @@ def cmd_recognize(args: argparse.Namespace) -> int:
 
             stack.callback(FleetSync(args.sync, lens).close)
         tracks = CameraTracks(lens, args.detect_every or DETECT_EVERY, args.appearance_gap)
+        keeper = _keeper(lens, args.keep_recent)
         results = recognize_frames(
             feeds.frames,
             tracks,
@@ -525,12 +530,16 @@ def cmd_recognize(args: argparse.Namespace) -> int:
         try:
             for feed, result in results:
                 report.frame(feed, result)
+                if keeper is not None:
+                    keeper.frame(feed.name, result)
                 if events is not None:
                     events.frame(feed.name, result)
         except KeyboardInterrupt:
             interrupted = True
         for name, step in tracks.finish().items():  # what was still in view when they stopped
             report.appearances(name, step.ended)
+            if keeper is not None:
+                keeper.ended(name, step.ended)
             if events is not None:
                 events.appearances(name, step.decided, step.ended)
     report.summaries()
@@ -540,6 +549,16 @@ def cmd_recognize(args: argparse.Namespace) -> int:
     if failed:
         raise FacelensError("; ".join(f"camera {c.name}: {c.last_error}" for c in failed))
     return 130 if interrupted else 0
+
+
+def _keeper(lens: FaceLens, days: float | None) -> Keeper | None:
+    """What keeps each appearance's best face, with ``--keep-recent DAYS`` (else nothing)."""
+    if days is None:
+        return None
+    from edge.gallery.recent import Recent
+    from edge.video.keep import Keeper
+
+    return Keeper(Recent(lens.gallery), lens.fingerprint, days)
 
 
 def _appearance_line(appearance: Appearance, source: str) -> str:
@@ -708,6 +727,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         access_log=not args.no_access_log,
         frigate=args.frigate,
         sync=_sync_maker(args.sync, args.gallery),
+        keep_recent_days=args.keep_recent,
     )
 
 
@@ -790,6 +810,7 @@ COMMANDS = {
     "demo": cmd_demo,
     "models": cmd_models,
     "bundle": cmd_bundle,
+    **review.commands(_lens),
 }
 
 

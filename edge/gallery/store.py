@@ -34,7 +34,7 @@ import sqlite3
 import struct
 import tempfile
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -289,6 +289,9 @@ class Gallery:
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         conn = self._connect(write=True)
         assert conn is not None
+        if conn.in_transaction:  # inside a caller's transaction: join it (one commit)
+            yield conn
+            return
         try:
             try:
                 self._begin(conn)
@@ -650,11 +653,36 @@ class Gallery:
             ).fetchone()
             conn.execute("DELETE FROM chunks WHERE person = ?", (person,))
         if removed:
-            try:  # secure_delete zeroed the freed cells; VACUUM also drops freed pages.
-                conn.execute("VACUUM")
-            except _DB_ERRORS as exc:
-                raise self._sqlite_error(exc, "compact") from exc
+            self.compact()
         return removed
+
+    # -- what else the file keeps (edge.gallery.recent) ---------------------------------
+
+    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        """One write transaction; gallery writes made inside it join it (one commit)."""
+        return self._transaction()
+
+    def query(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """Rows of a read (none when the file or the table does not exist yet)."""
+        return self._query(sql, args)
+
+    def cipher(self, fingerprint: str, create: bool = True) -> AESGCM:
+        """The gallery's AES-256-GCM (with ``create``, the key and its check made if new)."""
+        if not create:
+            return AESGCM(self._load_key(create=False))
+        self._connect(write=True)
+        aes = AESGCM(self._load_key(create=True))
+        if self._meta("key_check") is None:
+            with self._transaction() as conn:
+                self._init_meta(conn, fingerprint, "", None)
+        return aes
+
+    def compact(self) -> None:
+        """After a delete: secure_delete zeroed the freed cells; VACUUM also drops freed pages."""
+        try:
+            self._connect(write=True).execute("VACUUM")
+        except _DB_ERRORS as exc:
+            raise self._sqlite_error(exc, "compact") from exc
 
     # -- the layout of schema 1 -------------------------------------------------------
 

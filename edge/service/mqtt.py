@@ -287,9 +287,10 @@ class MqttEvents:
         if ended and not view:
             self._send(state, ha.AT_REST, retain=True)
 
-    def publish(self, event: dict[str, Any]) -> None:
-        """Publish one event (QoS 1: paho queues it while the broker is away)."""
-        self._send(self.person_topic(event["camera"]), json.dumps(event))
+    def publish(self, event: dict[str, Any], kind: str = "person") -> None:
+        """Publish one event to ``<prefix>/<camera>/<kind>`` (QoS 1: paho queues it while
+        the broker is away)."""
+        self._send(f"{self.prefix}/{topic_name(event['camera'])}/{kind}", json.dumps(event))
         with self._lock:
             self.published += 1
 

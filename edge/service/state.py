@@ -17,6 +17,7 @@ from edge.service.engine import Engine
 from edge.service.metrics import Metrics
 from edge.service.mqtt import MqttEvents
 from edge.service.sync import FleetSync
+from edge.service.watch import Watch
 from edge.video.loop import FrameResult, recognize_cameras
 from edge.video.recognizer import CameraTracks
 
@@ -56,8 +57,10 @@ class Service:
         events: MqttEvents | None = None,
         appearance_gap_s: float | None = None,
         sync: FleetSync | None = None,
+        keep_recent_days: float | None = None,
     ) -> None:
         self.engine, self.fl = engine, engine.fl
+        self.watch = engine.call(Watch, engine.fl, keep_recent_days, events)
         self.cameras, self.events, self.sync = cameras, events, sync
         self.metrics = Metrics()
         for name, kind, text in SERIES:
@@ -138,6 +141,7 @@ class Service:
         assert self.cameras is not None
         recognize_cameras(self.cameras, self._recognize, self._on_frame, self._on_error, self._stop)
         for name, step in self.engine.call(self._tracks.finish).items():  # cameras ended/stopped
+            self._counted(self.engine.call(self.watch.ended, name, step.ended))
             if self.events is not None:
                 self._counted(self.events.appearances(name, step.decided, step.ended))
 
@@ -146,6 +150,7 @@ class Service:
 
     def _on_frame(self, camera: Camera, frame: Frame, result: FrameResult) -> None:
         self.count(camera.name, len(result.faces), result.ms)
+        self._counted(self.engine.call(self.watch.frame, camera.name, result))
         if self.events is not None:
             self._counted(self.events.frame(camera.name, result))
 

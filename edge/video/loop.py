@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
+import numpy as np
+
 from edge.base.errors import FacelensError
 from edge.media.sources import Frame, Source
 from edge.results import STAGES, Identity, Lens, with_total
@@ -40,6 +42,7 @@ class FrameResult:
     ms: dict[str, float]
     appearances: list[Appearance] = field(default_factory=list)
     decided: list[Appearance] = field(default_factory=list)
+    embeddings: np.ndarray | None = None  # row i is faces[i]'s (when tracked)
 
 
 def recognize_frame(lens: Lens, frame: Frame) -> FrameResult:

@@ -142,7 +142,7 @@ class VideoRecognizer:
             replace(face, track_id=tf.track_id, label=tf.label)
             for face, tf in zip(named.faces, step.faces, strict=True)
         ]
-        return FrameResult(frame, faces_out, ms, step.ended, step.decided)
+        return FrameResult(frame, faces_out, ms, step.ended, step.decided, named.embeddings)
 
     def finish(self) -> Step:
         """End the appearances still open when the source ends (``.ended``), deciding

@@ -25,11 +25,13 @@ from edge.service.http.auth import authorized, load_token
 from edge.service.http.compat import compreface, deepstack
 from edge.service.http.compat.frigate import Frigate
 from edge.service.http.connections import HeaderTimeout, OncePer
+from edge.service.http.corrections import review
 from edge.service.http.errors import ApiError, answer_errors_as_json
 from edge.service.http.uploads import DEFAULT_MAX_UPLOAD_MB, BodyLimit, PixelBudget
 from edge.service.mqtt import MqttEvents
 from edge.service.state import Service
 from edge.service.sync import FleetSync
+from edge.service.web import routes as web
 
 log = logging.getLogger(__name__)
 access = logging.getLogger("edge.service.access")
@@ -114,6 +116,7 @@ def create_app(
     docs: bool = False,
     frigate: str | None = None,
     sync: FleetSync | None = None,
+    keep_recent_days: float | None = None,
 ) -> FastAPI:
     """The service's FastAPI app over ``engine``; starts and stops the camera loop.
 
@@ -133,7 +136,7 @@ def create_app(
         redoc_url=None,
         openapi_url=None,
     )
-    app.state.service = Service(engine, cameras, events, appearance_gap_s, sync)
+    app.state.service = Service(engine, cameras, events, appearance_gap_s, sync, keep_recent_days)
     if frigate is not None:
         if events is None:
             raise ValueError("Frigate's events come through the broker of `events`: give both")
@@ -144,8 +147,9 @@ def create_app(
     app.middleware("http")(_measure)  # added last: it also times BodyLimit's refusals
     answer_errors_as_json(app)
     compat = (deepstack.router, compreface.router)  # their clients' paths, JSON and keys
-    for router in (routes.status, routes.recognition, routes.people, *compat):
+    for router in (routes.status, routes.recognition, routes.people, review, *compat):
         app.include_router(router)
+    web.install(app)
     if docs:
         _add_docs(app)
     return app
@@ -201,6 +205,7 @@ def run(
     access_log: bool = True,
     frigate: str | None = None,
     sync: Callable[[FaceLens], FleetSync] | None = None,
+    keep_recent_days: float | None = None,
 ) -> int:
     """Serve until SIGINT/SIGTERM; prints where, and where the token is when it is new.
 
@@ -232,6 +237,7 @@ def run(
         docs=docs,
         frigate=frigate,
         sync=sync(engine.fl) if sync is not None else None,
+        keep_recent_days=keep_recent_days,
     )
     config = uvicorn.Config(
         app,

@@ -79,6 +79,7 @@ async def identify(request: Request, s: State) -> dict[str, Any]:
     async with decoded(request, [upload]) as (image,):
         decode_ms = (time.perf_counter() - t0) * 1000
         result = await s.engine.run(s.fl.recognize, image)
+        await s.engine.run(s.watch.photo, image, result)  # kept only with --keep-recent
     ms = with_total({**result.ms, "decode": decode_ms})
     s.count("http", len(result.faces), ms)
     return {

@@ -157,13 +157,18 @@ def parse_multipart(boundary: bytes, body: bytes) -> list[Upload]:
     return parts
 
 
+async def read_parts(request: Request) -> list[Upload]:
+    """Every part of the request's multipart form (text fields too), in memory."""
+    boundary = _boundary(request.headers.get("content-type", ""))  # before reading the body
+    # A body of many tiny parts takes seconds to parse: off the event loop, like decoding.
+    return await run_in_threadpool(parse_multipart, boundary, await request.body())
+
+
 async def read_uploads(
     request: Request, *fields: str, many: bool = False
 ) -> dict[str, list[Upload]]:
     """The uploads of ``fields`` (each required; only ``many`` allows several per field)."""
-    boundary = _boundary(request.headers.get("content-type", ""))  # before reading the body
-    # A body of many tiny parts takes seconds to parse: off the event loop, like decoding.
-    parts = await run_in_threadpool(parse_multipart, boundary, await request.body())
+    parts = await read_parts(request)
     found: dict[str, list[Upload]] = {f: [p for p in parts if p.field == f] for f in fields}
     for field, uploads in found.items():
         if not uploads:
