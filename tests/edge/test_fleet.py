@@ -25,6 +25,7 @@ from edge.service.records import (
     new_key,
 )
 
+pytest.importorskip("fastapi", reason="edge serve needs the serve extra (FastAPI, uvicorn)")
 from .test_serve import Server, person_photos, start_server, upload
 
 FLEET = "house"

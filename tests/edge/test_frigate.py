@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+pytest.importorskip("fastapi", reason="edge serve needs the serve extra (FastAPI, uvicorn)")
 from .test_serve import Server, person_photos, start_server, upload
 
 mqtt = pytest.importorskip("paho.mqtt.client", reason="--frigate needs paho-mqtt (the mqtt extra)")

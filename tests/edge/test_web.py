@@ -15,13 +15,14 @@ import pytest
 
 import edge
 
-from .test_events_cli import write_clip
-from .test_serve import TOKEN, start_server
-
+pytest.importorskip("fastapi", reason="the web page is part of edge serve (serve extra)")
 webdriver = pytest.importorskip("selenium.webdriver", reason="the browser test needs selenium")
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.expected_conditions import staleness_of  # noqa: E402
 from selenium.webdriver.support.wait import WebDriverWait  # noqa: E402
+
+from .test_events_cli import write_clip  # noqa: E402
+from .test_serve import TOKEN, start_server  # noqa: E402
 
 CHROMIUM, DRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync",

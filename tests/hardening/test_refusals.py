@@ -285,7 +285,7 @@ CASES = [
     Case(
         "no-bundle",
         "no bundle anywhere",
-        lambda ctx: ["recognize", ctx.images / TONY, "--gallery", ctx.tmp / "new.sqlite"],
+        lambda ctx: ["enroll", "Tony", ctx.images / TONY, "--gallery", ctx.tmp / "new.sqlite"],
         "`edge models install dlib-resnet`",
     ),
     Case(
