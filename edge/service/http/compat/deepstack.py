@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from edge.base.names import lookup_name
@@ -15,7 +15,7 @@ from edge.service.http.compat import faces
 from edge.service.http.compat.dialect import compat_authorized, dialect_route, read_form, text_field
 from edge.service.http.errors import ApiError
 from edge.service.http.routes import State
-from edge.service.http.uploads import Upload, decode, form
+from edge.service.http.uploads import Upload, decode, decoded, form
 
 UNKNOWN = "unknown"
 
@@ -52,15 +52,15 @@ def _min_confidence(form: dict[str, list[Upload]], default: float) -> float:
 
 
 @router.post("/register", openapi_extra=form(many=("image",), text=("userid", "api_key")))
-async def register(form: Form, s: State) -> dict[str, Any]:
+async def register(request: Request, form: Form, s: State) -> dict[str, Any]:
     """Add the photos ``image`` (or ``image1``…``imageN``) to ``userid``. Unlike DeepStack,
     which replaces a person's photos, facelens adds them."""
     name = faces.person_name(text_field(form, "userid"), "userid")
     fields = sorted(f for f in form if f == "image" or f.removeprefix("image").isdigit())
     if not fields:
         raise ApiError(400, "image", "no 'image' field in the form", "send the photo as 'image'")
-    images = [await decode(u) for f in fields for u in form[f]]
-    await faces.enroll(s, name, images, "image")
+    async with decoded(request, [u for f in fields for u in form[f]]) as images:  # bounded
+        await faces.enroll(s, name, images, "image")
     return {"success": True, "message": "face added"}
 
 
