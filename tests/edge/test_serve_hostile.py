@@ -14,7 +14,10 @@ real YuNet detector, a fresh gallery):
 
 from __future__ import annotations
 
+import select
+import socket
 import sys
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,6 +34,8 @@ from .test_serve import TOKEN, Server, person_photos, start_server
 schemathesis = pytest.importorskip("schemathesis", reason="needs schemathesis (dev group)")
 httpx = pytest.importorskip("httpx", reason="the HTTP tests need httpx (a dev dependency)")
 from schemathesis.generation import GenerationMode  # noqa: E402
+
+from edge.service.http.connections import HEADER_TIMEOUT_S  # noqa: E402
 
 sys.path.append(str(Path(__file__).resolve().parents[2] / "benchmarks"))
 import _bombs  # noqa: E402  (benchmarks/ is a folder of scripts, not a package)
@@ -201,3 +206,36 @@ def test_the_hostile_cases_of_issue_20_get_no_5xx(server: Server, photos: list[b
             r = send(http, method, path, many, b"B")
             tally.add(r.status_code, f"{method} {path} 100k empty parts")
     tally.assert_clean(server)
+
+
+def test_idle_connections_and_bodies_sent_a_byte_at_a_time_are_closed(server: Server):
+    port = int(server.url.rsplit(":", 1)[1])
+    head = (
+        "POST /v1/identify HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {TOKEN}\r\n"
+        "Content-Type: multipart/form-data; boundary=B\r\nContent-Length: 100000\r\n\r\n"
+    )
+    idle = socket.create_connection(("127.0.0.1", port))
+    slow = socket.create_connection(("127.0.0.1", port))
+    slow.sendall(head.replace("{TOKEN}", TOKEN).encode())  # the headers whole, then the body
+    open_ = {idle, slow}
+    deadline = time.monotonic() + 5 * HEADER_TIMEOUT_S  # a bound, to end the test if not
+    try:
+        while open_ and time.monotonic() < deadline:
+            try:
+                slow.send(b"-")  # a byte a second: far under MIN_BODY_RATE
+            except OSError:
+                open_.discard(slow)
+            readable, _, _ = select.select(list(open_), [], [], 1.0)
+            for sock in readable:
+                try:
+                    if sock.recv(4096) == b"":  # the server closed it
+                        open_.discard(sock)
+                except OSError:
+                    open_.discard(sock)
+        assert open_ == set(), f"{len(open_)} of 2 still open after {5 * HEADER_TIMEOUT_S} s"
+    finally:
+        idle.close()
+        slow.close()
+    with server.client() as http:  # the service still answers, and logged no traceback
+        assert http.get("/v1/people").status_code == 200
+    Tally().assert_clean(server)
