@@ -9,10 +9,12 @@ The ``edge`` command, ``edge demo``, the benchmarks and services are its clients
     fl.enroll("Ada", ["ada_1.jpg"])
     [p.name for p in fl.identify("door.jpg")]      # ["Ada", None]: None is a stranger
 
-Images are file paths or BGR ``uint8`` numpy arrays (what ``cv2.imread`` gives)
-everywhere. The bundle, detector and gallery are loaded on first use, so
-``FaceLens(gallery=...).people()`` needs no model. Calls are serialised by a lock,
-so one instance may be shared between threads (the runtimes are not thread-safe).
+Images are file paths, BGR ``uint8`` numpy arrays (what ``cv2.imread`` gives; RGB ones,
+as ``face_recognition.load_image_file`` gives, with ``FaceLens(color="rgb")``), encoded
+bytes (a camera's JPEG snapshot) or PIL images, everywhere. The bundle, detector and
+gallery are loaded on first use, so ``FaceLens(gallery=...).people()`` needs no model.
+Calls are serialised by a lock, so one instance may be shared between threads (the
+runtimes are not thread-safe).
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from edge.gallery.openset import DEFAULT_FPIR, Calibration, calibrate
 from edge.gallery.recent import Recent
 from edge.gallery.review import Review
 from edge.gallery.store import Gallery, PersonInfo
-from edge.media.images import read_image
+from edge.media.images import decode_image, read_image
 from edge.model.bundle import DEFAULT_FORMAT, Bundle
 from edge.model.embedder import embedding_fingerprint, made_with_flip
 from edge.model.pipeline import Pipeline
@@ -47,28 +49,41 @@ from edge.results import Identity, Recognition, Threshold, Verification, with_to
 if TYPE_CHECKING:  # edge.video.recognizer builds on this module
     from edge.video.recognizer import VideoRecognizer
 
-Image = Union[str, Path, np.ndarray]  # noqa: UP007 - a runtime alias, also on Python 3.10
+# A path, a BGR (or, with color="rgb", RGB) uint8 array, encoded bytes or a PIL image.
+Image = Union[str, Path, np.ndarray, bytes, Any]  # noqa: UP007 - a runtime alias, also on 3.10
 FaceChoice = Union[int, Face, None]  # noqa: UP007
+COLORS = ("bgr", "rgb")
 T = TypeVar("T")
 # told after each change this lens makes: ("enroll" | "forget", name) or ("calibrate", None)
 Listener = Callable[[str, Union[str, None]], None]  # noqa: UP007
 
 
-def load_image(image: Image, name: str | None = None) -> tuple[np.ndarray, str]:
-    """A path or an array -> (BGR uint8 HxWx3 array, a name for messages)."""
+def _is_pil(image: object) -> bool:
+    """A PIL image, known without importing PIL (an optional package)."""
+    return type(image).__module__.startswith("PIL.") and hasattr(image, "convert")
+
+
+def load_image(image: Image, name: str | None = None, color: str = "bgr") -> tuple[np.ndarray, str]:
+    """A path, an array (``color`` says its channel order), encoded bytes or a PIL image
+    -> (BGR uint8 HxWx3 array, a name for messages)."""
     if isinstance(image, str | Path):
         return read_image(image), name or str(image)
     name = name or "the image"
+    if isinstance(image, bytes | bytearray | memoryview):  # e.g. a camera's JPEG snapshot
+        return decode_image(bytes(image), name), name
+    if _is_pil(image):
+        return np.ascontiguousarray(np.asarray(image.convert("RGB"))[:, :, ::-1]), name
     if not isinstance(image, np.ndarray):
         raise ImageError(
-            f"{name} is a {type(image).__name__}; give a file path or a BGR numpy array"
+            f"{name} is a {type(image).__name__}; give a file path, a BGR numpy array "
+            "(or an RGB one with color='rgb'), encoded bytes or a PIL image"
         )
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3 or 0 in image.shape:
         raise ImageError(
             f"{name} is a {image.dtype} array of shape {image.shape}; give an HxWx3 BGR uint8 "
-            "image (as cv2.imread returns)"
+            "image (as cv2.imread returns; an RGB one with color='rgb')"
         )
-    return image, name
+    return (np.ascontiguousarray(image[:, :, ::-1]) if color == "rgb" else image), name
 
 
 class FaceLens:
@@ -85,6 +100,7 @@ class FaceLens:
     twice the model time for more faces named. The gallery records it: ``flip=None``
     follows a gallery's embeddings (or, with none yet, its calibration), else is off;
     a ``flip`` that contradicts the gallery's embeddings is a :class:`GalleryError`.
+    ``color="rgb"`` reads numpy arrays as RGB (``face_recognition.load_image_file``'s).
     """
 
     def __init__(
@@ -100,7 +116,11 @@ class FaceLens:
         threshold: float | None = None,
         index: str = "auto",
         flip: bool | None = None,
+        color: str = "bgr",
     ) -> None:
+        if color not in COLORS:
+            raise ValueError(f"color={color!r}: give 'bgr' (OpenCV's order) or 'rgb'")
+        self._color = color
         self._bundle_source = bundle  # None: the gallery's own bundle, else the default
         self.gallery_path = Path(gallery) if gallery is not None else paths.default_gallery_path()
         self._options: dict[str, Any] = dict(
@@ -257,7 +277,7 @@ class FaceLens:
 
     def faces(self, image: Image) -> list[Face]:
         """Every face in the image, most dominant first (the order ``face=N`` counts)."""
-        array, _ = load_image(image)
+        array, _ = load_image(image, color=self._color)
         with self._lock:
             return rank_faces(self.pipeline.faces(array), array.shape)
 
@@ -267,7 +287,7 @@ class FaceLens:
         ``face``: an index into :meth:`faces` or a :class:`Face` from it, for that face
         alone (shape (1, D)). Faces wholly outside the image are left out.
         """
-        array, name = load_image(image)
+        array, name = load_image(image, color=self._color)
         with self._lock:
             if face is None:
                 return self.pipeline.embed(
@@ -288,7 +308,7 @@ class FaceLens:
 
     def verify(self, a: Image, b: Image) -> Verification:
         """Do two photos show the same person? Compares each photo's dominant face."""
-        images = [load_image(x) for x in (a, b)]
+        images = [load_image(x, color=self._color) for x in (a, b)]
         with self._lock:
             ea, eb = (self._embedding(array, name, None) for array, name in images)
             threshold = self.threshold.value
@@ -317,10 +337,10 @@ class FaceLens:
         what was left out and why.
         """
         name = check_name(name)
-        if isinstance(images, str | Path | np.ndarray):
+        if isinstance(images, str | Path | np.ndarray | bytes | bytearray) or _is_pil(images):
             images = [images]
         photos = [
-            load_image(x, f"image #{i}")[0] if isinstance(x, np.ndarray) else x
+            x if isinstance(x, str | Path) else load_image(x, f"image #{i}", self._color)[0]
             for i, x in enumerate(images)
         ]
         with self._lock:
@@ -345,7 +365,7 @@ class FaceLens:
         small or blurred to decide on gets a ``problem`` and no name.
         """
         t0 = time.perf_counter()
-        array, _ = load_image(image)
+        array, _ = load_image(image, color=self._color)
         with self._lock:
             pipeline, matcher = self.pipeline, self.matcher
             t1 = time.perf_counter()

@@ -6,7 +6,7 @@ the command print; :class:`Lens` is what recognition over frames needs of a Face
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
@@ -66,7 +66,7 @@ class Recognition:
 
     faces: list[Identity]
     ms: dict[str, float]
-    embeddings: np.ndarray | None = None
+    embeddings: np.ndarray | None = field(default=None, repr=False)  # reprs stay short
 
 
 @dataclass(frozen=True)

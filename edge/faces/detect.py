@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -40,7 +40,7 @@ class Face:
 
     box: tuple[float, float, float, float]  # x, y, width, height
     score: float
-    landmarks: np.ndarray | None = None
+    landmarks: np.ndarray | None = field(default=None, repr=False)  # reprs stay short
 
 
 class FaceDetector(Protocol):

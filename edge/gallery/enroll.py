@@ -51,7 +51,8 @@ class Enrolment:
     name: str
     kept: list[EnrolledPhoto] = field(default_factory=list)
     left_out: list[tuple[str, str]] = field(default_factory=list)  # (source, reason)
-    embeddings: np.ndarray | None = None  # (len(kept), D), what the gallery stores
+    # (len(kept), D), what the gallery stores; left out of the repr, which stays short
+    embeddings: np.ndarray | None = field(default=None, repr=False)
 
     def __iter__(self) -> Iterator[EnrolledPhoto]:
         return iter(self.kept)

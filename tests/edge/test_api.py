@@ -104,7 +104,7 @@ def test_which_face_a_photo_is_about(lens, lfw_dir):
         (np.zeros((10, 10), np.uint8), r"shape \(10, 10\).*HxWx3 BGR uint8"),
         (np.zeros((10, 10, 3), np.float32), "float32 array"),
         (np.zeros((0, 10, 3), np.uint8), r"shape \(0, 10, 3\)"),
-        (b"\xff\xd8 bytes", "is a bytes; give a file path or a BGR numpy array"),
+        (42, "is a int; give a file path, a BGR numpy array"),  # (bytes are decoded)
         ("no/such/photo.jpg", "no/such/photo.jpg does not exist"),
     ],
 )

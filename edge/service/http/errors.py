@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from edge.base.errors import FacelensError, GalleryError, ImageError
 from edge.base.names import PersonNameError
@@ -87,9 +88,21 @@ async def _invalid(request: Request, exc: RequestValidationError) -> JSONRespons
     return ApiError(400, field, first.get("msg", "invalid request"), "check it").response()
 
 
+async def _gone(request: Request, exc: ClientDisconnect) -> JSONResponse:
+    """The client went (or was cut off, sending too slowly) before its body arrived: no one
+    reads the answer, and it is no server error."""
+    log.info(
+        "%s %s: the client left before sending its whole body", request.method, _route(request)
+    )
+    return ApiError(
+        400, "body", "the connection closed before the body arrived", "resend"
+    ).response()
+
+
 def answer_errors_as_json(app: FastAPI) -> None:
     """Refusals, unknown routes and invalid parameters all answer in :class:`ApiError`'s form."""
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(FacelensError, _facelens_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _invalid)
+    app.add_exception_handler(ClientDisconnect, _gone)

@@ -19,7 +19,7 @@ from edge.gallery.store import PersonInfo
 from edge.results import Identity, with_total
 from edge.service.http.auth import authorized
 from edge.service.http.errors import ApiError, refusal
-from edge.service.http.uploads import Upload, decoded, name_uploads, read_uploads
+from edge.service.http.uploads import Upload, decoded, form, name_uploads, read_uploads
 from edge.service.metrics import CONTENT_TYPE
 from edge.service.state import Service
 
@@ -71,7 +71,7 @@ def _identity(face: Identity) -> dict[str, Any]:
     }
 
 
-@recognition.post("/v1/identify")
+@recognition.post("/v1/identify", openapi_extra=form("image"))
 async def identify(request: Request, s: State) -> dict[str, Any]:
     """Every face in the ``image`` field: box, name (null = unknown), score."""
     upload = (await read_uploads(request, "image"))["image"][0]
@@ -88,7 +88,7 @@ async def identify(request: Request, s: State) -> dict[str, Any]:
     }
 
 
-@recognition.post("/v1/verify")
+@recognition.post("/v1/verify", openapi_extra=form("a", "b"))
 async def verify(request: Request, s: State) -> dict[str, Any]:
     """Are the photos ``a`` and ``b`` the same person?"""
     uploads = await read_uploads(request, "a", "b")
@@ -155,7 +155,7 @@ def _photos(uploads: list[Upload], enrolment: Enrolment) -> list[dict[str, Any]]
     return out
 
 
-@people.put("/v1/people/{name}")
+@people.put("/v1/people/{name}", openapi_extra=form(many=("image",)))
 async def enroll(name: str, request: Request, s: State, face: int | None = None) -> dict[str, Any]:
     """Enrol ``name`` from the ``image`` fields (all or none: one bad photo enrols none).
 

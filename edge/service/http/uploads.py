@@ -82,6 +82,29 @@ class BodyLimit:
                 await self._error().response()(scope, receive, send)
 
 
+def form(
+    *photos: str, many: tuple[str, ...] = (), text: tuple[str, ...] = (), base64: bool = False
+) -> dict[str, Any]:
+    """The ``openapi_extra`` of a route that reads its form itself: the schema (and
+    ``/docs``) then show the fields to send. ``photos`` are required files, ``many`` files
+    that repeat, ``text`` optional text fields; ``base64`` also takes the photos as base64
+    strings in a JSON body (CompreFace's way)."""
+    binary = {"type": "string", "format": "binary"}
+    fields: dict[str, Any] = {f: binary for f in photos}
+    fields.update({f: {"type": "array", "items": binary} for f in many})
+    fields.update({f: {"type": "string"} for f in text})
+    required = [*photos, *many]
+    content = {"multipart/form-data": {"schema": _object(fields, required)}}
+    if base64:
+        strings = {f: {"type": "string", "description": "base64"} for f in photos}
+        content["application/json"] = {"schema": _object(strings, list(photos))}
+    return {"requestBody": {"required": bool(required), "content": content}}
+
+
+def _object(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
+    return {"type": "object", "properties": properties, "required": required}
+
+
 @dataclass(frozen=True)
 class Upload:
     field: str

@@ -23,7 +23,7 @@ from edge.service.http.compat.dialect import compat_authorized, dialect_route, j
 from edge.service.http.compat.scores import client_score
 from edge.service.http.errors import ApiError
 from edge.service.http.routes import State
-from edge.service.http.uploads import decode
+from edge.service.http.uploads import decode, form
 from edge.service.state import Service
 
 NO_FACE = {"message": "No face is found in the given image", "code": 28}
@@ -73,7 +73,7 @@ async def _faces(s: Service, image: np.ndarray, limit: int, det_prob: float) -> 
     return found[:limit] if limit else found  # largest first, as CompreFace's limit
 
 
-@router.post("/recognition/recognize")
+@router.post("/recognition/recognize", openapi_extra=form("file", base64=True))
 async def recognize(
     request: Request,
     s: State,
@@ -102,7 +102,7 @@ def _image_id(name: str, i: int) -> str:
     return str(uuid.uuid5(_IDS, f"{name}\n{i}"))
 
 
-@router.post("/recognition/faces")
+@router.post("/recognition/faces", openapi_extra=form("file", base64=True))
 async def add_face(request: Request, s: State, subject: str = "") -> dict[str, Any]:
     """*Add* the face of ``file`` to ``subject`` (created when new); facelens' own checks of
     the face (size, sharpness) stand in for ``det_prob_threshold``."""
@@ -189,7 +189,9 @@ async def delete_subjects(s: State) -> dict[str, Any]:
     return {"deleted": len(everyone)}
 
 
-@router.post("/verification/verify")
+@router.post(
+    "/verification/verify", openapi_extra=form("source_image", "target_image", base64=True)
+)
 async def verify(
     request: Request, s: State, limit: Count = 0, det_prob_threshold: Threshold = 0.0
 ) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from edge.base.names import lookup_name
@@ -15,7 +15,7 @@ from edge.service.http.compat import faces
 from edge.service.http.compat.dialect import compat_authorized, dialect_route, read_form, text_field
 from edge.service.http.errors import ApiError
 from edge.service.http.routes import State
-from edge.service.http.uploads import Upload, decode
+from edge.service.http.uploads import Upload, decode, decoded, form
 
 UNKNOWN = "unknown"
 
@@ -51,20 +51,20 @@ def _min_confidence(form: dict[str, list[Upload]], default: float) -> float:
         raise ApiError(400, "min_confidence", f"{value!r} is no number", "give 0 to 1") from None
 
 
-@router.post("/register")
-async def register(form: Form, s: State) -> dict[str, Any]:
+@router.post("/register", openapi_extra=form(many=("image",), text=("userid", "api_key")))
+async def register(request: Request, form: Form, s: State) -> dict[str, Any]:
     """Add the photos ``image`` (or ``image1``…``imageN``) to ``userid``. Unlike DeepStack,
     which replaces a person's photos, facelens adds them."""
     name = faces.person_name(text_field(form, "userid"), "userid")
     fields = sorted(f for f in form if f == "image" or f.removeprefix("image").isdigit())
     if not fields:
         raise ApiError(400, "image", "no 'image' field in the form", "send the photo as 'image'")
-    images = [await decode(u) for f in fields for u in form[f]]
-    await faces.enroll(s, name, images, "image")
+    async with decoded(request, [u for f in fields for u in form[f]]) as images:  # bounded
+        await faces.enroll(s, name, images, "image")
     return {"success": True, "message": "face added"}
 
 
-@router.post("/recognize")
+@router.post("/recognize", openapi_extra=form("image", text=("min_confidence", "api_key")))
 async def recognize(form: Form, s: State) -> dict[str, Any]:
     """Every face of ``image``: ``userid`` (``unknown`` with confidence 0 when facelens does
     not name it, or names it below ``min_confidence``) and its corners."""
@@ -78,7 +78,7 @@ async def recognize(form: Form, s: State) -> dict[str, Any]:
     return {"success": True, "predictions": predictions}
 
 
-@router.post("")
+@router.post("", openapi_extra=form("image", text=("min_confidence", "api_key")))
 async def detect(form: Form, s: State) -> dict[str, Any]:
     """Every face of ``image`` with its detection confidence (at least ``min_confidence``)."""
     floor = _min_confidence(form, 0.0)
@@ -93,13 +93,13 @@ async def detect(form: Form, s: State) -> dict[str, Any]:
     }
 
 
-@router.post("/list")
+@router.post("/list", openapi_extra=form(text=("api_key",)))
 async def listed(s: State) -> dict[str, Any]:
     """Everyone enrolled."""
     return {"success": True, "faces": [p.name for p in await s.engine.run(s.fl.people)]}
 
 
-@router.post("/delete")
+@router.post("/delete", openapi_extra=form(text=("userid", "api_key")))
 async def delete(form: Form, s: State) -> dict[str, Any]:
     """Erase ``userid`` for good (secure delete + vacuum), as ``edge forget`` does."""
     name = lookup_name(text_field(form, "userid") or "")
@@ -108,7 +108,7 @@ async def delete(form: Form, s: State) -> dict[str, Any]:
     return {"success": True}
 
 
-@router.post("/match")
+@router.post("/match", openapi_extra=form("image1", "image2", text=("api_key",)))
 async def match(form: Form, s: State) -> dict[str, Any]:
     """How alike the faces of ``image1`` and ``image2`` are, on the clients' scale."""
     a, b = await _image(form, "image1"), await _image(form, "image2")
