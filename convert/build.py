@@ -23,6 +23,7 @@ from convert.calibration_set import FaceSet, calibration_and_eval, require_image
 from convert.fidelity import artifact_features, cosine_stats, keras_features
 from convert.formats import Exporter, QuantCalibration
 from convert.models import Backbone, load_backbone
+from convert.open_set import add_open_set
 from convert.projection import project
 from convert.report import UNTRAINED_BANNER, format_table
 from convert.threshold import choose_threshold
@@ -167,6 +168,7 @@ def build_bundle(
                 table,
             )
         manifest.save(tmp / MANIFEST_NAME)
+        add_open_set(tmp, calibration, detector, progress, seed)
         _check_out(out, force)  # again: something may have appeared there meanwhile
         _publish(tmp, out)
     except OSError as exc:
