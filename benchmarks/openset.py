@@ -234,7 +234,7 @@ def _decide(matcher: Matcher, embeddings: list[np.ndarray | None]) -> list:
         out.append(
             (None, None, -np.inf)
             if m is None
-            else (m.name, m.nearest, m.normalized if m.normalized is not None else m.score)
+            else (m.name, m.nearest, m.normalized if m.normalized is not None else m.cosine)
         )
     return out
 

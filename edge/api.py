@@ -194,6 +194,8 @@ class FaceLens:
     def _resolve_threshold(self) -> Threshold:
         cosine, how, rule = self._calibration()
         target = self._threshold_override  # a confidence, or None: the default operating point
+        if target is not None:
+            how = f"--threshold {target:.2f} over {how}"
         if rule is not None:
             fpir = DEFAULT_FPIR if target is None else fpir_of_confidence(target)
             return Threshold(cosine, how, rule.with_fpir(fpir), confidence_of_fpir(fpir), cosine)
@@ -215,7 +217,7 @@ class FaceLens:
             return cosine, how, rule
         rule = bundle_rule(bundle)  # no calibration of its own: the bundle's, if it has one
         if rule is not None:
-            how = f"the bundle's open-set calibration: {rule.label}, {bundle.manifest.open_set.how}"
+            how = f"the bundle's open-set calibration: {bundle.manifest.open_set.how}"
             return bundle.threshold, how, rule
         info = bundle.manifest.open_set
         if bundle.manifest.threshold.warning or (info is not None and info.warning):
