@@ -13,8 +13,8 @@ import pytest
 
 import edge
 from edge import FaceLens
-from edge.gallery.confidence import DECISION
 from edge.base.errors import AmbiguousFacesError, BundleError, ImageError, NoFaceError
+from edge.gallery.confidence import DECISION
 
 
 def lfw(lfw_dir: Path, person: str, i: int) -> Path:
