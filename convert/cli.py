@@ -144,6 +144,10 @@ def _build(args: argparse.Namespace) -> int:
     print(f"threshold: cosine {m.threshold.cosine} ({m.threshold.how})")
     if m.threshold.warning:
         print(f"warning: {m.threshold.warning}")
+    if m.open_set is not None:
+        print(
+            f"open set: {m.open_set.how}" if m.open_set.file else f"warning: {m.open_set.warning}"
+        )
     print(f"bundle: {bundle.path}  (model_id {m.model_id[:12]}, fingerprint {bundle.fingerprint})")
     if m.warning:
         print(m.warning)

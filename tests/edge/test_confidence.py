@@ -83,3 +83,25 @@ def test_a_rule_survives_its_bundle_file(calibrated, tmp_path):
     assert back.settings() == rule.settings()
     np.testing.assert_allclose(back.cohort, rule.cohort, atol=1e-6)
     assert back.threshold(20, 3) == pytest.approx(rule.threshold(20, 3))
+
+
+def test_a_bundle_carries_its_rule_pinned_by_sha256(faceres_bundle, tmp_path):
+    """The bundle built from LFW (one folder per person) decides for a new gallery."""
+    import shutil
+
+    from edge.api import FaceLens
+    from edge.base.errors import BundleError
+    from edge.gallery.bundled import bundle_rule
+    from edge.model.bundle import Bundle
+
+    info = faceres_bundle.manifest.open_set
+    assert info.file and info.people >= 20 and len(info.identities) == info.people
+    with FaceLens(faceres_bundle, tmp_path / "g.db") as lens:
+        assert lens.threshold.open_set is not None
+        assert "the bundle's open-set calibration" in lens.threshold.origin
+    copy = tmp_path / "bundle"
+    shutil.copytree(faceres_bundle.path, copy)
+    with open(copy / info.file, "ab") as f:
+        f.write(b"\0")
+    with pytest.raises(BundleError, match="does not match the sha256"):
+        bundle_rule(Bundle.load(copy))
