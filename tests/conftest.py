@@ -194,6 +194,25 @@ def tiny_bundle(request, lfw_dir: Path, yunet_path: Path):
 
 
 @pytest.fixture(scope="session")
+def tiny_plain_bundle(tiny_bundle, tmp_path_factory):
+    """The tiny bundle as one built without enough people: no open-set rule, one cosine.
+
+    The tiny seeded CNN tells few faces apart, so its own open-set rule names almost no
+    one; tests of enrolment, indexes and galleries use this copy to see names at all.
+    """
+    import dataclasses
+    import shutil
+
+    from edge.model.bundle import Bundle
+
+    copy = tmp_path_factory.mktemp("tiny-plain") / "bundle"
+    shutil.copytree(tiny_bundle.path, copy)
+    manifest = dataclasses.replace(tiny_bundle.manifest, open_set=None)
+    manifest.save(copy)
+    return Bundle.load(copy)
+
+
+@pytest.fixture(scope="session")
 def tiny_pca_bundle(request, lfw_dir: Path, yunet_path: Path):
     """The tiny CNN with an 8-d PCA folded in (``--embedding-dim 8``), INT8 TFLite and ONNX."""
     if PREBUILT:

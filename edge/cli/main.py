@@ -7,6 +7,7 @@ code 1, never a traceback; Ctrl-C stops cleanly (exit code 130): see :mod:`edge.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -532,10 +533,8 @@ def cmd_people(args: argparse.Namespace) -> int:
                 f"\tbundle {p.fingerprint}"
             )
         print(f"{len(people)} people in {lens.gallery_path}")
-        try:  # the model is needed to say it; listing people is not
+        with contextlib.suppress(FacelensError):  # it needs the bundle; listing people does not
             print(lens.operating_point(len({p.name for p in people})))
-        except FacelensError as exc:
-            print(f"(operating point unknown here: {exc})")
     return 0
 
 
