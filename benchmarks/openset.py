@@ -49,8 +49,8 @@ from _common import (
 from edge.api import FaceLens
 from edge.base.errors import FacelensError, ImageError
 from edge.faces.dominant import rank_faces
-from edge.gallery.matching import Matcher, rule_label
-from edge.gallery.openset import DEFAULT_FPIR, Calibration, calibrate
+from edge.gallery.matching import Matcher
+from edge.gallery.openset import DEFAULT_FPIR, Calibration, calibrate, identity_id
 from edge.media.images import read_image
 from edge.model.bundle import DEFAULT_FORMAT, Bundle
 from edge.model.pipeline import Pipeline
@@ -93,17 +93,32 @@ def _light(crop: np.ndarray) -> list[np.ndarray]:
     return [cv2.LUT(crop, ((np.arange(256) / 255) ** g * 255).astype(np.uint8)) for g in (0.6, 1.6)]
 
 
-def split_people(lfw: Path, shots: int, seed: int = 0) -> tuple[dict[str, list[Path]], list, list]:
-    """(photos by person, enrolled people, strangers) with dev-train people left out."""
+def devtrain_people(lfw: Path) -> set[str]:
+    """The people of ``pairs_devtrain.csv`` (what ``edge calibrate`` is run on here)."""
     with open(lfw / "pairs_devtrain.csv", newline="") as f:
-        calibration_people = {
-            Path(row[k]).parent.name for row in csv.DictReader(f) for k in ("img_a", "img_b")
-        }
+        return {Path(row[k]).parent.name for row in csv.DictReader(f) for k in ("img_a", "img_b")}
+
+
+def calibrated_on(rule_of: Calibration | Bundle, lfw: Path) -> Callable[[str], bool]:
+    """Whether a person helped choose the rule: dev-train people for ``edge calibrate``, the
+    identities a bundle's manifest lists (hashed names) for the bundle's own rule."""
+    if isinstance(rule_of, Bundle):
+        hashed = set(rule_of.manifest.open_set.identities) if rule_of.manifest.open_set else set()
+        return lambda name: identity_id(name) in hashed
+    people = devtrain_people(lfw)
+    return lambda name: name in people
+
+
+def split_people(
+    lfw: Path, shots: int, held_out: Callable[[str], bool], seed: int = 0
+) -> tuple[dict[str, list[Path]], list, list]:
+    """(photos by person, enrolled people, strangers), leaving out whoever ``held_out`` names
+    (the people the rule was calibrated on)."""
     images = lfw / "images"
     photos = {
         d.name: sorted(d.glob("*.jpg"))
         for d in sorted(images.iterdir())
-        if d.is_dir() and d.name not in calibration_people
+        if d.is_dir() and not held_out(d.name)
     }
     rng = random.Random(seed)
     several = [p for p, files in photos.items() if len(files) >= shots + 1]
@@ -146,15 +161,19 @@ def protocol(
     gallery_path: Path,
     shots: int,
     embed: Embeddings,
-    cal: Calibration,
+    cal: Calibration | None,
 ) -> dict[str, Any]:
-    """Enrol ``shots`` photos each under the calibration ``cal``; identify probes, strangers.
+    """Enrol ``shots`` photos each under the calibration ``cal`` (``None``: the gallery is
+    never calibrated and the bundle's own rule decides); identify probes and strangers.
 
     ``engine`` is FaceLens' bundle and model options; each protocol has its own gallery.
+    The people the rule was calibrated on are neither enrolled nor strangers.
     """
-    photos, enrolled, unknown = split_people(lfw, shots)
+    held_out = calibrated_on(engine["bundle"] if cal is None else cal, lfw)
+    photos, enrolled, unknown = split_people(lfw, shots, held_out)
     with FaceLens(gallery=gallery_path, **engine) as lens:
-        store(lens, cal)
+        if cal is not None:
+            store(lens, cal)
         refused = []
         for person in enrolled:  # no flags: what `edge enroll NAME PHOTO...` does
             try:
@@ -162,8 +181,9 @@ def protocol(
             except ImageError as exc:
                 refused.append(str(exc))
         matcher, threshold = lens.matcher, lens.threshold
-    with FaceLens(gallery=gallery_path, threshold=cal.cosine, **engine) as lens:
-        cosine = lens.matcher  # the old rule: one cosine at FAR 1e-3
+        gallery = lens.gallery.load(lens.fingerprint, lens.bundle.name)
+    # the old rule: one cosine (FAR 1e-3 on dev-train pairs, or the bundle's default)
+    cosine = Matcher(gallery.names, gallery.matrix, threshold.reference or threshold.value)
     enrolled = [p for p in enrolled if p in matcher.people]
     probes = [(p, f) for p in enrolled for f in photos[p][shots : shots + MAX_PROBES]]
     known = [embed(f) for _, f in probes]
@@ -171,22 +191,37 @@ def protocol(
     truth = [p for p, _ in probes]
     result = {
         "shots": shots,
+        "calibration_of": "bundle (gallery never calibrated)" if cal is None else "edge calibrate",
         "enrolled_people": len(enrolled),
         "refused_enrolments": refused,
         "enrolled_probes": len(probes),
         "unknown_people": len(strangers),
-        "cosine_threshold": cal.cosine,
-        "calibration": cal.to_dict(),
+        "cosine_threshold": cosine.threshold,
+        "calibration": None if cal is None else cal.to_dict(),
         "rule": threshold.origin,
+        "rule_label": threshold.open_set.label if threshold.open_set else "cosine",
+        "confidence_threshold": threshold.confidence,
         "normalized_threshold": matcher.threshold,
+        "strangers_named": named_strangers(matcher, strangers, unknown),
     }
-    for label, m in (("open_set", matcher), ("cosine_far_1e-3", cosine)):
+    for label, m in (("open_set", matcher), ("cosine", cosine)):
         result[label] = evaluate(m, known, truth, strangers)
     result["curve"] = {
         "open_set": curve(matcher, known, truth, strangers),
         "cosine": curve(cosine, known, truth, strangers),
     }
     return result
+
+
+def named_strangers(matcher: Matcher, strangers: list, unknown: list[str]) -> list[dict]:
+    """Every stranger the rule named: who, taken for whom, at what confidence."""
+    found = [(p, e) for p, e in zip(unknown, strangers, strict=True) if e is not None]
+    matches = matcher.match(np.stack([e for _, e in found])) if found else []
+    return [
+        {"stranger": p, "taken_for": m.name, "confidence": round(m.confidence, 3)}
+        for (p, _), m in zip(found, matches, strict=True)
+        if m.name is not None
+    ]
 
 
 def _decide(matcher: Matcher, embeddings: list[np.ndarray | None]) -> list:
@@ -199,7 +234,7 @@ def _decide(matcher: Matcher, embeddings: list[np.ndarray | None]) -> list:
         out.append(
             (None, None, -np.inf)
             if m is None
-            else (m.name, m.nearest, m.normalized if m.normalized is not None else m.score)
+            else (m.name, m.nearest, m.normalized if m.normalized is not None else m.cosine)
         )
     return out
 
@@ -231,7 +266,7 @@ def augmentation_study(
     rows = []
     pipeline = embed.pipeline
     for shots in (1, 3):
-        photos, enrolled, unknown = split_people(lfw, shots)
+        photos, enrolled, unknown = split_people(lfw, shots, calibrated_on(cal, lfw))
         base: dict[str, list[np.ndarray]] = {}
         crops: dict[str, list[np.ndarray]] = {}
         for person in enrolled:
@@ -269,19 +304,39 @@ def augmentation_study(
     return rows
 
 
+def fairness(results: list[dict[str, Any]]) -> str:
+    """Strangers named, grouped by the enrolled person they were taken for (reported, not tuned).
+
+    LFW carries no demographic labels, so the groups are the enrolled people: a person
+    who draws many strangers is a group the rule serves worse.
+    """
+    lines = ["\n## strangers named, by the enrolled person they were taken for\n"]
+    for r in results:
+        named = r["strangers_named"]
+        by_person: dict[str, list[str]] = {}
+        for n in named:
+            by_person.setdefault(n["taken_for"], []).append(f"{n['stranger']} ({n['confidence']})")
+        lines.append(
+            f"- {r['shots']}-shot, {r['calibration_of']}: {len(named)} of {r['unknown_people']} "
+            f"strangers named ({len(named) / max(r['unknown_people'], 1):.1%}), drawn by "
+            f"{len(by_person)} of {r['enrolled_people']} enrolled people"
+        )
+        lines += [f"  - {k}: {', '.join(v)}" for k, v in sorted(by_person.items())]
+    return "\n".join(lines)
+
+
 def plot(results: list[dict[str, Any]], path: Path, title: str) -> None:
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4.8))
     for i, r in enumerate(results):
         for kind, style in (("open_set", "-"), ("cosine", ":")):
             fpir, dir_ = zip(*r["curve"][kind], strict=True)
-            rule = r["calibration"]["open_set"]
-            name = f"{rule_label(rule['norm'], rule['center'])} open set"
+            name = f"{r['rule_label']} ({r['calibration_of']})"
             label = f"{r['shots']}-shot, {name if kind == 'open_set' else 'raw cosine'}"
             ax.step(fpir, dir_, style, where="post", color=f"C{i}", label=label)
         op = r["open_set"]
         ax.plot(1 - op["strangers_rejected"], op["named_right"], "o", color=f"C{i}", ms=8)
-        cos = r["cosine_far_1e-3"]
+        cos = r["cosine"]
         ax.plot(1 - cos["strangers_rejected"], cos["named_right"], "x", color=f"C{i}", ms=8)
     ax.set_xscale("symlog", linthresh=0.01)
     ax.set_xlim(0, 1)
@@ -289,12 +344,13 @@ def plot(results: list[dict[str, Any]], path: Path, title: str) -> None:
     ax.set_ylabel("DIR: enrolled people's other photos named right")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
-    ax.set_title("o = stored open-set rule, x = cosine at FAR 1e-3\n" + title, fontsize=8)
+    ax.set_title("o = open-set rule, x = one cosine\n" + title, fontsize=8)
     save_figure(fig, path)
 
 
 COLUMNS = [
     ("shots", "photos enrolled", 0),
+    ("calibration_of", "calibration", 0),
     ("rule", "rule", 0),
     ("named_right", "named right", 3),
     ("strangers_rejected", "strangers rejected", 3),
@@ -336,12 +392,19 @@ def main(argv: list[str] | None = None) -> int:
         raise FacelensError("the dev-train pairs gave no open-set calibration")
     results, rows = [], []
     with tempfile.TemporaryDirectory(prefix="facelens-openset-") as tmp:
-        for shots in (1, 3):
-            r = protocol(engine, LFW, Path(tmp) / f"g{shots}.sqlite", shots, embed, cal)
+        for source, shots in ((None, 1), (None, 3), (cal, 1), (cal, 3)):
+            if source is None and not engine["bundle"].open_set_path():
+                continue  # a bundle built without its own calibration
+            gallery = Path(tmp) / f"g{shots}{'b' if source is None else 'c'}.sqlite"
+            r = protocol(engine, LFW, gallery, shots, embed, source)
             results.append(r)
-            for rule in ("open_set", "cosine_far_1e-3"):
-                rows.append({"shots": shots, "rule": rule, **r[rule]})
+            for rule in ("open_set", "cosine"):
+                label = (
+                    r["rule_label"] if rule == "open_set" else f"cosine {r['cosine_threshold']:.3f}"
+                )
+                rows.append({**r, "rule": label, **r[rule]})
         print(markdown_table(rows, COLUMNS))
+        print(fairness(results))
         augmentation = (
             [] if args.skip_augmentation else augmentation_study(engine, LFW, Path(tmp), embed, cal)
         )

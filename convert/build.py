@@ -22,6 +22,7 @@ from convert.calibration_set import FaceSet, calibration_and_eval, require_image
 from convert.fidelity import artifact_features, cosine_stats, keras_features
 from convert.formats import Exporter, QuantCalibration
 from convert.models import Backbone, load_backbone
+from convert.open_set import add_open_set
 from convert.options import Compaction, Export, FaceSets, ModelChoice
 from convert.projection import project
 from convert.report import UNTRAINED_BANNER, format_table
@@ -104,6 +105,7 @@ def build_bundle(
         manifest = _manifest(backbone, pca, done, (cal, held), name, seed)
         _refuse_failures(done, export, out)
         manifest.save(tmp / MANIFEST_NAME)
+        add_open_set(tmp, faces.calibration, faces.detector, progress, seed, faces.open_set_people)
         _check_out(out, force)  # again: something may have appeared there meanwhile
         publish(tmp, out)
     return Bundle.load(out)

@@ -79,6 +79,13 @@ def _face_options(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--eval-count", type=argtypes.positive_int, default=100)
     g.add_argument(
+        "--open-set-people",
+        type=argtypes.positive_int,
+        default=None,
+        help="at most this many people of --calibration (one folder each) measure the "
+        "bundle's open-set rule (default 1,400: edge.gallery.bundled.BUNDLE_PEOPLE)",
+    )
+    g.add_argument(
         "--detector",
         type=Path,
         default=None,
@@ -173,6 +180,10 @@ def _build(args: argparse.Namespace) -> int:
     print(f"threshold: cosine {m.threshold.cosine} ({m.threshold.how})")
     if m.threshold.warning:
         print(f"warning: {m.threshold.warning}")
+    if m.open_set is not None:
+        print(
+            f"open set: {m.open_set.how}" if m.open_set.file else f"warning: {m.open_set.warning}"
+        )
     print(f"bundle: {bundle.path}  (model_id {m.model_id[:12]}, fingerprint {bundle.fingerprint})")
     if m.warning:
         print(m.warning)

@@ -47,6 +47,8 @@ class FaceSets:
     eval_dir: Path | str | None = None
     eval_count: int = 100
     detector: Path | str | None = None
+    # how many of calibration's people measure the open-set rule (None: the step's cap)
+    open_set_people: int | None = None
 
 
 @dataclass(frozen=True)

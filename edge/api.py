@@ -28,15 +28,25 @@ from typing import TYPE_CHECKING, Any, TypeVar, Union
 import numpy as np
 
 from edge.base import paths
-from edge.base.errors import GalleryError, ImageError
+from edge.base.errors import FacelensError, GalleryError, ImageError
 from edge.base.names import check_name, lookup_name
 from edge.faces.detect import Face, FaceDetector
 from edge.faces.dominant import choose_face, rank_faces
 from edge.faces.quality import MIN_DECIDE_PX, assess
+from edge.gallery.bundled import bundle_rule
+from edge.gallery.confidence import (
+    DECISION,
+    DEFAULT_FPIR,
+    check_confidence,
+    check_fpir,
+    confidence_of_fpir,
+    cosine_of_confidence,
+    fpir_of_confidence,
+)
 from edge.gallery.enroll import MAX_VIEWS, Enrolment, choose_views
-from edge.gallery.matching import Matcher, OpenSet
+from edge.gallery.matching import Matcher, OpenSet, check_threshold
 from edge.gallery.negatives import NotThem
-from edge.gallery.openset import DEFAULT_FPIR, Calibration, calibrate
+from edge.gallery.openset import Calibration, calibrate, calibrate_people
 from edge.gallery.recent import Recent
 from edge.gallery.review import Review
 from edge.gallery.store import Gallery, PersonInfo
@@ -93,7 +103,9 @@ class FaceLens:
     default to the ``edge`` command's (``$FACELENS_HOME``). ``fmt``/``runtime``/``threads``
     choose the artifact and how it runs; ``detector`` is a YuNet file or a detector
     object; ``detect=False`` uses the whole image as the face (the notebook's mode);
-    ``threshold`` overrides the gallery's calibrated and the bundle's default cosine;
+    ``threshold`` is the match confidence at which a face is named (default 0.5, see
+    :mod:`edge.gallery.confidence`), ``fpir`` the same as the share of strangers that may be
+    named (0.01 is 0.5); the rule is the gallery's calibration, else the bundle's;
     ``index`` is how the gallery is searched (see :class:`edge.gallery.matching.Matcher`: ``auto``
     is exact for small galleries, an in-memory FAISS index for large ones). ``flip``
     embeds every face with its mirror image too (see :class:`edge.model.embedder.Embedder`):
@@ -117,6 +129,7 @@ class FaceLens:
         index: str = "auto",
         flip: bool | None = None,
         color: str = "bgr",
+        fpir: float | None = None,
     ) -> None:
         if color not in COLORS:
             raise ValueError(f"color={color!r}: give 'bgr' (OpenCV's order) or 'rgb'")
@@ -127,7 +140,11 @@ class FaceLens:
             fmt=fmt, runtime=runtime, threads=threads, detector=detector, detect=detect
         )
         self._flip = flip  # None: as the gallery was made
-        self._threshold_override = None if threshold is None else float(threshold)
+        if threshold is not None and fpir is not None:
+            raise FacelensError("give threshold (a confidence) or fpir, not both: one knob")
+        if fpir is not None:
+            threshold = confidence_of_fpir(check_fpir(fpir))
+        self._threshold_override = None if threshold is None else check_confidence(threshold)
         self._index = index
         self._pipeline: Pipeline | None = None
         self._gallery: Gallery | None = None
@@ -204,27 +221,38 @@ class FaceLens:
             return self._threshold
 
     def _resolve_threshold(self) -> Threshold:
-        if self._threshold_override is not None:
-            return Threshold(self._threshold_override, "--threshold")
-        fingerprint = self.fingerprint
+        cosine, how, rule = self._calibration()
+        target = self._threshold_override  # a confidence, or None: the default operating point
+        if target is not None:
+            how = f"--threshold {target:.2f} over {how}"
+        if rule is not None:
+            fpir = DEFAULT_FPIR if target is None else fpir_of_confidence(target)
+            return Threshold(cosine, how, rule.with_fpir(fpir), confidence_of_fpir(fpir), cosine)
+        target = DECISION if target is None else target
+        decide = check_threshold(cosine_of_confidence(target, cosine), "the threshold")
+        return Threshold(decide, how, None, target, cosine)
+
+    def _calibration(self) -> tuple[float, str, OpenSet | None]:
+        """(cosine, where it came from, open-set rule): the gallery's, else the bundle's."""
+        fingerprint, bundle = self.fingerprint, self.bundle
         stored = self.gallery.threshold(fingerprint)
-        if stored is None:
-            if self.bundle.manifest.threshold.warning:  # a placeholder: say so wherever shown
-                return Threshold(
-                    self.bundle.threshold, "bundle default, NOT calibrated: run `edge calibrate`"
-                )
-            return Threshold(self.bundle.threshold, "bundle default")
-        cosine = float(stored["cosine"])
-        cohort = self.gallery.cohort(fingerprint) if stored.get("open_set") else None
-        if cohort is None:
-            return Threshold(cosine, f"calibrated: {stored.get('how', 'edge calibrate')}")
-        rule = OpenSet.from_settings(stored["open_set"], cohort)
-        how = (
-            f"calibrated open set: {rule.label} "
-            f"against {len(cohort)} cohort faces, "
-            f"FPIR {rule.fpir:g} for the gallery's size"
-        )
-        return Threshold(cosine, how, rule)
+        if stored is not None:
+            cosine = float(stored["cosine"])
+            cohort = self.gallery.cohort(fingerprint) if stored.get("open_set") else None
+            if cohort is None:
+                return cosine, f"calibrated: {stored.get('how', 'edge calibrate')}", None
+            rule = OpenSet.from_settings(stored["open_set"], cohort)
+            how = f"calibrated open set: {rule.label} against {len(cohort)} cohort faces"
+            return cosine, how, rule
+        rule = bundle_rule(bundle)  # no calibration of its own: the bundle's, if it has one
+        if rule is not None:
+            how = f"the bundle's open-set calibration: {bundle.manifest.open_set.how}"
+            return bundle.threshold, how, rule
+        info = bundle.manifest.open_set
+        if bundle.manifest.threshold.warning or (info is not None and info.warning):
+            how = "bundle default cosine, NOT calibrated: run `edge calibrate --people DIR`"
+            return bundle.threshold, how, None
+        return bundle.threshold, "bundle default cosine", None
 
     @property
     def matcher(self) -> Matcher:
@@ -243,16 +271,13 @@ class FaceLens:
                         f"embeddings, the bundle makes {bundle.embedding_dim}-d ones: re-enrol "
                         "into a new --gallery"
                     )
-                threshold = self.threshold
-                self._matcher = Matcher(
-                    enrolled.names,
-                    enrolled.matrix,
-                    threshold.value,
-                    self._index,
-                    open_set=threshold.open_set,
-                )
+                self._matcher = self._matcher_of(enrolled.names, enrolled.matrix, self._index)
                 self._not_them = NotThem(Recent(self.gallery).negatives(self.fingerprint))
             return self._matcher
+
+    def _matcher_of(self, names: list[str], matrix: np.ndarray, index: str) -> Matcher:
+        t = self.threshold
+        return Matcher(names, matrix, t.value, index, open_set=t.open_set, scale_cosine=t.reference)
 
     def load(self) -> FaceLens:
         """Load the bundle, detector and gallery now (errors now, not on the first image)."""
@@ -261,17 +286,28 @@ class FaceLens:
 
     def describe(self) -> str:
         """One line: bundle, artifact and runtime, detector, threshold, people enrolled."""
-        p, t, m = self.pipeline, self.threshold, self.matcher
-        rule = (
-            f"threshold {m.threshold:.3f} normalised ({t.origin})"
-            if t.open_set
-            else f"threshold {t.value:.3f} ({t.origin})"
-        )
+        p, m = self.pipeline, self.matcher
+        rule = self.operating_point(len(m))
         return (
             f"bundle {p.bundle.path} ({p.embedder.format} via {p.embedder.backend.runtime}"
             f"{', flip' if p.embedder.flip else ''}), "
             f"detector {p.detector_name}, {rule}, {len(m)} people ({m.index.kind} search)"
         )
+
+    def operating_point(self, people: int | None = None) -> str:
+        """Where a face is named, in the score unit, and what it means for ``people``."""
+        t = self.threshold
+        if people is None:
+            people = len(self.matcher)
+        line = f"named at confidence >= {t.confidence:.2f}"
+        if t.open_set:
+            line += (
+                f" (about {t.open_set.fpir:.2%} of strangers' appearances named for "
+                f"{people} people; {t.origin})"
+            )
+        else:
+            line += f" (cosine {t.value:.3f}; {t.origin})"
+        return line
 
     # -- faces and embeddings -----------------------------------------------------------
 
@@ -311,9 +347,10 @@ class FaceLens:
         images = [load_image(x, color=self._color) for x in (a, b)]
         with self._lock:
             ea, eb = (self._embedding(array, name, None) for array, name in images)
-            threshold = self.threshold.value
-        score = float(ea @ eb)
-        return Verification(same=score >= threshold, score=score, threshold=threshold)
+            # b as a gallery of one: the same rule and unit as identification
+            m = self._matcher_of(["b"], eb[None, :], "exact").match(ea[None, :])[0]
+            decide = self.threshold.confidence
+        return Verification(m.name is not None, m.confidence, decide, m.cosine)
 
     # -- the gallery --------------------------------------------------------------------
 
@@ -391,7 +428,15 @@ class FaceLens:
             }
         )
         identities = [
-            Identity(face.box, face.score, None if bad else m.name, m.score, m.nearest, bad)
+            Identity(
+                face.box,
+                face.score,
+                None if bad else m.name,
+                m.confidence,
+                m.nearest,
+                bad,
+                cosine=m.cosine,
+            )
             for face, m, bad in zip(faces, matches, problems, strict=True)
         ]
         return Recognition(identities, ms, embeddings)
@@ -415,32 +460,39 @@ class FaceLens:
 
     def calibrate(
         self,
-        pairs: Path | str,
-        images: Path | str,
+        pairs: Path | str | None = None,
+        images: Path | str | None = None,
         far: float = 0.001,
         progress: bool = False,
         fpir: float | None = DEFAULT_FPIR,
+        *,
+        people: Path | str | None = None,
     ) -> Calibration:
-        """Choose and store the threshold at false-accept rate ``far`` on labelled pairs.
+        """Choose and store the rule: from ``people`` (a folder, one sub-folder of photos per
+        person), or from labelled pairs (``pairs``, a CSV ``img_a,img_b,same`` with paths
+        under ``images``).
 
-        ``pairs`` is a CSV ``img_a,img_b,same`` with paths under ``images``; returns the
-        :class:`Calibration`, whose threshold later calls use. With ``fpir`` (the share of
-        strangers that may be named as someone) the same photos also choose the open-set
+        The cosine threshold sits at false-accept rate ``far``; with ``fpir`` (the share of
+        strangers the open-set rule is measured for) the same photos choose the open-set
         rule, reported for this gallery (``result.open_set``) and stored with its cohort.
+        ``people`` requires that rule: a folder too small to measure it is refused.
         """
         with self._lock:
             self.gallery.check_writable()  # before minutes of embedding, not after
             bundle = self.bundle
             enrolled = self.gallery.load(self.fingerprint, bundle.name)
-            result = calibrate(
-                self.pipeline,
-                pairs,
-                images,
-                far,
-                progress=progress,
-                fpir=fpir,
-                enrolled=(enrolled.names, enrolled.matrix) if enrolled.names else None,
-            )
+            gallery = (enrolled.names, enrolled.matrix) if enrolled.names else None
+            if people is not None:
+                fpir = fpir or DEFAULT_FPIR
+                result = calibrate_people(
+                    self.pipeline, people, far, progress, fpir=fpir, enrolled=gallery
+                )
+            elif pairs is None or images is None:
+                raise FacelensError("calibrate needs people=DIR, or pairs=CSV with images=DIR")
+            else:
+                result = calibrate(
+                    self.pipeline, pairs, images, far, progress, fpir=fpir, enrolled=gallery
+                )
             self.gallery.set_threshold(self.fingerprint, result.to_dict(), cohort=result.cohort)
             self._threshold = self._matcher = None
             self._changed("calibrate", None)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from edge.gallery.confidence import DECISION
 from edge.gallery.matching import OpenSet
 
 if TYPE_CHECKING:
@@ -28,11 +29,14 @@ def with_total(ms: dict[str, float]) -> dict[str, float]:
 
 @dataclass(frozen=True)
 class Verification:
-    """Are two photos of the same person? ``score`` is the cosine of their dominant faces."""
+    """Are two photos of the same person? ``score`` is the match confidence in [0, 1] (see
+    :mod:`edge.gallery.confidence`), ``same`` when it reaches ``threshold`` (same unit);
+    ``cosine`` is the raw cosine of their dominant faces."""
 
     same: bool
     score: float
     threshold: float
+    cosine: float | None = None
 
 
 @dataclass(frozen=True)
@@ -40,7 +44,8 @@ class Identity:
     """One face found in an image and who it is.
 
     ``name`` is ``None`` for someone unknown (below the threshold); ``nearest`` is the
-    closest enrolled person either way and ``score`` the cosine to them. ``problem``
+    closest enrolled person either way and ``score`` the match confidence in [0, 1] to
+    them (see :mod:`edge.gallery.confidence`; ``cosine`` is the raw cosine). ``problem``
     says why a face is too small or blurred to decide on ("can't tell": ``name`` is
     then ``None``, not a guess). In a video, ``track_id`` is the face's track and
     ``label`` the track's decision so far (a name, "unknown", "deciding…" or
@@ -55,6 +60,7 @@ class Identity:
     problem: str | None = None
     track_id: int | None = None
     label: str | None = None
+    cosine: float | None = None
 
 
 @dataclass(frozen=True)
@@ -73,13 +79,17 @@ class Recognition:
 class Threshold:
     """The threshold in use and where it came from, for the user.
 
-    With an ``open_set`` rule (stored by calibration) that rule decides and ``value``
-    is the calibrated cosine, kept for :meth:`FaceLens.verify`.
+    ``confidence`` is where a face is named, in the one score unit (see
+    :mod:`edge.gallery.confidence`). With an ``open_set`` rule that rule decides (aiming
+    at ``open_set.fpir``) and ``value`` is the calibrated cosine; without one ``value``
+    is the cosine that decides and ``reference`` the cosine placed at confidence 0.5.
     """
 
     value: float
     origin: str
     open_set: OpenSet | None = None
+    confidence: float = DECISION
+    reference: float | None = None
 
 
 class Lens(Protocol):

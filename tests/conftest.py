@@ -88,6 +88,8 @@ BUNDLE_CACHE = Path(os.environ.get("FACELENS_BUNDLE_CACHE", REPO / "tests" / ".b
 TINY_SIZE = 64
 # A folder of bundles built earlier in the run (tiny/, faceres/): where convert cannot run,
 # as in the Pi install test's venv, the bundle fixtures load these instead of building.
+# the toy models' open-set rule is measured on fewer people (each costs a detection)
+TOY_OPEN_SET_PEOPLE = 200
 PREBUILT = os.environ.get("FACELENS_TEST_BUNDLES")
 
 
@@ -128,12 +130,23 @@ def _cached_bundle(name: str, **params):
         return build_bundle(out, progress=False, **params)
 
 
-def _lfw_faces(lfw_dir: Path, yunet_path: Path, calibration_count: int, eval_count: int):
-    """LFW faces for a test bundle's INT8 calibration set and held-out check."""
+def _lfw_faces(
+    lfw_dir: Path,
+    yunet_path: Path,
+    calibration_count: int,
+    eval_count: int,
+    open_set_people: int | None = None,
+):
+    """LFW faces for a test bundle's INT8 calibration set, held-out check and open-set rule
+    (``open_set_people``: fewer people for toy models, whose rule no test measures)."""
     from convert import FaceSets
 
     return FaceSets(
-        lfw_dir / "images", calibration_count, eval_count=eval_count, detector=yunet_path
+        lfw_dir / "images",
+        calibration_count,
+        eval_count=eval_count,
+        detector=yunet_path,
+        open_set_people=open_set_people,
     )
 
 
@@ -197,8 +210,27 @@ def tiny_bundle(request, lfw_dir: Path, yunet_path: Path):
     return _cached_bundle(
         "tiny",
         model=ModelChoice(model, input_spec=spec),
-        faces=_lfw_faces(lfw_dir, yunet_path, 30, 20),
+        faces=_lfw_faces(lfw_dir, yunet_path, 30, 20, open_set_people=TOY_OPEN_SET_PEOPLE),
     )
+
+
+@pytest.fixture(scope="session")
+def tiny_plain_bundle(tiny_bundle, tmp_path_factory):
+    """The tiny bundle as one built without enough people: no open-set rule, one cosine.
+
+    The tiny seeded CNN tells few faces apart, so its own open-set rule names almost no
+    one; tests of enrolment, indexes and galleries use this copy to see names at all.
+    """
+    import dataclasses
+    import shutil
+
+    from edge.model.bundle import Bundle
+
+    copy = tmp_path_factory.mktemp("tiny-plain") / "bundle"
+    shutil.copytree(tiny_bundle.path, copy)
+    manifest = dataclasses.replace(tiny_bundle.manifest, open_set=None)
+    manifest.save(copy)
+    return Bundle.load(copy)
 
 
 @pytest.fixture(scope="session")
@@ -212,7 +244,7 @@ def tiny_pca_bundle(request, lfw_dir: Path, yunet_path: Path):
     return _cached_bundle(
         "tiny-pca8",
         model=ModelChoice(model, input_spec=spec),
-        faces=_lfw_faces(lfw_dir, yunet_path, 30, 20),
+        faces=_lfw_faces(lfw_dir, yunet_path, 30, 20, open_set_people=TOY_OPEN_SET_PEOPLE),
         export=Export(formats=["keras", "tflite-int8", "onnx-int8"]),
         compaction=Compaction(embedding_dim=8, projection_count=80),
     )
@@ -241,7 +273,7 @@ def vgg16_bundle(lfw_dir: Path, yunet_path: Path):
     return _cached_bundle(
         "vgg16-untrained",
         model=ModelChoice("vgg16", weights="none"),
-        faces=_lfw_faces(lfw_dir, yunet_path, 100, 40),
+        faces=_lfw_faces(lfw_dir, yunet_path, 100, 40, open_set_people=TOY_OPEN_SET_PEOPLE),
     )
 
 

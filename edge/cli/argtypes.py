@@ -47,11 +47,11 @@ positive_int = int_at_least(1)
 
 
 def threshold(text: str) -> float:
-    """A cosine threshold in (0, 1] (see :func:`edge.gallery.matching.check_threshold`)."""
-    from edge.gallery.matching import check_threshold  # pulls in OpenCV: not at `--help` time
+    """A match confidence in (0, 1] (see :mod:`edge.gallery.confidence`)."""
+    from edge.gallery.confidence import check_confidence  # pulls in numpy: not at `--help`
 
     try:
-        return check_threshold(_number(text), "the threshold")
+        return check_confidence(_number(text), "the threshold")
     except FacelensError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 

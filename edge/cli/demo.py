@@ -445,7 +445,7 @@ def run_demo(
     print(f"runtime: {pipeline.embedder.format} via {pipeline.embedder.backend.runtime}, "
           f"{threads} thread(s); detector: {pipeline.detector_name} ({detector})")  # fmt: skip
     cast = _enrol(lens, out, samples, people, why)
-    threshold = lens.threshold
+    operating_point = lens.operating_point()
     clip = out / "clip.mp4"
     truth = make_clip(clip, samples, cast)
     annotated = out / "annotated.mp4"
@@ -465,7 +465,7 @@ def run_demo(
             [annotate(results[i].frame.image, results[i].faces) for i in picks], columns=4
         ),
     )
-    print(f"threshold: cosine {threshold.value:.3f} ({threshold.origin})")
+    print(operating_point)
     print(_recognised(tally(results, truth)))
     print(stats.table())
     print(f"input clip:    {clip}")
@@ -516,7 +516,26 @@ def _enrol(
             f"unknown, {o['wrong']} named wrong); {o['rejected']}/{o['stranger_photos']} photos "
             f"of {len(cast.strangers)} never-enrolled people left unknown"
         )
+        named = o["stranger_photos"] - o["rejected"]
+        if named:
+            print(_why_strangers_named(lens, named))
     return cast
+
+
+def _why_strangers_named(lens: FaceLens, named: int) -> str:
+    """Why strangers were named: the rule's rate at this gallery size, or no rule at all."""
+    t = lens.threshold
+    if t.open_set is None:
+        return (
+            f"{named} stranger photo(s) named: this gallery decides on one cosine, without an "
+            "open-set calibration (the bundle carries none); `edge calibrate --people DIR` "
+            "measures one"
+        )
+    return (
+        f"{named} stranger photo(s) named: the operating point names about "
+        f"{t.open_set.fpir:.1%} of strangers' appearances by design; --threshold 0.75 "
+        "(about 1 in 1,000) names fewer, and fewer of your own people too"
+    )
 
 
 def _recognised(c: dict[str, int]) -> str:

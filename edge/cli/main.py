@@ -7,6 +7,7 @@ code 1, never a traceback; Ctrl-C stops cleanly (exit code 130): see :mod:`edge.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -88,6 +89,21 @@ def _add_engine(p: argparse.ArgumentParser) -> None:
         "people named (faceres, LFW open set, 3 photos each: 97.4%% named / 97.3%% of strangers "
         "rejected, against 97.1 / 96.7 without). Chosen for a new gallery or calibration; "
         "afterwards the gallery decides (it records how its embeddings were made)",
+    )
+
+
+def _add_operating_point(p: argparse.ArgumentParser) -> None:
+    g = p.add_mutually_exclusive_group()
+    g.add_argument(
+        "--threshold",
+        type=argtypes.threshold,
+        help="match confidence in (0, 1] at which a face is named (default 0.5: about 1 "
+        "stranger in 100 named; 0.75: 1 in 1,000); the unit every score is shown in",
+    )
+    g.add_argument(
+        "--fpir",
+        type=argtypes.rate,
+        help="the same as a share of strangers that may be named, e.g. 0.01 (= --threshold 0.5)",
     )
 
 
@@ -183,11 +199,7 @@ def _recognize_parser(sub: Subparsers) -> None:
         help="camera index (0), video file, stream URL, image or folder; several run side by "
         "side, each optionally named NAME=SOURCE",
     )
-    p.add_argument(
-        "--threshold",
-        type=argtypes.threshold,
-        help="cosine threshold in (0, 1] (overrides calibration)",
-    )
+    _add_operating_point(p)
     p.add_argument(
         "--json",
         action="store_true",
@@ -226,7 +238,7 @@ def _serve_parser(sub: Subparsers) -> None:
         metavar="NAME=SOURCE",
         help="a camera to watch (index, stream URL or file); repeat for more",
     )
-    p.add_argument("--threshold", type=argtypes.threshold, help="cosine (overrides calibration)")
+    _add_operating_point(p)
     p.add_argument("--max-upload-mb", type=float, default=10.0, help="largest upload accepted (MB)")
     p.add_argument(
         "--token-file", type=Path, help="bearer token file (default: <data>/serve.token)"
@@ -268,17 +280,24 @@ def _fleet_parser(sub: Subparsers) -> None:
 
 
 def _calibrate_parser(sub: Subparsers) -> None:
-    p = sub.add_parser("calibrate", help="choose the threshold on labelled pairs")
-    p.add_argument("--pairs", type=Path, required=True, help="CSV with img_a,img_b,same")
-    p.add_argument("--images", type=Path, required=True, help="folder the pair paths are in")
+    p = sub.add_parser(
+        "calibrate", help="measure the rule on your own people (or on labelled pairs)"
+    )
+    p.add_argument(
+        "--people",
+        type=Path,
+        help="folder with one sub-folder of photos per person (at least 20 people)",
+    )
+    p.add_argument("--pairs", type=Path, help="or: a CSV with img_a,img_b,same")
+    p.add_argument("--images", type=Path, help="with --pairs: the folder the pair paths are in")
     p.add_argument(
         "--far", type=argtypes.rate, default=0.001, help="target false-accept rate in [0, 1)"
     )
     p.add_argument(
         "--fpir",
         type=argtypes.rate,
-        help="open set: the share of strangers that may be named as someone, for this "
-        "gallery's size (default 0.03)",
+        help="open set: the share of strangers the rule is measured for, for this "
+        "gallery's size (default 0.01); naming later follows --threshold/--fpir",
     )
     _add_engine(p)
 
@@ -342,6 +361,7 @@ def _lens(args: argparse.Namespace) -> FaceLens:
             detector=args.detector,
             detect=not args.no_detect,
             threshold=getattr(args, "threshold", None),
+            fpir=getattr(args, "fpir", None) if hasattr(args, "threshold") else None,
             index=getattr(args, "index", "auto"),
             flip=args.flip or None,  # not given: as the gallery was made
         )
@@ -578,6 +598,7 @@ def _face_lines(result: FrameResult, as_json: bool, tracked: bool) -> list[str]:
                 "box": [round(v, 1) for v in face.box],
                 "name": face.name,
                 "score": round(face.score, 4),
+                "cosine": None if face.cosine is None else round(face.cosine, 4),
             }
             if face.problem:
                 line["cant_tell"] = face.problem
@@ -614,6 +635,8 @@ def cmd_people(args: argparse.Namespace) -> int:
                 f"\tbundle {p.fingerprint}"
             )
         print(f"{len(people)} {'person' if len(people) == 1 else 'people'} in {lens.gallery_path}")
+        with contextlib.suppress(FacelensError):  # it needs the bundle; listing people does not
+            print(lens.operating_point(len({p.name for p in people})))
     return 0
 
 
@@ -635,23 +658,35 @@ def cmd_forget(args: argparse.Namespace) -> int:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
+    if (args.people is None) == (args.pairs is None) or (args.pairs is None) != (
+        args.images is None
+    ):
+        raise FacelensError(
+            "give --people DIR (one folder of photos per person), or --pairs CSV with --images DIR"
+        )
     options = {} if args.fpir is None else {"fpir": args.fpir}
     with _lens(args) as lens:
-        result = lens.calibrate(args.pairs, args.images, args.far, progress=True, **options)
+        result = lens.calibrate(
+            args.pairs, args.images, args.far, progress=True, people=args.people, **options
+        )
+        if result.people is not None:
+            print(f"used {result.people} people, {result.photos} photos of {args.people}")
         print(
-            f"threshold {result.cosine:.4f} ({result.how})\n"
-            f"at this threshold: FAR {result.far:.4f}, TAR {result.tar:.4f}, "
+            f"raw cosine {result.cosine:.4f} ({result.how})\n"
+            f"at this cosine: FAR {result.far:.4f}, TAR {result.tar:.4f}, "
             f"accuracy {result.accuracy:.4f} on {result.genuine_pairs} same + "
             f"{result.impostor_pairs} different pairs ({result.skipped_pairs} skipped: no face)"
         )
         if result.open_set is not None:
             print(_open_set_lines(result.open_set, len(lens.people())))
         print(f"stored in {lens.gallery_path} for bundle {lens.bundle.name} ({lens.fingerprint})")
+        print(lens.operating_point())
     return 0
 
 
 def _open_set_lines(report: OpenSetReport, enrolled: int) -> str:
     """The open-set operating point ``edge calibrate`` chose, as the user reads it."""
+    from edge.gallery.confidence import confidence_of_fpir
     from edge.gallery.openset import MULTI_VIEWS
 
     rule = report.open_set
@@ -683,7 +718,7 @@ def _open_set_lines(report: OpenSetReport, enrolled: int) -> str:
             if delivered
             else []
         ),
-        f"for {size}: threshold {report.threshold:.3f} (normalised), predicted "
+        f"for {size}: normalised score {report.threshold:.3f}, predicted "
         f"DIR {report.dir:.3f} (named right) at FPIR {rule.fpir:g} (strangers named)"
         + (
             f"; measured FPIR {report.measured_fpir:.3f} on {report.stranger_faces} held-out "
@@ -691,8 +726,8 @@ def _open_set_lines(report: OpenSetReport, enrolled: int) -> str:
             if report.measured_fpir is not None
             else ""
         ),
-        "  FPIR   threshold   DIR",
-        *(f"  {f:<6g} {t:9.3f}   {d:.3f}" for f, t, d in report.curve),
+        "  FPIR   --threshold   DIR (predicted)",
+        *(f"  {f:<6g} {confidence_of_fpir(f):11.2f}   {d:.3f}" for f, _, d in report.curve),
         "the threshold follows the gallery's size as people are enrolled or forgotten",
     ]
     return "\n".join(lines)

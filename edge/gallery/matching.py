@@ -44,7 +44,7 @@ many people are enrolled and only when it beats the runner-up by a margin:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any
 
@@ -52,6 +52,7 @@ import numpy as np
 
 from edge.base.errors import FacelensError
 from edge.base.numeric import l2_normalize
+from edge.gallery.confidence import Scale, confidence
 from edge.gallery.index import SearchIndex, build_index
 
 NORMS = ("none", "z", "t", "s")
@@ -81,13 +82,15 @@ def check_threshold(value: float, source: str = "--threshold") -> float:
 class Match:
     """The best person for one face: ``name`` is ``None`` when rejected.
 
-    ``normalized`` is the decision score under an open-set rule (``None`` without one).
+    ``confidence`` is the match confidence in [0, 1] (see :mod:`edge.gallery.confidence`);
+    ``normalized`` the decision score under an open-set rule (``None`` without one).
     """
 
     name: str | None
-    score: float  # cosine similarity to the best person (even when rejected)
+    cosine: float  # cosine similarity to the best person (even when rejected)
     nearest: str | None  # the best person, accepted or not
     normalized: float | None = None
+    confidence: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -106,8 +109,9 @@ class OpenSet:
     fpir: float
     margin: float = 0.0
     center: bool = False
-    # views -> (gallery sizes ascending, measured thresholds at ``fpir``); see the module
+    # views -> (gallery sizes ascending, measured thresholds at ``measured_fpir``); see the module
     measured: dict[int, tuple[tuple[int, ...], tuple[float, ...]]] | None = None
+    measured_fpir: float | None = None  # the FPIR ``measured`` is for (None: ``fpir``)
 
     def __post_init__(self) -> None:
         if self.norm not in NORMS:
@@ -139,19 +143,32 @@ class OpenSet:
     def threshold(self, people: int, views: int = 1) -> float:
         """The normalised threshold for a person with ``views`` in a gallery of ``people``.
 
-        From the ``measured`` table (the nearest number of views) when there is one,
-        else from the per-comparison curve for ``fpir``.
+        The per-comparison curve's threshold for ``fpir``, plus what the ``measured``
+        table (the nearest number of views) adds to it (see :meth:`offset`).
+        """
+        return self.independent_threshold(people) + self.offset(people, views)
+
+    def offset(self, people: int, views: int = 1) -> float:
+        """How far the measured threshold sits above the independence one (0 unmeasured).
+
+        Measured at ``measured_fpir``; another ``fpir`` keeps the same offset, so a
+        target changed later moves along the per-comparison curve.
         """
         if not self.measured:
-            return self.independent_threshold(people)
+            return 0.0
         # the nearest number of views measured; between two, the stricter (more views)
         nearest = min(self.measured, key=lambda v: (abs(v - views), -v))
         sizes, values = (np.asarray(x, np.float64) for x in self.measured[nearest])
         people = max(people, 1)
-        if people > sizes[-1]:  # past the simulated galleries: as many more comparisons
-            extra = self.independent_threshold(people) - self.independent_threshold(sizes[-1])
-            return float(values[-1] + extra)
-        return float(np.interp(np.log(people), np.log(sizes), values))
+        at = replace(self, fpir=self.measured_fpir or self.fpir, measured=None)
+        if people > sizes[-1]:  # past the simulated galleries: the largest one's offset
+            return float(values[-1] - at.independent_threshold(int(sizes[-1])))
+        value = float(np.interp(np.log(people), np.log(sizes), values))
+        return value - at.independent_threshold(people)
+
+    def with_fpir(self, fpir: float) -> OpenSet:
+        """This rule aiming at another share of strangers named (its tables kept)."""
+        return replace(self, fpir=fpir, measured_fpir=self.measured_fpir or self.fpir)
 
     def independent_threshold(self, people: int) -> float:
         """The lowest normalised score whose per-comparison FAR is within budget."""
@@ -176,6 +193,7 @@ class OpenSet:
             "margin": self.margin,
             "center": self.center,
             "far_curve": [list(map(float, v)) for v in self.far_curve],
+            "measured_fpir": self.measured_fpir or self.fpir,
             "measured": {
                 str(v): [list(map(int, n)), list(map(float, t))]
                 for v, (n, t) in (self.measured or {}).items()
@@ -197,6 +215,7 @@ class OpenSet:
                 for v, (n, t) in settings.get("measured", {}).items()
             }
             or None,
+            measured_fpir=settings.get("measured_fpir"),
         )
 
 
@@ -238,6 +257,9 @@ class Matcher:
     each person's). The normalisation needs every person's score, so an
     open-set rule searches linearly whatever ``index`` says. Under a centring rule
     (:attr:`OpenSet.center`) scores are cosines of the centred embeddings.
+
+    Every match carries its confidence (:mod:`edge.gallery.confidence`); without a rule
+    ``scale_cosine`` (default ``threshold``) is the cosine placed at confidence 0.5.
     """
 
     def __init__(
@@ -248,6 +270,7 @@ class Matcher:
         index: str = "auto",
         *,
         open_set: OpenSet | None = None,
+        scale_cosine: float | None = None,
         **index_options: Any,
     ) -> None:
         if len(names) != len(matrix):
@@ -272,6 +295,8 @@ class Matcher:
             float(threshold) if open_set else check_threshold(threshold, "the match threshold")
         )
         self._z: tuple[np.ndarray, np.ndarray] | None = None
+        self._views = views  # per person (sorted as ``people``)
+        self.scale = Scale(open_set, len(self.people), scale_cosine or self.threshold)
         if open_set is not None:
             self.threshold = open_set.threshold(len(self.people))
             # per person: a measured table gives several-view people their own
@@ -340,7 +365,9 @@ class Matcher:
             top = float(decision[i, j])
             accepted = top >= self.person_thresholds[j] and lead[i] >= margin
             nearest = self.people[j]
-            out.append(Match(nearest if accepted else None, float(scores[i, j]), nearest, top))
+            sure = confidence(top, self.scale, int(self._views[j]))
+            named = nearest if accepted else None
+            out.append(Match(named, float(scores[i, j]), nearest, top, sure))
         return out
 
     def _match_nearest(self, embeddings: np.ndarray) -> list[Match]:
@@ -354,5 +381,6 @@ class Matcher:
             own = self._matrix[self._starts[person] : self._ends[person]]
             score = float(np.max(own @ query))
             nearest = self.people[person]
-            out.append(Match(nearest if score >= self.threshold else None, score, nearest))
+            named = nearest if score >= self.threshold else None
+            out.append(Match(named, score, nearest, None, confidence(score, self.scale)))
         return out

@@ -38,7 +38,7 @@ class NotThem:
             negatives = self.negatives.get(match.name) if match.name is not None else None
             if negatives is not None:
                 probe = l2_normalize(project(np.atleast_2d(embedding)))[0]
-                if float(np.max(l2_normalize(project(negatives)) @ probe)) >= match.score:
+                if float(np.max(l2_normalize(project(negatives)) @ probe)) >= match.cosine:
                     match = replace(match, name=None)
             out.append(match)
         return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import logging
 import math
 from dataclasses import asdict, dataclass, replace
@@ -13,20 +14,23 @@ import numpy as np
 
 from edge.base.errors import FacelensError, ImageError
 from edge.base.progress import progress as progress_of
+from edge.gallery.confidence import DEFAULT_FPIR
 from edge.gallery.matching import NORMS, Matcher, OpenSet
-from edge.media.images import read_image
+from edge.media.images import list_images, read_image
 from edge.model.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 
 
-DEFAULT_FPIR = 0.03  # at most 3 % of strangers named as someone
+__all__ = ["DEFAULT_FPIR"]  # re-exported: the operating point lives in edge.gallery.confidence
 FPIR_GRID = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2)
 MAX_COHORT = 1000
 REFERENCE_GALLERY = 100  # the size open-set numbers are reported for when no one is enrolled
 MULTI_VIEWS = 3  # views per person in the simulated several-view gallery (the 3-shot protocol)
 MIN_SIMULATED = 20  # fewer held-out people with that many photos: no several-view table
 MIN_STRANGERS = 200  # held-out people left outside a simulated gallery, at least
+MIN_PEOPLE = 20  # half become the cohort, half the held-out people
+MAX_PHOTOS = 10  # per person in a --people folder: more adds time, not people
 SIMULATED_SIZES = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
 SIMULATION_REPEATS = 20  # random galleries per size
 
@@ -104,6 +108,8 @@ class Calibration:
     skipped_pairs: int
     how: str
     open_set: OpenSetReport | None = None
+    people: int | None = None  # calibrated from a folder of people: how many, and photos
+    photos: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """What the gallery stores as the threshold (the cohort goes beside it)."""
@@ -190,12 +196,20 @@ def calibrate(
     names = sorted({p.a for p in pairs} | {p.b for p in pairs})
     embeddings = photo_embeddings(pipeline, names, images, progress)
     scores, same, skipped = pair_scores(pipeline, pairs, images, progress, embeddings)
+    cal = _cosine_calibration(scores, same, far, f"pairs of {Path(pairs_csv).name}", skipped)
+    open_set = None if fpir is None else _open_set_or_none(embeddings, fpir, enrolled)
+    return replace(cal, open_set=open_set)
+
+
+def _cosine_calibration(
+    scores: np.ndarray, same: np.ndarray, far: float, source: str, skipped: int = 0
+) -> Calibration:
+    """The cosine threshold at ``far`` on scored pairs (``same``: genuine), and its rates."""
     genuine, impostor = scores[same], scores[~same]
     if not len(genuine) or not len(impostor):
         raise FacelensError("after skipping faceless photos, same or different pairs are missing")
     t = threshold_at_far(genuine, impostor, far)
-    accepted = scores >= t
-    how = f"FAR <= {far:g} on {len(impostor)} impostor pairs of {Path(pairs_csv).name}"
+    how = f"FAR <= {far:g} on {len(impostor)} impostor {source}"
     if far * len(impostor) < 1:
         how += " (too few pairs to measure that FAR: no impostor is accepted)"
     return Calibration(
@@ -203,13 +217,90 @@ def calibrate(
         target_far=far,
         far=float(np.mean(impostor >= t)),
         tar=float(np.mean(genuine >= t)),
-        accuracy=float(np.mean(accepted == same)),
+        accuracy=float(np.mean((scores >= t) == same)),
         genuine_pairs=len(genuine),
         impostor_pairs=len(impostor),
         skipped_pairs=skipped,
         how=how,
-        open_set=None if fpir is None else _open_set_or_none(embeddings, fpir, enrolled),
     )
+
+
+def identity_id(name: str) -> str:
+    """What a bundle records of a calibration person: a hash of their folder's name."""
+    return hashlib.sha256(name.encode()).hexdigest()[:16]
+
+
+def people_photos(
+    folder: Path | str, max_people: int | None = None, max_photos: int = MAX_PHOTOS, seed: int = 0
+) -> list[str]:
+    """``person/photo`` paths of a folder holding one sub-folder of photos per person.
+
+    At most ``max_photos`` per person; with ``max_people`` a seeded sample of the people
+    (by a hash of their names, so the same folder always gives the same sample).
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FacelensError(f"{folder} is not a folder: give one folder of photos per person")
+    by_person: dict[str, list[str]] = {}
+    for path in list_images(folder):
+        rel = path.relative_to(folder)
+        if len(rel.parts) == 2:  # person/photo; loose photos name no one
+            by_person.setdefault(rel.parts[0], []).append(rel.as_posix())
+    people = sorted(by_person)
+    if max_people is not None:
+        people = sorted(sorted(people, key=lambda n: identity_id(f"{seed}:{n}"))[:max_people])
+    return [p for n in people for p in by_person[n][:max_photos]]
+
+
+def people_embeddings(
+    pipeline: Pipeline, folder: Path | str, progress: bool = True, **sample: Any
+) -> dict[str, np.ndarray]:
+    """Each photo's embedding (``person/photo`` -> vector) of a folder of people; photos
+    without a face are left out. Refuses fewer than :data:`MIN_PEOPLE` people."""
+    folder = Path(folder)
+    photos = people_photos(folder, **sample)
+    found = {
+        k: v
+        for k, v in photo_embeddings(pipeline, photos, folder, progress).items()
+        if v is not None
+    }
+    people = {Path(k).parent.name for k in found}
+    if len(people) < MIN_PEOPLE:
+        raise FacelensError(
+            f"{folder} holds {len(people)} people with a face found (one sub-folder of photos "
+            f"each); calibration needs at least {MIN_PEOPLE}: half of them are the strangers "
+            "the others are told apart from"
+        )
+    return found
+
+
+def calibrate_people(
+    pipeline: Pipeline,
+    folder: Path | str,
+    far: float = 0.001,
+    progress: bool = True,
+    *,
+    fpir: float = DEFAULT_FPIR,
+    enrolled: tuple[list[str], np.ndarray] | None = None,
+) -> Calibration:
+    """:func:`calibrate` from a folder with one sub-folder of photos per person (no pairs file).
+
+    Every two photos are a pair (genuine within a folder); the open-set rule is required:
+    a set too small to measure ``fpir`` for the gallery is refused with the reason.
+    """
+    if not 0 <= far < 1:
+        raise FacelensError(f"--far {far} must be in [0, 1), e.g. 0.001")
+    embeddings = people_embeddings(pipeline, folder, progress)
+    keys = sorted(embeddings)
+    ids = np.array([Path(k).parent.name for k in keys])
+    matrix = np.stack([embeddings[k] for k in keys])
+    upper = np.triu(np.ones((len(keys), len(keys)), bool), k=1)
+    scores = (matrix @ matrix.T)[upper]
+    same = (ids[:, None] == ids[None, :])[upper]
+    people = len(set(ids.tolist()))
+    cal = _cosine_calibration(scores, same, far, f"pairs of {people} people's {len(keys)} photos")
+    report = calibrate_open_set(embeddings, fpir, enrolled)
+    return replace(cal, open_set=report, people=people, photos=len(keys))
 
 
 def _open_set_or_none(
@@ -424,10 +515,10 @@ def _cohort_and_held(
     labelled = list(zip(paths, labels, strict=True))
     cohort = np.stack([embeddings[p] for p, lab in labelled if lab in cohort_ids])
     held = [(p, lab) for p, lab in labelled if lab not in cohort_ids]
-    if len(cohort_ids) < 20 or len({lab for _, lab in held}) < 20:
+    if len(cohort_ids) < MIN_PEOPLE // 2 or len({lab for _, lab in held}) < MIN_PEOPLE // 2:
         raise FacelensError(
-            f"open-set calibration needs photos of at least 40 identities (one folder each); "
-            f"got {len(set(labels))}: give a larger --pairs/--images set"
+            f"open-set calibration needs photos of at least {MIN_PEOPLE} people (one folder "
+            f"each, with a face found); got {len(set(labels))}: add more people"
         )
     if len(cohort) > MAX_COHORT:
         keep = np.sort(np.random.default_rng(seed).choice(len(cohort), MAX_COHORT, replace=False))
@@ -485,6 +576,7 @@ def calibrate_open_set(
     comparisons = _Comparisons.of(held, embeddings)
     people = len(set(gallery[0])) if gallery else 0
     size = people or REFERENCE_GALLERY
+    _check_measurable(int(comparisons.impostor.sum()), fpir, size)
     tried = {
         rule_name(name, center): _try(
             OpenSet(cohort, name, ((0.0,), (1.0,)), fpir, margin, center),
@@ -503,6 +595,19 @@ def calibrate_open_set(
         user = Matcher(gallery[0], gallery[1], 0.0, open_set=best.rule)
         measured = float(np.mean([m.name is not None for m in user.match(comparisons.probes)]))
     return _report(best, tried, size, measured, len(cohort), len(comparisons.probes))
+
+
+def _check_measurable(impostor: int, fpir: float, people: int) -> None:
+    """Refuse a set whose impostor comparisons cannot show the per-comparison FAR needed."""
+    budget = OpenSet(np.zeros((1, 1)), "none", ((0.0,), (1.0,)), fpir).comparison_far(people)
+    needed = math.ceil(1.0 / budget)
+    if impostor < needed:
+        raise FacelensError(
+            f"too few photos to measure FPIR {fpir:g} for a gallery of {people}: each "
+            f"comparison may name a stranger at most {budget:.2g} of the time, which needs "
+            f"at least {needed} comparisons of different people; these photos give {impostor}. "
+            "Add people (or photos of each), or ask for a larger --fpir"
+        )
 
 
 def _report(

@@ -121,6 +121,26 @@ class Bundle:
         }
         return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
 
+    def open_set_path(self) -> Path | None:
+        """The bundle's open-set calibration file, sha256-checked (``None``: it has none)."""
+        info = self.manifest.open_set
+        if info is None or info.file is None:
+            return None
+        file = self.path / info.file
+        self._check_file(file, info.sha256)
+        return file
+
+    def _check_file(self, file: Path, sha256: str | None) -> None:
+        if not file.exists():
+            raise BundleError(
+                f"{file} is missing from the bundle; rebuild it with `python -m convert`"
+            )
+        if sha256 is not None and sha256_path(file) != sha256:
+            raise BundleError(
+                f"{file} does not match the sha256 in {self.path / MANIFEST_NAME}: it was "
+                "modified or corrupted; rebuild the bundle or restore the file"
+            )
+
     def artifact(self, fmt: str) -> Artifact:
         try:
             return self.manifest.artifacts[fmt]
@@ -134,15 +154,8 @@ class Bundle:
         """Path of an artifact, after checking it exists and its sha256 matches the manifest."""
         entry = self.artifact(fmt)
         file = self.path / entry.file
-        if not file.exists():
-            raise BundleError(
-                f"{file} is missing from the bundle; rebuild it with `python -m convert`"
-            )
-        if verify and fmt not in self._verified:
-            if sha256_path(file) != entry.sha256:
-                raise BundleError(
-                    f"{file} does not match the sha256 in {self.path / MANIFEST_NAME}: it was "
-                    "modified or corrupted; rebuild the bundle or restore the file"
-                )
+        checked = verify and fmt not in self._verified
+        self._check_file(file, entry.sha256 if checked else None)
+        if checked:
             self._verified.add(fmt)
         return file

@@ -295,6 +295,45 @@ class FaceSetInfo:
 
 
 @dataclass(frozen=True)
+class OpenSetInfo:
+    """The bundle's own open-set calibration: its file (sha256-pinned) and what it came from.
+
+    ``identities`` are the sha256 (first 16 hex digits) of the calibration people's folder
+    names, so a benchmark can keep them out of what it enrols. Without ``file`` the bundle
+    has none, and ``warning`` says why.
+    """
+
+    file: str | None = None
+    sha256: str | None = None
+    people: int = 0
+    photos: int = 0
+    how: str = ""
+    identities: tuple[str, ...] = ()
+    warning: str | None = None
+
+    @classmethod
+    def read(cls, r: _Reader) -> OpenSetInfo:
+        file = r.text("file", False)
+        if file is not None and (Path(file).is_absolute() or len(Path(file).parts) != 1):
+            r.fail("open_set.file", f"must be a file name inside the bundle, not {file!r}")
+        identities = r.get("identities", False) or []
+        if not isinstance(identities, list) or not all(isinstance(i, str) for i in identities):
+            r.fail("open_set.identities", "must be a list of strings")
+        return cls(
+            file=file,
+            sha256=r.text("sha256", file is not None),
+            people=r.integer("people", False, minimum=0) or 0,
+            photos=r.integer("photos", False, minimum=0) or 0,
+            how=r.text("how", False) or "",
+            identities=tuple(identities),
+            warning=r.text("warning", False),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return _drop_none(dict(self.__dict__, identities=list(self.identities) or None))
+
+
+@dataclass(frozen=True)
 class ProjectionInfo:
     """A projection ``convert --embedding-dim`` folded into the model: what, and fitted on what.
 
@@ -346,6 +385,7 @@ class Manifest:
     embedding_normalize: str = "l2"
     embedding_projection: ProjectionInfo | None = None
     threshold: ThresholdChoice = field(default_factory=ThresholdChoice)
+    open_set: OpenSetInfo | None = None
     source: Source | None = None
     created: str | None = None
     tools: dict[str, str] = field(default_factory=dict)
@@ -405,6 +445,7 @@ class Manifest:
             r.fail("artifacts", "is empty")
         threshold, source = r.child("threshold", False), r.child("source", False)
         calibration, held = r.child("calibration", False), r.child("eval", False)
+        open_set = r.child("open_set", False)
         return cls(
             model_id=r.text("model_id"),
             input=spec,
@@ -414,6 +455,7 @@ class Manifest:
             artifacts={fmt: Artifact.read(artifacts.child(fmt)) for fmt in artifacts.data},
             name=r.text("name", False),
             threshold=ThresholdChoice.read(threshold) if threshold else ThresholdChoice(),
+            open_set=OpenSetInfo.read(open_set) if open_set else None,
             source=Source.read(source) if source else None,
             created=r.text("created", False),
             tools=r.mapping("tools", False) or {},
@@ -446,6 +488,7 @@ class Manifest:
             "artifacts": {fmt: a.to_dict() for fmt, a in self.artifacts.items()},
             "failed": self.failed,
             "threshold": self.threshold.to_dict(),
+            "open_set": self.open_set.to_dict() if self.open_set else None,
             "calibration": self.calibration.to_dict() if self.calibration else None,
             "eval": self.eval.to_dict() if self.eval else None,
             "warning": self.warning,

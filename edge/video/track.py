@@ -52,8 +52,8 @@ class Appearance:
     was never clear enough to decide on (``status`` ``"unclear"``). Times are what the
     caller passed to :meth:`Tracker.update` (seconds into a video, or epoch seconds);
     ``last_seen`` and ``box`` are the latest so far. ``best_score``/``mean_score`` are
-    the cosine scores of the frames that voted for the decision (for a stranger: of
-    their nearest enrolled person).
+    the match confidences (see :mod:`edge.gallery.confidence`) of the frames that voted
+    for the decision (for a stranger: of their nearest enrolled person).
     """
 
     track_id: int

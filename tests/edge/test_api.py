@@ -14,6 +14,7 @@ import pytest
 import edge
 from edge import FaceLens
 from edge.base.errors import AmbiguousFacesError, BundleError, ImageError, NoFaceError
+from edge.gallery.confidence import DECISION
 
 
 def lfw(lfw_dir: Path, person: str, i: int) -> Path:
@@ -33,7 +34,9 @@ def test_verify_enroll_identify_on_real_people(lens, lfw_dir):
     other = lens.verify(powell_a, serena)
     assert same.same and not other.same, (same, other)
     assert same.score > same.threshold > other.score
-    assert same.threshold == lens.bundle.threshold  # nothing calibrated: the bundle's default
+    assert same.threshold == DECISION  # the score unit: named at confidence 0.5
+    if lens.threshold.open_set is None:  # a bundle without its own open-set rule
+        assert same.cosine > lens.bundle.threshold > other.cosine
 
     enrolled = lens.enroll("Colin Powell", [powell_a])
     assert [p.path for p in enrolled] == [str(powell_a)] and enrolled[0].faces_found >= 1
@@ -45,7 +48,8 @@ def test_verify_enroll_identify_on_real_people(lens, lfw_dir):
     assert 0 <= x < 250 and 0 <= y < 250 and w > 40 and h > 40
     stranger = max(lens.identify(serena), key=lambda f: f.detection_score)
     assert stranger.name is None and stranger.nearest == "Colin Powell"
-    assert stranger.score < lens.threshold.value
+    assert stranger.score < lens.threshold.confidence
+    assert stranger.cosine is not None and who.cosine == pytest.approx(same.cosine, abs=1e-4)
 
     assert lens.forget("Colin Powell") == 1
     assert lens.people() == [] and lens.forget("Colin Powell") == 0
@@ -132,9 +136,11 @@ def test_defaults_are_the_commands(tmp_path, monkeypatch):
 
 def test_an_explicit_threshold_wins(faceres_bundle, tmp_path, lfw_dir):
     with FaceLens(faceres_bundle, tmp_path / "g.db", threshold=0.99) as fl:
-        assert fl.threshold.value == 0.99 and fl.threshold.origin == "--threshold"
+        assert fl.threshold.confidence == 0.99 and fl.threshold.origin.startswith("--threshold")
         powell = [lfw(lfw_dir, "Colin_Powell", i) for i in (0, 1)]
-        assert not fl.verify(*powell).same
+        v = fl.verify(*powell)
+        assert v.threshold == 0.99 and v.same == (v.score >= 0.99)
+        assert not fl.verify(powell[0], lfw(lfw_dir, "Serena_Williams", 0)).same
 
 
 def test_import_edge_has_no_side_effects():

@@ -260,24 +260,65 @@ def test_calibrate_stores_a_threshold_that_recognize_uses(
     args = ("--pairs", pairs, "--images", lfw_dir / "images", "--far", "0.05")
     run = edge("calibrate", *args, "--bundle", tiny_bundle.path, home=home)
     assert run.returncode == 0, run.stderr
-    assert re.search(r"threshold (\S+) \(FAR <= 0.05 on 30 impostor pairs", run.stdout)
+    assert re.search(r"raw cosine (\S+) \(FAR <= 0.05 on 30 impostor pairs", run.stdout)
     assert "stored in" in run.stdout and tiny_bundle.fingerprint in run.stdout
     # the open-set rule chosen on the same photos, and its operating point for 2 people
     assert re.search(
         r"open set: [nzts]\w*-norm(, centred on the cohort mean)? against \d+ cohort", run.stdout
     )
-    assert "for your 2 people: threshold" in run.stdout and "measured FPIR" in run.stdout
+    assert "for your 2 people: normalised score" in run.stdout and "measured FPIR" in run.stdout
+    assert "named at confidence >= 0.50" in run.stdout  # the operating point, in the unit
 
     photo = photos["Tony_Blair"][0]
     base = ("recognize", photo, "--bundle", tiny_bundle.path, "--json")
     calibrated = edge(*base, home=home)
-    assert re.search(r"threshold \S+ normalised \(calibrated open set: ", calibrated.stderr)
-    stranger = photos["Colin_Powell"][0]  # not enrolled: below cosine 1, the highest legal
+    assert re.search(
+        r"named at confidence >= 0.50 \(about 1.00% of strangers' appearances named for 2 "
+        r"people; calibrated open set: ",
+        calibrated.stderr,
+    )
+    faces = [json.loads(x) for x in calibrated.stdout.splitlines()[:-1]]
+    assert faces and all(0 <= f["score"] <= 1 and "cosine" in f for f in faces)
+    stranger = photos["Colin_Powell"][0]  # not enrolled: no stranger is that rare
     overridden = edge("recognize", stranger, "--bundle", tiny_bundle.path, "--json",
                       "--threshold", "1", home=home)  # fmt: skip
-    assert "threshold 1.000 (--threshold)" in overridden.stderr
+    assert "named at confidence >= 1.00" in overridden.stderr
     faces = [json.loads(x) for x in overridden.stdout.splitlines()[:-1]]
-    assert faces and all(f["name"] is None for f in faces)  # nothing reaches cosine 1
+    assert faces and all(f["name"] is None for f in faces)
+
+
+def _people_folder(lfw_dir: Path, folder: Path, count: int) -> Path:
+    """``count`` LFW people with several photos, one sub-folder each (links, read in place)."""
+    folder.mkdir()
+    people = [d for d in sorted((lfw_dir / "images").iterdir()) if len(list(d.glob("*.jpg"))) > 2]
+    for person in people[:count]:
+        (folder / person.name).mkdir()
+        for photo in sorted(person.glob("*.jpg"))[:4]:
+            (folder / person.name / photo.name).symlink_to(photo)
+    return folder
+
+
+def test_calibrate_on_a_folder_of_people_changes_the_rule_and_refuses_too_few(
+    enrolled_home: Path, tiny_bundle, lfw_dir: Path, tmp_path: Path
+):
+    home, bundle = enrolled_home, ("--bundle", tiny_bundle.path)
+    before = edge("people", home=home)
+    assert before.returncode == 0, before.stderr
+    few = edge("calibrate", "--people", _people_folder(lfw_dir, tmp_path / "few", 6), *bundle,
+               home=home)  # fmt: skip
+    assert_clean_error(few, "at least 20")
+    run = edge("calibrate", "--people", _people_folder(lfw_dir, tmp_path / "many", 24), *bundle,
+               home=home)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert re.search(r"used 24 people, \d+ photos of ", run.stdout)
+    assert "open set: " in run.stdout and "stored in" in run.stdout
+    after = edge("people", home=home)
+    assert "calibrated open set" in after.stdout and after.stdout != before.stdout
+    # a confidence printed by one command is accepted by another's --threshold
+    shown = re.search(r"named at confidence >= (\S+) ", after.stdout).group(1)
+    photo = next((lfw_dir / "images" / "Tony_Blair").glob("*.jpg"))
+    again = edge("recognize", photo, *bundle, "--threshold", shown, home=home)
+    assert again.returncode == 0 and f"named at confidence >= {shown} " in again.stderr
 
 
 def test_no_detect_uses_the_whole_image(enrolled_home: Path, tiny_bundle, photos):

@@ -60,7 +60,7 @@ def test_every_index_names_who_exact_search_names(population, kind, options, agr
     assert np.mean(same) >= agreement
     for g, w, s in zip(got, want, same, strict=True):
         if s:  # the same person: the same exact cosine and the same decision
-            assert g.score == pytest.approx(w.score, abs=1e-5) and g.name == w.name
+            assert g.cosine == pytest.approx(w.cosine, abs=1e-5) and g.name == w.name
     np.testing.assert_array_equal(other.scores(queries[:5]), exact.scores(queries[:5]))
 
 
@@ -136,14 +136,16 @@ def test_matching_does_not_import_faiss_for_small_galleries():
 
 
 def test_facelens_enrols_forgets_and_recognises_the_same_with_an_index(
-    tiny_bundle, lfw_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tiny_plain_bundle, lfw_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     monkeypatch.delenv(KEY_ENV, raising=False)
     people = ["Colin_Powell", "Tony_Blair", "Serena_Williams", "Gerhard_Schroeder"]
     photos = {p: sorted((lfw_dir / "images" / p).glob("*.jpg"))[:2] for p in people}
     results = {}
     for kind in ("exact", "ivf", "hnsw"):
-        with FaceLens(tiny_bundle.path, tmp_path / f"{kind}.db", threshold=0.5, index=kind) as lens:
+        with FaceLens(
+            tiny_plain_bundle.path, tmp_path / f"{kind}.db", threshold=0.5, index=kind
+        ) as lens:
             for person, (enrol, _) in photos.items():
                 lens.enroll(person, enrol)
             before = [lens.identify(query)[0] for _, query in photos.values()]

@@ -47,10 +47,12 @@ def test_one_shot_identification_on_lfw(lfw_runs):
     # is 0.947 and the DIR curve gives 0.876 at 0.953 rejected, so 0.93 named is out of
     # this model's reach one-shot (not asserted). The floors sit ~2.5 standard errors
     # under the measurement, so a lost cohort, a wrong norm or a broken gallery-size rule
-    # fails here; the old single cosine threshold is the baseline.
-    assert r["open_set"]["strangers_rejected"] >= 0.95
-    assert r["open_set"]["named_right"] >= 0.78
-    old = r["cosine_far_1e-3"]
+    # fails here; the old single cosine threshold is the baseline. Issue 22 moved the
+    # operating point from 3 % to 1 % of strangers named: measured 0.787 named, 0.993
+    # rejected (282 probes, 150 strangers); floors ~2.5 standard errors under that.
+    assert r["open_set"]["strangers_rejected"] >= 0.97
+    assert r["open_set"]["named_right"] >= 0.73
+    old = r["cosine"]
     assert r["open_set"]["named_right"] + r["open_set"]["strangers_rejected"] > (
         old["named_right"] + old["strangers_rejected"]
     )
@@ -62,7 +64,7 @@ def test_three_shot_identification_on_lfw(lfw_runs):
     assert r["enrolled_people"] >= 100 and r["enrolled_probes"] >= 250
     # Issue 11 asks for >= 0.97 and >= 0.97; measured 0.971 named, 0.967 rejected
     # (benchmarks/README.md; with --flip 0.974 / 0.973). Floors ~2.5 standard errors under
-    # that, as above.
-    assert r["open_set"]["strangers_rejected"] >= 0.94
-    assert r["open_set"]["named_right"] >= 0.94
+    # that, as above. At issue 22's 1 % operating point: 0.921 named, 0.993 rejected.
+    assert r["open_set"]["strangers_rejected"] >= 0.97
+    assert r["open_set"]["named_right"] >= 0.88
     assert r["open_set"]["named_right"] > lfw_runs[1]["open_set"]["named_right"]

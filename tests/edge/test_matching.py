@@ -25,7 +25,7 @@ def test_person_score_is_their_best_embedding_and_threshold_rejects():
     matches = matcher.match(queries)
     assert [m.name for m in matches] == ["bob", "carol", None]
     assert matches[2].nearest in ("alice", "bob", "carol")
-    assert matches[2].score == pytest.approx(float(scores[2].max()))
+    assert matches[2].cosine == pytest.approx(float(scores[2].max()))
 
 
 def test_empty_gallery_names_no_one():
@@ -45,10 +45,10 @@ def test_under_an_open_set_rule_a_person_also_scores_their_centroid():
     views, probe = unit([1, 0, 0], [0, 1, 0], [0, 0, 1]), unit([1, 1, 0.05])
     rule = OpenSet(unit([0, 0, 1]), "none", ((0.0,), (1.0,)), 0.01)
     (m,) = Matcher(["a", "a", "b"], views, 0.0, open_set=rule).match(probe)
-    assert m.name == "a" and m.score > 0.99
+    assert m.name == "a" and m.cosine > 0.99
     # a plain cosine threshold was chosen on single comparisons: no centroid there
     (m,) = Matcher(["a", "a", "b"], views, threshold=0.9).match(probe)
-    assert m.name is None and m.score == pytest.approx(0.706, abs=1e-3)
+    assert m.name is None and m.cosine == pytest.approx(0.706, abs=1e-3)
 
 
 def _rule(cohort: np.ndarray, norm: str, fpir: float = 0.01) -> OpenSet:
@@ -77,7 +77,7 @@ def test_z_norm_gives_each_person_their_own_scale():
     np.testing.assert_allclose(impostor.mean(axis=0), 0.0, atol=1e-5)
     np.testing.assert_allclose(impostor.std(axis=0), 1.0, atol=1e-4)
     (m,) = matcher.match(gallery[:1])
-    assert m.name == "a" and m.normalized > matcher.threshold and m.score == pytest.approx(1.0)
+    assert m.name == "a" and m.normalized > matcher.threshold and m.cosine == pytest.approx(1.0)
     settings = matcher.open_set.settings()
     again = OpenSet.from_settings(settings, cohort)
     assert again.threshold(3) == matcher.threshold and again.norm == "z"

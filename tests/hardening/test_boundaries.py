@@ -210,11 +210,13 @@ def test_sightings_summarise_who_was_seen():
     ]
 
 
-def test_newcomers_path_enrol_then_recognize_without_bundle(tmp_path: Path, tiny_bundle, lfw_dir):
+def test_newcomers_path_enrol_then_recognize_without_bundle(
+    tmp_path: Path, tiny_plain_bundle, lfw_dir
+):
     home = tmp_path / "home"
     tony = lfw_dir / "images" / "Tony_Blair"
     done = run("edge.cli.main", "enroll", "Tony Blair", tony / "Tony_Blair_0006.jpg",
-               "--bundle", tiny_bundle.path, home=home)  # fmt: skip
+               "--bundle", tiny_plain_bundle.path, home=home)  # fmt: skip
     assert done.returncode == 0, done.stderr
     junk = tmp_path / "photos"
     junk.mkdir()
@@ -223,7 +225,7 @@ def test_newcomers_path_enrol_then_recognize_without_bundle(tmp_path: Path, tiny
     (junk / "tony.jpg").write_bytes((tony / "Tony_Blair_0006.jpg").read_bytes())
     done = run("edge.cli.main", "recognize", junk, home=home)  # no --bundle: the gallery's
     assert done.returncode == 0, done.stderr
-    assert f"bundle {tiny_bundle.path}" in done.stderr
+    assert f"bundle {tiny_plain_bundle.path}" in done.stderr
     assert "seen: Tony Blair: 1 face(s), best score 1.000" in done.stdout
     assert "skipped 1000 unreadable file(s)" in done.stderr
     assert done.stderr.count("WARNING: skipping") == 3

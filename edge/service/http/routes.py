@@ -65,7 +65,8 @@ def _identity(face: Identity) -> dict[str, Any]:
     return {
         "box": [round(float(v), 1) for v in face.box],
         "name": face.name,
-        "score": round(float(face.score), 4),
+        "score": round(float(face.score), 4),  # match confidence (edge.gallery.confidence)
+        "cosine": None if face.cosine is None else round(float(face.cosine), 4),
         "nearest": face.nearest,
         "detection_score": round(float(face.detection_score), 4),
     }
@@ -102,7 +103,13 @@ async def verify(request: Request, s: State) -> dict[str, Any]:
             raise ApiError(
                 422, field, f"{field}: {exc}", "send a photo with one clear, frontal face"
             ) from None
-    return {"same": v.same, "score": round(v.score, 4), "threshold": round(v.threshold, 4)}
+    cosine = None if v.cosine is None else round(v.cosine, 4)
+    return {
+        "same": v.same,
+        "score": round(v.score, 4),
+        "threshold": round(v.threshold, 4),
+        "cosine": cosine,
+    }
 
 
 # -- people -------------------------------------------------------------------------------

@@ -209,7 +209,7 @@ async def verify(
     if not a or not b:
         raise faces.NoFace("source_image" if not a else "target_image", "no face found")
     b = sorted(b, key=lambda fe: -fe[0].box[2] * fe[0].box[3])
-    t = s.fl.threshold.value
+    t = s.fl.threshold.value  # faces against each other: the cosine that decides
 
     def box(face: Any) -> dict[str, Any]:
         corners = faces.corner_fields(faces.corners(face.box))
@@ -217,7 +217,7 @@ async def verify(
 
     (source_face, ea), *_ = a
     matches = [
-        {"box": box(f), "similarity": client_score(float(ea @ e), t)}
+        {"box": box(f), "similarity": client_score(float(ea @ e), t, lowest=-1.0)}
         for f, e in (b[:limit] if limit else b)
     ]
     return {"result": [{"source_image_face": {"box": box(source_face)}, "face_matches": matches}]}

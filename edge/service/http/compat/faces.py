@@ -59,7 +59,7 @@ def corner_fields(corners: tuple[int, int, int, int]) -> dict[str, int]:
 
 def named(result: Recognition, threshold: float) -> list[Seen]:
     """The faces of a recognition as the clients see them, largest first; ``threshold`` is
-    the cosine facelens decides with."""
+    the confidence facelens names a face at."""
     seen = [
         Seen(
             *corners(f.box),
@@ -79,7 +79,7 @@ async def recognize(s: Service, image: np.ndarray) -> list[Seen]:
     t0 = time.perf_counter()
     result = await s.engine.run(s.fl.recognize, image)
     s.count("http", len(result.faces), {**result.ms, "total": (time.perf_counter() - t0) * 1e3})
-    return named(result, s.fl.threshold.value)
+    return named(result, s.fl.threshold.confidence)
 
 
 def person_name(name: str | None, field: str) -> str:
