@@ -68,7 +68,8 @@ def calibrate_bundle(
 
     A seeded sample of at most ``max_people`` (default :data:`BUNDLE_PEOPLE`) people
     (:data:`BUNDLE_PHOTOS` photos each); the manifest records their names' hashes (see
-    :func:`identity_id`) so that evaluations can leave them out. Too few people: no rule, and a warning that says so.
+    :func:`identity_id`) so that evaluations can leave them out. Too few people: no rule,
+    and a warning that says so.
     """
     try:
         sample = dict(max_people=max_people, max_photos=BUNDLE_PHOTOS, seed=seed)
