@@ -267,11 +267,8 @@ def sface_bundle(lfw_dir: Path, yunet_path: Path):
     (0.98: INT8 keeps SFace's first block and its PReLUs in float)."""
     if PREBUILT:
         return _prebuilt("sface")
+    from convert import ModelChoice
+
     return _cached_bundle(
-        "sface",
-        model="sface",
-        calibration=lfw_dir / "images",
-        calibration_count=200,
-        eval_count=60,
-        detector=yunet_path,
+        "sface", model=ModelChoice("sface"), faces=_lfw_faces(lfw_dir, yunet_path, 200, 60)
     )
