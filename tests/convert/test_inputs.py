@@ -101,7 +101,7 @@ def test_bad_model_files_and_specs_are_refused(tiny_model, tmp_path):
         load_backbone(tmp_path / "junk.keras", input_spec=spec)
     with pytest.raises(ModelError, match="needs --input-spec"):
         load_backbone(model)
-    with pytest.raises(ModelError, match="applies to --model vgg16 or dlib-resnet only"):
+    with pytest.raises(ModelError, match="applies to --model vgg16, dlib-resnet or sface only"):
         load_backbone(model, weights="none", input_spec=spec)
     (tmp_path / "spec.json").write_text('{"size": [32, 32], "color": "BGR"}')
     with pytest.raises(ModelError, match=r"takes \(64, 64, 3\) but the input spec says"):
