@@ -7,6 +7,7 @@ it even if the user did not ask for it.
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -127,6 +128,12 @@ class Exporter:
                 "per_channel": True,  # TFLite's default for convolution weights
                 "calibration": self.calibration.settings(),
             }
+            layers, ops = self.backbone.float_layers(), self._tflite_float_ops()
+            if layers or ops:
+                settings |= {"float_layers": layers, "float_ops": ops}
+                with native_output_silenced():
+                    dest.write_bytes(_selectively_quantized(converter, layers, ops))
+                return settings
         elif mode == "fp16":
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
             converter.target_spec.supported_types = [tf.float16]
@@ -143,6 +150,15 @@ class Exporter:
             dest.write_bytes(converter.convert())
         return settings
 
+    def _tflite_float_ops(self) -> list[str]:
+        """LiteRT's INT8 PReLU is a slow reference kernel that XNNPACK does not take (it
+        cut SFace into pieces: ~5x slower); in float, between Dequantize and Quantize, it
+        runs in XNNPACK with the INT8 convolutions."""
+        import keras
+
+        prelu = any(isinstance(lyr, keras.layers.PReLU) for lyr in self.backbone.model.layers)
+        return ["PRELU"] if prelu else []
+
     def _onnx_float(self, dest: Path) -> dict[str, Any] | None:
         shutil.copyfile(self.onnx(), dest)
         return None
@@ -153,6 +169,7 @@ class Exporter:
             # folds leftover BatchNorm into the convolutions before ranges are measured
             quant_pre_process(str(self.onnx()), str(pre), skip_symbolic_shape=True)
         reader = _CalibrationReader(self.calibration, _onnx_input_name(pre))
+        layers = self.backbone.float_layers()
         with native_output_silenced():
             quantize_static(
                 str(pre),
@@ -163,8 +180,9 @@ class Exporter:
                 activation_type=QuantType.QInt8,
                 weight_type=QuantType.QInt8,
                 calibrate_method=CalibrationMethod.MinMax,
+                nodes_to_exclude=_onnx_nodes_until(pre, layers),
             )
-        return {
+        settings = {
             "scheme": "static QDQ (onnxruntime.quantization), quant_pre_process first",
             "weights": "int8",
             "activations": "int8",
@@ -173,6 +191,7 @@ class Exporter:
             "io": "float32",
             "calibration": self.calibration.settings(),
         }
+        return settings | ({"float_layers": layers} if layers else {})
 
 
 def _saved_model_to_onnx(saved_model: Path, dest: Path) -> None:
@@ -190,6 +209,42 @@ def _saved_model_to_onnx(saved_model: Path, dest: Path) -> None:
     for value in (*model_proto.graph.input, *model_proto.graph.output):
         value.type.tensor_type.shape.dim[0].dim_param = "batch"
     dest.write_bytes(model_proto.SerializeToString())
+
+
+def _layer_pattern(layers: list[str]) -> re.Pattern:
+    """Matches the names converters give a Keras layer's ops and tensors
+    (``sface_1/conv_2_1/BiasAdd``, ``StatefulPartitionedCall/sface_1/conv_2_1/BiasAdd``)."""
+    return re.compile(rf"(^|/)({'|'.join(map(re.escape, layers))})(_\d+)?/")
+
+
+def _selectively_quantized(converter: Any, layers: list[str], ops: list[str]) -> bytes:
+    """Full-integer INT8 except ``layers`` and ``ops``, kept in float: TFLite's
+    QuantizationDebugger calibrates once, then quantizes with that denylist."""
+    import tensorflow as tf
+    from ai_edge_litert.interpreter import Interpreter
+
+    debug = tf.lite.experimental.QuantizationDebugger(converter=converter)
+    tensors = Interpreter(model_content=debug.calibrated_model).get_tensor_details()
+    pattern = _layer_pattern(layers) if layers else None
+    nodes = [t["name"] for t in tensors if pattern and pattern.search(t["name"])]
+    debug.options = tf.lite.experimental.QuantizationDebugOptions(
+        denylisted_nodes=nodes or None, denylisted_ops=ops or None
+    )
+    return debug.get_nondebug_quantized_model()
+
+
+def _onnx_nodes_until(path: Path, layers: list[str]) -> list[str]:
+    """The nodes of the ONNX file up to the last one of ``layers`` (those INT8 keeps in
+    float; a prefix of the network): tf2onnx does not name every node after its layer
+    (SFace's first depthwise convolution is ``Conv__173``), but its nodes are in order."""
+    import onnx
+
+    if not layers:
+        return []
+    names = [n.name for n in onnx.load(str(path), load_external_data=False).graph.node]
+    pattern = _layer_pattern(layers)
+    last = max((i for i, name in enumerate(names) if pattern.search(name)), default=-1)
+    return names[: last + 1]
 
 
 def _onnx_input_name(path: Path) -> str:

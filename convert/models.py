@@ -60,6 +60,10 @@ SFACE_PROVENANCE = (
     "many LFW identities: LFW figures may flatter it)"
 )
 SFACE_GRADCAM_LAYER = "conv_14_relu"  # the last feature map, 7x7x1024
+# INT8 exports keep SFace's first block (conv_1, conv_2_dw, conv_2) in float: its error
+# compounds through the 27 layers after it (cosine min to float 0.974 -> 0.988 on 300
+# held-out LFW faces), for 6 KB and no measurable time (benchmarks/README.md)
+SFACE_FLOAT_UNTIL = "conv_2_relu"
 # OpenCV's FaceRecognizerSF.match: the same person when the cosine is >= 0.363
 SFACE_OPENCV_COSINE = 0.363
 
@@ -73,12 +77,21 @@ class Backbone:
     """A float Keras feature extractor and everything a manifest says about it.
 
     ``model`` maps a normalised NHWC batch to (N, dim) features (flattened);
-    ``source`` is the manifest's ``source`` block.
+    ``source`` is the manifest's ``source`` block; ``float_until``: the layer up to
+    which (inclusive) INT8 exports keep the float computation, if any.
     """
 
     model: keras.Model
     input_spec: InputSpec
     source: dict[str, Any] = field(default_factory=dict)
+    float_until: str | None = None
+
+    def float_layers(self) -> list[str]:
+        """The layers INT8 exports keep in float: every layer up to ``float_until``."""
+        if self.float_until is None:
+            return []
+        names = [lyr.name for lyr in self.model.layers[1:]]  # past the InputLayer
+        return names[: names.index(self.float_until) + 1]
 
     @property
     def dim(self) -> int:
@@ -207,6 +220,8 @@ FACE_MODELS = {
     SFACE_MODEL: (sface, SFACE_LICENCE, SFACE_PROVENANCE, SFACE_GRADCAM_LAYER),
 }
 
+FLOAT_UNTIL = {SFACE_MODEL: SFACE_FLOAT_UNTIL}
+
 
 def _load_user_model(path: Path) -> keras.Model:
     if not path.is_file():
@@ -286,7 +301,8 @@ def load_backbone(
         out, source = _user_backbone(model, weights, layer, spec, include_top)
     source["gradcam_layer"] = gradcam_layer or source["gradcam_layer"]
     _check_fits(out, spec, source["gradcam_layer"])
-    return Backbone(model=out, input_spec=spec, source=source)
+    float_until = FLOAT_UNTIL.get(str(model))
+    return Backbone(model=out, input_spec=spec, source=source, float_until=float_until)
 
 
 def _vgg16_backbone(

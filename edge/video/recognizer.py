@@ -34,6 +34,12 @@ DETECT_EVERY = 5  # at 25 FPS a face entering is found within 0.16 s
 APPEARANCE_GAP_S = 2.0  # a person unseen for longer appears anew (cameras, events)
 FOLLOW_PX = 64  # a followed face is looked for at this size (px), never larger
 WINDOW_PX = 128  # ... in a window of this size (a constant size: YuNet need not re-plan)
+# Faces less alike than the linking floor never join a track (two people crossing). It
+# must lie well under the match threshold, or a linked face could never be unlike enough
+# to split the track: 0.3, or half the threshold when that is lower (SFace's is ~0.3;
+# dlib's 0.91 keeps 0.3).
+LINK_FLOOR = 0.3
+LINK_FRACTION = 0.5
 
 
 def _window(box: tuple[float, ...], shape: tuple[int, ...], grow: float) -> tuple[int, ...]:
@@ -55,8 +61,11 @@ def _to_frame(face: Face, dx: int, dy: int, scale: float) -> Face:
 
 def tracker_for(lens: Lens, **settings: float | None) -> Tracker:
     """A :class:`Tracker` for ``lens``'s model: a decided track splits on faces that its
-    matcher would not call the track's person (``settings`` as :class:`Tracker` takes)."""
-    return Tracker(split_below=lens.threshold.value, **settings)
+    matcher would not call the track's person, and faces link from a floor under that
+    (``settings`` as :class:`Tracker` takes)."""
+    threshold = lens.threshold.value
+    floor = min(LINK_FLOOR, LINK_FRACTION * threshold)
+    return Tracker(split_below=threshold, **{"min_similarity": floor, **settings})
 
 
 class VideoRecognizer:

@@ -30,3 +30,17 @@ def test_a_folder_that_is_no_bundle_is_a_clean_error(tiny_bundle, lfw_dir, tmp_p
     photo = next((lfw_dir / "images" / "Abdullah_Gul").iterdir())
     assert main(["contrast", str(photo), "--bundles", str(tmp_path), "--out", str(tmp_path)]) == 1
     assert "error:" in capsys.readouterr().err
+
+
+def test_sface_beside_dlib_each_at_its_own_last_map(sface_bundle, dlib_bundle, lfw_dir, tmp_path):
+    photo = lfw_dir / "images" / "Serena_Williams" / "Serena_Williams_0001.jpg"
+    bundles = [str(dlib_bundle.path), str(sface_bundle.path)]
+    assert main(["contrast", str(photo), "--bundles", *bundles, "--out", str(tmp_path)]) == 0
+    (result,) = json.loads((tmp_path / "contrast.json").read_text())["results"]
+    dlib, sface = result["models"]
+    assert (dlib["layer"], sface["layer"]) == ("stage3_unit3_out", "conv_14_relu")
+    for row in (dlib, sface):
+        assert row["target"] == "cosine to itself"
+        assert all(0 <= v <= 1 for v in row["regions"].values() if v is not None)
+    # SFace's 7x7 map spreads over the inner face; its eyes are never left dark
+    assert sface["regions"]["eyes"] > 0.3
