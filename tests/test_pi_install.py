@@ -133,7 +133,7 @@ def test_the_demo_installs_its_bundle_and_names_real_people(
 
 
 @pytest.fixture(scope="session")
-def pi_tests(tmp_path_factory, tiny_bundle, faceres_bundle, dlib_bundle) -> Path:
+def pi_tests(tmp_path_factory, tiny_bundle, faceres_bundle, dlib_bundle, sface_bundle) -> Path:
     """The edge tests and the README, copied outside the checkout, and this run's bundles."""
     root = tmp_path_factory.mktemp("pi-tests")
     shutil.copy(REPO / "README.md", root)
@@ -144,7 +144,12 @@ def pi_tests(tmp_path_factory, tiny_bundle, faceres_bundle, dlib_bundle) -> Path
         "markers =\n    slow: long end-to-end work\n"
     )
     (root / "bundles").mkdir()
-    bundles = {"tiny": tiny_bundle, "faceres": faceres_bundle, "dlib-resnet": dlib_bundle}
+    bundles = {
+        "tiny": tiny_bundle,
+        "faceres": faceres_bundle,
+        "dlib-resnet": dlib_bundle,
+        "sface": sface_bundle,  # built on a workstation, carried over as `edge bundle` would
+    }
     for name, bundle in bundles.items():
         (root / "bundles" / name).symlink_to(bundle.path.resolve())
     return root
@@ -173,5 +178,5 @@ def test_edge_tests_and_readme_snippets_pass_in_the_pi_venv(pi_python, pi_tests,
     print(f"in the Pi venv: {summary}")  # shown with -rP
     assert re.search(r"\d{2,} passed", summary) and "failed" not in summary, tail
     # The API, README and command tests must have run there, not been skipped.
-    for name in ("test_api.py", "test_readme_api.py", "test_cli.py"):
+    for name in ("test_api.py", "test_readme_api.py", "test_cli.py", "test_track_bundles.py"):
         assert not re.search(rf"SKIPPED \[\d+\] tests/edge/{name}", run.stdout), tail
