@@ -67,14 +67,14 @@ def test_the_parse_check_sees_an_invented_option(capsys):
     assert "unrecognized arguments: --no-such-option" in capsys.readouterr().err
 
 
-def test_enrol_the_family_runs_as_written(dlib_bundle, lfw_dir, tmp_path):
+def test_enrol_the_family_runs_as_written(sface_bundle, lfw_dir, tmp_path):
     (block,) = shell_blocks("Enrol the family")[:1]
     # A checkout beside ../shared, and the data folder holding the demo's bundle.
     work, home = tmp_path / "checkout", tmp_path / "home"
     work.mkdir(), home.mkdir()
     (tmp_path / "shared" / "data").mkdir(parents=True)
     (tmp_path / "shared" / "data" / "lfw").symlink_to(lfw_dir.resolve())
-    (home / "bundle").symlink_to(dlib_bundle.path.resolve())
+    (home / "bundle").symlink_to(sface_bundle.path.resolve())
     env = {k: v for k, v in os.environ.items() if k != "FACELENS_KEY"}
     env.update(FACELENS_HOME=str(home), PATH=f"{Path(sys.executable).parent}:{env['PATH']}")
     script = 'set -e\nuv() { [ "$1" = run ] && shift; "$@"; }\n' + block

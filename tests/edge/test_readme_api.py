@@ -1,4 +1,4 @@
-"""The README's "Python API" snippets run as written, against dlib's bundle and LFW photos."""
+"""The README's "Python API" snippets run as written, against SFace's bundle and LFW photos."""
 
 from __future__ import annotations
 
@@ -16,13 +16,13 @@ def python_api_snippets() -> list[str]:
     return re.findall(r"```python\n(.*?)```", section, flags=re.S)
 
 
-def test_the_readme_python_api_section_runs(dlib_bundle, lfw_dir, tmp_path):
+def test_the_readme_python_api_section_runs(sface_bundle, lfw_dir, tmp_path):
     snippets = python_api_snippets()
     assert len(snippets) >= 2
-    # The snippets use the README's paths: bundles/dlib-resnet and ../shared beside the checkout.
+    # The snippets use the README's paths: bundles/sface and ../shared beside the checkout.
     work = tmp_path / "work"
     (work / "bundles").mkdir(parents=True)
-    (work / "bundles" / "dlib-resnet").symlink_to(dlib_bundle.path.resolve())
+    (work / "bundles" / "sface").symlink_to(sface_bundle.path.resolve())
     (tmp_path / "shared" / "data").mkdir(parents=True)
     (tmp_path / "shared" / "data" / "lfw").symlink_to(lfw_dir.resolve())
     script = tmp_path / "readme_api.py"
