@@ -40,7 +40,7 @@ from serve import free_port, start
 from edge.api import FaceLens
 from edge.base.errors import FacelensError
 from edge.gallery.store import Gallery
-from edge.service.records import FLEET_KEY_ENV, new_key
+from edge.service.fleet.records import FLEET_KEY_ENV, new_key
 
 FLEET = "bench"
 POLL_S = 0.02

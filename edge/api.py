@@ -498,7 +498,7 @@ class FaceLens:
             self._changed("calibrate", None)
             return result
 
-    # -- other writers (the fleet: edge.service.sync) ----------------------------------
+    # -- other writers (the fleet: edge.service.fleet.sync) -----------------------------
 
     def on_change(self, listener: Listener) -> None:
         """Call ``listener(kind, name)`` after each change this lens makes to the gallery:

@@ -534,7 +534,7 @@ def cmd_recognize(args: argparse.Namespace) -> int:
         if events is not None:
             stack.enter_context(events)
         if args.sync:
-            from edge.service.sync import FleetSync
+            from edge.service.fleet.sync import FleetSync
 
             stack.callback(FleetSync(args.sync, lens).close)
         tracks = CameraTracks(lens, args.detect_every or DETECT_EVERY, args.appearance_gap)
@@ -770,8 +770,8 @@ def _sync_maker(url: str | None, gallery: Path | None) -> Callable[[FaceLens], A
     """What makes the fleet sync of serve's lens (URL and key checked now, before the model)."""
     if not url:
         return None
-    from edge.service.records import load_key
-    from edge.service.sync import FleetSync, FleetUrl
+    from edge.service.fleet.records import load_key
+    from edge.service.fleet.sync import FleetSync, FleetUrl
 
     FleetUrl.parse(url)
     load_key(gallery or paths.default_gallery_path())

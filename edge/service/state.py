@@ -14,9 +14,9 @@ from typing import Any, Protocol
 from edge.media.cameras import Camera, Cameras
 from edge.media.sources import Frame
 from edge.service.engine import Engine
+from edge.service.fleet.sync import FleetSync
 from edge.service.metrics import Metrics
 from edge.service.mqtt import MqttEvents
-from edge.service.sync import FleetSync
 from edge.service.watch import Watch
 from edge.video.loop import FrameResult, recognize_cameras
 from edge.video.recognizer import CameraTracks

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from edge.gallery.store import parse_key
-from edge.service.records import (
+from edge.service.fleet.records import (
     FLEET_KEY_ENV,
     PERSON,
     FleetError,
@@ -161,8 +161,8 @@ def test_records_open_only_with_their_key_and_topic():
 
 def test_fleet_init_prints_a_key_and_join_keeps_it_0600(tmp_path, capsys, monkeypatch):
     from edge.cli.main import main
-    from edge.service.records import load_key
-    from edge.service.sync import FleetUrl
+    from edge.service.fleet.records import load_key
+    from edge.service.fleet.sync import FleetUrl
 
     monkeypatch.delenv(FLEET_KEY_ENV, raising=False)
     gallery = tmp_path / "g" / "people.sqlite"

@@ -20,6 +20,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from edge.api import FaceLens
 from edge.media.cameras import Cameras
 from edge.service.engine import Engine
+from edge.service.fleet.sync import FleetSync
 from edge.service.http import routes
 from edge.service.http.auth import authorized, load_token
 from edge.service.http.compat import compreface, deepstack
@@ -30,7 +31,6 @@ from edge.service.http.errors import ApiError, answer_errors_as_json
 from edge.service.http.uploads import DEFAULT_MAX_UPLOAD_MB, BodyLimit, PixelBudget
 from edge.service.mqtt import MqttEvents
 from edge.service.state import Service
-from edge.service.sync import FleetSync
 from edge.service.web import routes as web
 
 log = logging.getLogger(__name__)

@@ -4,7 +4,7 @@
 to the gallery — a person enrolled or given more views, forgotten, a calibration — is
 published as one retained, sealed record per person on
 ``facelens/fleet/FLEET/records/<id[:2]>/<id>``
-(see :mod:`edge.service.records`: the fleet key seals it, ``<id>`` is a keyed hash of the
+(see :mod:`edge.service.fleet.records`: the fleet key seals it, ``<id>`` is a keyed hash of the
 name). Every device with the key applies the records to its own encrypted gallery.
 
 - Records are spread over 256 sub-topics by their id's first byte, and a device catching
@@ -46,9 +46,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from edge.base.names import topic_name
-from edge.service.fleetstate import FleetState, state_file
-from edge.service.mqtt import DEFAULT_PREFIX, Broker, paho_client
-from edge.service.records import (
+from edge.service.fleet.records import (
     CALIBRATION,
     FORGET,
     MARKER,
@@ -59,6 +57,8 @@ from edge.service.records import (
     Version,
     load_key,
 )
+from edge.service.fleet.state import FleetState, state_file
+from edge.service.mqtt import DEFAULT_PREFIX, Broker, paho_client
 
 if TYPE_CHECKING:
     from edge.api import FaceLens

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.base.names import topic_name
-from edge.service.records import Clock, Version
+from edge.service.fleet.records import Clock, Version
 
 
 def state_file(gallery: Path) -> Path:

@@ -1,0 +1,1 @@
+"""One gallery for a fleet of devices through their broker: sealed records, state, sync."""
