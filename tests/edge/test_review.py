@@ -22,7 +22,8 @@ sys.path.append(str(Path(__file__).resolve().parent))
 from walkclip import H, W, default_walks, write_walk_clip
 
 ENROLLED = 24  # people in the gallery, one photo each
-LAX = 0.35  # a threshold low enough that strangers get named: what "not Ada" is for
+LAX = 0.1  # a confidence low enough that strangers get named (about 40 % of them): what
+# "not Ada" is for
 
 
 def _edge(*args: str) -> subprocess.CompletedProcess:

@@ -24,18 +24,19 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-import requests
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-from hypothesis.errors import Unsatisfiable
 
-from .test_serve import TOKEN, Server, person_photos, start_server
-
+pytest.importorskip("fastapi", reason="edge serve needs the serve extra (FastAPI, uvicorn)")
 schemathesis = pytest.importorskip("schemathesis", reason="needs schemathesis (dev group)")
 httpx = pytest.importorskip("httpx", reason="the HTTP tests need httpx (a dev dependency)")
+import requests  # noqa: E402  (schemathesis' own dependency)
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from hypothesis.errors import Unsatisfiable  # noqa: E402
 from schemathesis.generation import GenerationMode  # noqa: E402
 
 from edge.service.http.connections import HEADER_TIMEOUT_S  # noqa: E402
+
+from .test_serve import TOKEN, Server, person_photos, start_server  # noqa: E402
 
 sys.path.append(str(Path(__file__).resolve().parents[2] / "benchmarks"))
 import _bombs  # noqa: E402  (benchmarks/ is a folder of scripts, not a package)

@@ -176,7 +176,7 @@ def test_anonymize_reports_every_mask_for_float_and_int8(tiny_bundle, lfw_dir, t
         (["occlusion", "x.jpg", "--patch", "0"], "argument --patch: 0 is too small"),
         (["filters", "--filters", "0"], "argument --filters: 0 is too small"),
         (["occlusion", "x.jpg", "--fill", "nan"], "is not a finite number"),
-        (["anonymize", "--lfw", "x", "--threshold", "2"], "not a cosine threshold"),
+        (["anonymize", "--lfw", "x", "--threshold", "2"], "not a match confidence"),
     ],
 )
 def test_bad_numbers_are_refused_before_any_work(args, says, tmp_path):
