@@ -779,7 +779,7 @@ def _sync_maker(url: str | None, gallery: Path | None) -> Callable[[FaceLens], A
 
 
 def cmd_fleet(args: argparse.Namespace) -> int:
-    from edge.service import records
+    from edge.service.fleet import records
 
     if args.fleet_command == "init":
         print(
