@@ -19,6 +19,8 @@ def test_both_tools_on_the_same_photos(dlib_bundle, tmp_path, run_script, read_r
         "2",
         "--threads",
         "2",
+        "--block",
+        "5",
         "--out",
         tmp_path,
     )
@@ -38,6 +40,7 @@ def test_both_tools_on_the_same_photos(dlib_bundle, tmp_path, run_script, read_r
     assert ours["acc_pct"] >= 80 and ours["auc"] >= 0.9
     assert opencv["acc_pct"] >= 80 and opencv["auc"] >= 0.9
     assert ours["settings"]["threads"] == 2 and ours["settings"]["format"] == "tflite-int8"
+    assert report["settings"]["block"] == "5" and "in turns of 5" in proc.stdout
     ratio = report["speedups"]
     assert ratio["embed"] == pytest.approx(peer["embed_ms"] / ours["embed_ms"])
     assert ratio["photos_per_s"] == pytest.approx(ours["photos_per_s"] / peer["photos_per_s"])
