@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from convert._quiet import native_output_silenced, progress_stream
 from convert.models import Backbone
+from convert.ranges import clip_calibrated_ranges
 from edge.model.bundle import ARTIFACT_FILES
 
 ONNX_OPSET = 17
@@ -113,33 +114,15 @@ class Exporter:
     def _tflite(self, dest: Path, mode: str) -> dict[str, Any]:
         import tensorflow as tf
 
-        converter = tf.lite.TFLiteConverter.from_saved_model(str(self.saved_model()))
-        settings: dict[str, Any] = {"io": "float32"}
         if mode == "int8":
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            converter.representative_dataset = lambda: (
-                [x] for x in self.calibration.samples("calibrating tflite-int8")
-            )
-            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-            settings |= {
-                "scheme": "full-integer int8 (TFLITE_BUILTINS_INT8)",
-                "weights": "int8",
-                "activations": "int8",
-                "per_channel": True,  # TFLite's default for convolution weights
-                "calibration": self.calibration.settings(),
-            }
-            layers, ops = self.backbone.float_layers(), self._tflite_float_ops()
-            if layers or ops:
-                settings |= {"float_layers": layers, "float_ops": ops}
-                with native_output_silenced():
-                    dest.write_bytes(_selectively_quantized(converter, layers, ops))
-                return settings
-        elif mode == "fp16":
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            return self._tflite_int8(dest)
+        converter = tf.lite.TFLiteConverter.from_saved_model(str(self.saved_model()))
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        settings: dict[str, Any] = {"io": "float32"}
+        if mode == "fp16":
             converter.target_spec.supported_types = [tf.float16]
             settings |= {"scheme": "float16 weights", "weights": "float16"}
         else:
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
             settings |= {
                 "scheme": "dynamic-range (int8 weights, float activations)",
                 "weights": "int8",
@@ -148,6 +131,26 @@ class Exporter:
             }
         with native_output_silenced():
             dest.write_bytes(converter.convert())
+        return settings
+
+    def _tflite_int8(self, dest: Path) -> dict[str, Any]:
+        layers, ops = self.backbone.float_layers(), self._tflite_float_ops()
+        percentile = self.backbone.range_percentile
+        settings: dict[str, Any] = {
+            "io": "float32",
+            "scheme": "full-integer int8 (TFLITE_BUILTINS_INT8)",
+            "weights": "int8",
+            "activations": "int8",
+            "per_channel": True,  # TFLite's default for convolution weights
+            "calibration": self.calibration.settings(),
+        }
+        if layers or ops:
+            settings |= {"float_layers": layers, "float_ops": ops}
+        if percentile:
+            settings["activation_ranges"] = (
+                f"min/max narrowed to the {percentile}th percentile of the calibration values"
+            )
+        dest.write_bytes(tflite_int8(self.saved_model(), self.calibration, layers, ops, percentile))
         return settings
 
     def _tflite_float_ops(self) -> list[str]:
@@ -217,13 +220,49 @@ def _layer_pattern(layers: list[str]) -> re.Pattern:
     return re.compile(rf"(^|/)({'|'.join(map(re.escape, layers))})(_\d+)?/")
 
 
-def _selectively_quantized(converter: Any, layers: list[str], ops: list[str]) -> bytes:
+def tflite_int8(
+    saved_model: Path,
+    calibration: QuantCalibration,
+    float_layers: Sequence[str] = (),
+    float_ops: Sequence[str] = (),
+    percentile: float | None = None,
+) -> bytes:
+    """A SavedModel as full-integer INT8 TFLite (float input and output) calibrated on
+    ``calibration``: ``float_layers`` and ``float_ops`` kept in float, activation ranges
+    narrowed to ``percentile`` of the calibration values (:mod:`convert.ranges`)."""
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: (
+        [x] for x in calibration.samples("calibrating tflite-int8")
+    )
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+
+    def clip(calibrated: bytes) -> bytes:
+        samples = calibration.samples("narrowing tflite-int8 ranges")
+        return clip_calibrated_ranges(calibrated, samples, len(calibration.batch), percentile)
+
+    with native_output_silenced():
+        if not (float_layers or float_ops or percentile):
+            return converter.convert()
+        return _selectively_quantized(
+            converter, list(float_layers), list(float_ops), clip if percentile else None
+        )
+
+
+def _selectively_quantized(
+    converter: Any, layers: list[str], ops: list[str], clip: Callable[[bytes], bytes] | None
+) -> bytes:
     """Full-integer INT8 except ``layers`` and ``ops``, kept in float: TFLite's
-    QuantizationDebugger calibrates once, then quantizes with that denylist."""
+    QuantizationDebugger calibrates once, ``clip`` may narrow the measured ranges, then
+    it quantizes with that denylist."""
     import tensorflow as tf
     from ai_edge_litert.interpreter import Interpreter
 
     debug = tf.lite.experimental.QuantizationDebugger(converter=converter)
+    if clip is not None:
+        debug.calibrated_model = clip(debug.calibrated_model)
     tensors = Interpreter(model_content=debug.calibrated_model).get_tensor_details()
     pattern = _layer_pattern(layers) if layers else None
     nodes = [t["name"] for t in tensors if pattern and pattern.search(t["name"])]

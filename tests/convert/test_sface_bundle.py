@@ -25,6 +25,9 @@ def test_every_format_is_built_faithful_and_says_its_licence(sface_bundle):
         assert m.artifacts[fmt].quantization["calibration"]["count"] == 200
         assert m.artifacts[fmt].quantization["float_layers"] == first_block
     assert m.artifacts["tflite-int8"].quantization["float_ops"] == ["PRELU"]
+    # TFLite's INT8 ranges are narrowed to a percentile (convert.ranges); ONNX keeps min/max
+    assert "99.9999th percentile" in m.artifacts["tflite-int8"].quantization["activation_ranges"]
+    assert "activation_ranges" not in m.artifacts["onnx-int8"].quantization
     for fmt in ("keras", "onnx", "tflite-fp16"):
         assert m.artifacts[fmt].fidelity.cosine_min >= 0.9999
     assert m.source.backbone == "sface" and m.source.licence.startswith("Apache-2.0: OpenCV Zoo")
