@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from _common import progress
 
+from edge.base.numeric import l2_normalize
 from edge.model.backends import load_backend
 from edge.model.bundle import Bundle
+from edge.model.preprocess import InputSpec
 
 TF_FORMATS = ("keras", "savedmodel")
 # The float artifact that every other one is compared with, in order of preference.
@@ -70,3 +74,12 @@ def load_runner(bundle: Bundle, fmt: str, runtime: str, threads: int | None = No
     if runtime == "tensorflow":
         return TFReference(fmt, path, threads)
     return load_backend(path, runtime, threads)
+
+
+def embed_all(runner: Any, crops: np.ndarray, spec: InputSpec, batch: int, desc: str) -> np.ndarray:
+    """Unit-length embeddings of uint8 crops, normalised and run ``batch`` at a time."""
+    out = []
+    for i in progress(range(0, len(crops), batch), desc, total=-(-len(crops) // batch)):
+        chunk = np.stack([spec.normalize(c) for c in crops[i : i + batch]])
+        out.append(runner.run(chunk))
+    return l2_normalize(np.concatenate(out))

@@ -24,7 +24,6 @@ from _common import (
     new_parser,
     one_line,
     out_dir,
-    progress,
     pyplot,
     run_cli,
     save_figure,
@@ -32,14 +31,12 @@ from _common import (
     write_json,
 )
 from _faces import crop_photos
-from _runners import REFERENCE_FORMATS, load_runner, runtimes_for
+from _runners import REFERENCE_FORMATS, embed_all, load_runner, runtimes_for
 from _verification import Pairs, auc, kfold, read_pairs, roc, tar_at_far
 
 from edge.base.errors import FacelensError
-from edge.base.numeric import l2_normalize
 from edge.faces.detect import create_detector
 from edge.model.bundle import Bundle
-from edge.model.preprocess import InputSpec
 
 DEFAULT_FORMATS = ("tflite-int8", "onnx-int8")
 COLUMNS = [
@@ -68,15 +65,6 @@ def choose_formats(bundle: Bundle, requested: str | None) -> list[str]:
         return names
     reference = [f for f in REFERENCE_FORMATS if f in bundle.formats][:1]
     return reference + [f for f in DEFAULT_FORMATS if f in bundle.formats]
-
-
-def embed_all(runner: Any, crops: np.ndarray, spec: InputSpec, batch: int, desc: str) -> np.ndarray:
-    """Unit-length embeddings of uint8 crops, normalised and run ``batch`` at a time."""
-    out = []
-    for i in progress(range(0, len(crops), batch), desc, total=-(-len(crops) // batch)):
-        chunk = np.stack([spec.normalize(c) for c in crops[i : i + batch]])
-        out.append(runner.run(chunk))
-    return l2_normalize(np.concatenate(out))
 
 
 def evaluate(pairs: Pairs, train: Pairs | None, emb: dict[Path, np.ndarray], args) -> dict:
