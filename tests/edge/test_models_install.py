@@ -42,8 +42,10 @@ def test_the_list_names_what_installs_and_what_is_coming(capsys):
     lines = dict(line.split("\t", 1) for line in capsys.readouterr().out.splitlines())
     assert set(lines) == set(MODELS)
     assert lines["sface"].startswith("coming: ")
-    with pytest.raises(FacelensError, match="cannot be installed yet"):
+    # and says how to get it onto this device today: built elsewhere, carried as a bundle
+    with pytest.raises(FacelensError, match="cannot be installed yet") as refused:
         install("sface", Path("unused"))
+    assert "--model sface" in str(refused.value) and "edge bundle import" in str(refused.value)
 
 
 @needs_dlib
