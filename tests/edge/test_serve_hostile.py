@@ -196,6 +196,15 @@ def test_the_hostile_cases_of_issue_20_get_no_5xx(server: Server, photos: list[b
         r = send(http, "POST", "/v1/vision/face/register", six, b"B")  # DeepStack's enrol
         tally.add(r.status_code, "register 6 x 100 MP")
         assert r.status_code == 413, r.text
+        # the two-photo compat routes decode within the same budget: 2 x 100 MP is refused
+        for path, a, b in (
+            ("/v1/vision/face/match", b"image1", b"image2"),
+            ("/api/v1/verification/verify", b"source_image", b"target_image"),
+        ):
+            two = multipart([(a, b"a.png", png), (b, b"b.png", png)], b"B")
+            r = send(http, "POST", path, two, b"B")
+            tally.add(r.status_code, f"{path} 2 x 100 MP")
+            assert r.status_code == 413 and "2 photos hold" in r.text, r.text
         for boundary in (b"x" * 2000, b""):
             r = send(
                 http, "POST", "/v1/identify", multipart([(b"image", b"a", b"")], b"B"), boundary

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 from urllib.parse import quote
 
+import numpy as np
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
@@ -22,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from edge.base.errors import FacelensError
 from edge.service.http.errors import ApiError
 from edge.service.http.routes import State
-from edge.service.http.uploads import Upload, decode, read_parts
+from edge.service.http.uploads import Upload, decoded, read_parts
 from edge.service.web import pages
 
 COOKIE = "facelens_token"
@@ -130,15 +131,15 @@ async def enrol(request: Request, s: State) -> Response:
     texts, uploads = await _form_parts(request)
     name = texts.get("name", "").strip()
     try:
-        images = [await decode(u) for u in uploads]
+        async with decoded(request, uploads) as images:  # within the service's pixel budget
+            return await _attempt(
+                "/people",
+                s,
+                lambda: s.fl.enroll(name, images),
+                lambda e: f"Enrolled {name} from {len(e)} photo(s).",
+            )
     except ApiError as exc:
         return _back("/people", f"Not enrolled: {exc}")
-    return await _attempt(
-        "/people",
-        s,
-        lambda: s.fl.enroll(name, images),
-        lambda e: f"Enrolled {name} from {len(e)} photo(s).",
-    )
 
 
 @pages_router.post("/people/forget")
@@ -173,18 +174,18 @@ async def identify(request: Request, s: State) -> Response:
     _, uploads = await _form_parts(request)
     if not uploads:
         return _back("/recent", "Choose a photo first.")
-    try:
-        image = await decode(uploads[0])
-    except ApiError as exc:
-        return _back("/recent", f"Not identified: {exc}")
 
-    def run() -> str:
+    def run(image: np.ndarray) -> str:
         result = s.fl.recognize(image)
         s.watch.photo(image, result)
         names = [f.name or "unknown" for f in result.faces if not f.problem]
         return ", ".join(names) or "no clear face"
 
-    return await _attempt("/recent", s, run, lambda said: f"Identified: {said}")
+    try:
+        async with decoded(request, uploads[:1]) as (image,):
+            return await _attempt("/recent", s, lambda: run(image), "Identified: {}".format)
+    except ApiError as exc:
+        return _back("/recent", f"Not identified: {exc}")
 
 
 @pages_router.post("/recent/{kept_id}/{action}")

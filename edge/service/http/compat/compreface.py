@@ -19,11 +19,16 @@ from fastapi.responses import JSONResponse
 from edge.base.names import lookup_name
 from edge.gallery.store import PersonInfo
 from edge.service.http.compat import faces
-from edge.service.http.compat.dialect import compat_authorized, dialect_route, json_image, read_form
+from edge.service.http.compat.dialect import (
+    compat_authorized,
+    dialect_route,
+    json_upload,
+    read_form,
+)
 from edge.service.http.compat.scores import client_score
 from edge.service.http.errors import ApiError
 from edge.service.http.routes import State
-from edge.service.http.uploads import decode, form
+from edge.service.http.uploads import Upload, decoded, form
 from edge.service.state import Service
 
 NO_FACE = {"message": "No face is found in the given image", "code": 28}
@@ -50,16 +55,16 @@ router = APIRouter(
 )
 
 
-async def _photo(request: Request, field: str) -> np.ndarray:
+async def _upload(request: Request, field: str) -> Upload:
     """The photo in the multipart ``field``, or base64 in a JSON body's ``field``."""
     if request.headers.get("content-type", "").startswith("application/json"):
-        return await json_image(request, field)
+        return await json_upload(request, field)
     form = await read_form(request)
     if field not in form:
         sent = sorted(form) or "none"
         fix = f"send the photo as the form field {field!r} (or base64 in a JSON body)"
         raise ApiError(400, field, f"no {field!r} field (sent: {sent})", fix)
-    return await decode(form[field][-1])
+    return form[field][-1]
 
 
 def _box(f: faces.Seen) -> dict[str, Any]:
@@ -82,7 +87,8 @@ async def recognize(
     det_prob_threshold: Threshold = 0.0,
 ) -> dict[str, Any]:
     """Every face of ``file`` with the subject facelens names (none when it names no one)."""
-    found = await _faces(s, await _photo(request, "file"), limit, det_prob_threshold)
+    async with decoded(request, [await _upload(request, "file")]) as (image,):
+        found = await _faces(s, image, limit, det_prob_threshold)
     return {
         "result": [
             {
@@ -107,7 +113,8 @@ async def add_face(request: Request, s: State, subject: str = "") -> dict[str, A
     """*Add* the face of ``file`` to ``subject`` (created when new); facelens' own checks of
     the face (size, sharpness) stand in for ``det_prob_threshold``."""
     name = faces.person_name(subject, "subject")
-    total = await faces.enroll(s, name, [await _photo(request, "file")], "file")
+    async with decoded(request, [await _upload(request, "file")]) as images:
+        total = await faces.enroll(s, name, images, "file")
     return {"image_id": _image_id(name, total - 1), "subject": name}
 
 
@@ -196,16 +203,16 @@ async def verify(
     request: Request, s: State, limit: Count = 0, det_prob_threshold: Threshold = 0.0
 ) -> dict[str, Any]:
     """The dominant face of ``source_image`` against every face of ``target_image``."""
-    source = await _photo(request, "source_image")
-    target = await _photo(request, "target_image")
+    uploads = [await _upload(request, "source_image"), await _upload(request, "target_image")]
 
-    def compare() -> tuple[list, list]:
+    def compare(source: np.ndarray, target: np.ndarray) -> tuple[list, list]:
         a = s.fl.faces(source)[:1]  # the dominant face
         b = [f for f in s.fl.faces(target) if f.score >= det_prob_threshold]
         embed = s.fl.embed
         return [(f, embed(source, f)[0]) for f in a], [(f, embed(target, f)[0]) for f in b]
 
-    a, b = await s.engine.run(compare)
+    async with decoded(request, uploads) as (source, target):  # both within the budget
+        a, b = await s.engine.run(compare, source, target)
     if not a or not b:
         raise faces.NoFace("source_image" if not a else "target_image", "no face found")
     b = sorted(b, key=lambda fe: -fe[0].box[2] * fe[0].box[3])

@@ -15,7 +15,7 @@ from edge.service.http.compat import faces
 from edge.service.http.compat.dialect import compat_authorized, dialect_route, read_form, text_field
 from edge.service.http.errors import ApiError
 from edge.service.http.routes import State
-from edge.service.http.uploads import Upload, decode, decoded, form
+from edge.service.http.uploads import Upload, decoded, form
 
 UNKNOWN = "unknown"
 
@@ -36,11 +36,11 @@ router = APIRouter(
 )
 
 
-async def _image(form: dict[str, list[Upload]], field: str = "image") -> Any:
+def _upload(form: dict[str, list[Upload]], field: str = "image") -> Upload:
     if field not in form:
         sent = sorted(form) or "none"
         raise ApiError(400, field, f"no {field!r} field in the form (sent: {sent})", "send it")
-    return await decode(form[field][-1])
+    return form[field][-1]
 
 
 def _min_confidence(form: dict[str, list[Upload]], default: float) -> float:
@@ -65,12 +65,14 @@ async def register(request: Request, form: Form, s: State) -> dict[str, Any]:
 
 
 @router.post("/recognize", openapi_extra=form("image", text=("min_confidence", "api_key")))
-async def recognize(form: Form, s: State) -> dict[str, Any]:
+async def recognize(request: Request, form: Form, s: State) -> dict[str, Any]:
     """Every face of ``image``: ``userid`` (``unknown`` with confidence 0 when facelens does
     not name it, or names it below ``min_confidence``) and its corners."""
     floor = _min_confidence(form, 0.0)
+    async with decoded(request, [_upload(form)]) as (image,):
+        seen = await faces.recognize(s, image)
     predictions = []
-    for f in await faces.recognize(s, await _image(form)):
+    for f in seen:
         known = f.name is not None and f.confidence >= floor
         userid, confidence = (f.name, f.confidence) if known else (UNKNOWN, 0.0)
         corners = faces.corner_fields(f.corners)
@@ -79,10 +81,11 @@ async def recognize(form: Form, s: State) -> dict[str, Any]:
 
 
 @router.post("", openapi_extra=form("image", text=("min_confidence", "api_key")))
-async def detect(form: Form, s: State) -> dict[str, Any]:
+async def detect(request: Request, form: Form, s: State) -> dict[str, Any]:
     """Every face of ``image`` with its detection confidence (at least ``min_confidence``)."""
     floor = _min_confidence(form, 0.0)
-    found = await s.engine.run(s.fl.faces, await _image(form))
+    async with decoded(request, [_upload(form)]) as (image,):
+        found = await s.engine.run(s.fl.faces, image)
     return {
         "success": True,
         "predictions": [
@@ -109,7 +112,8 @@ async def delete(form: Form, s: State) -> dict[str, Any]:
 
 
 @router.post("/match", openapi_extra=form("image1", "image2", text=("api_key",)))
-async def match(form: Form, s: State) -> dict[str, Any]:
+async def match(request: Request, form: Form, s: State) -> dict[str, Any]:
     """How alike the faces of ``image1`` and ``image2`` are, on the clients' scale."""
-    a, b = await _image(form, "image1"), await _image(form, "image2")
-    return {"success": True, "similarity": await faces.similarity(s, a, b, ("image1", "image2"))}
+    async with decoded(request, [_upload(form, "image1"), _upload(form, "image2")]) as (a, b):
+        similarity = await faces.similarity(s, a, b, ("image1", "image2"))
+    return {"success": True, "similarity": similarity}

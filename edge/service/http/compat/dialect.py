@@ -17,7 +17,6 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 from urllib.parse import parse_qsl
 
-import numpy as np
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -26,7 +25,7 @@ from python_multipart.multipart import parse_options_header
 
 from edge.service.http.auth import TOKEN_ENV
 from edge.service.http.errors import ApiError
-from edge.service.http.uploads import Upload, decode, parse_multipart
+from edge.service.http.uploads import Upload, parse_multipart
 
 Render = Callable[[ApiError], JSONResponse]
 
@@ -76,8 +75,9 @@ def text_field(form: dict[str, list[Upload]], name: str, default: str | None = N
     return form[name][-1].data.decode("utf-8", "replace").strip() if name in form else default
 
 
-async def json_image(request: Request, field: str) -> np.ndarray:
-    """The photo in a JSON body's base64 ``field`` (CompreFace's alternative to a form)."""
+async def json_upload(request: Request, field: str) -> Upload:
+    """The photo in a JSON body's base64 ``field`` (CompreFace's alternative to a form),
+    still encoded: routes decode it within the service's pixel budget."""
     try:
         value = json.loads(await request.body())[field]
         data = base64.b64decode(value.split(",", 1)[-1], validate=True)  # a data: URL too
@@ -88,7 +88,7 @@ async def json_image(request: Request, field: str) -> np.ndarray:
             f"the JSON body has no base64 image in {field!r}",
             f'send {{"{field}": "<base64 JPEG>"}}, or a multipart form with the field {field!r}',
         ) from None
-    return await decode(Upload(field, field, data))
+    return Upload(field, field, data)
 
 
 def _basic_password(header: str) -> str | None:
