@@ -513,6 +513,29 @@ class _Report:
                 )
 
 
+FLEET_WAIT_S = 15.0  # a broker on the LAN replays a fleet's records in well under that
+
+
+def _join_fleet(url: str, lens: FaceLens, stack: ExitStack) -> None:
+    """Keep ``lens``'s gallery in step with the fleet, first waiting a while for its
+    records: a photo or a video is then recognised against everyone the fleet knows."""
+    from edge.service.fleet.sync import FleetSync
+
+    sync = FleetSync(url, lens)
+    stack.callback(sync.close)
+    print(f"catching up with the fleet {sync.url} ...", file=sys.stderr)
+    if sync.caught_up.wait(FLEET_WAIT_S):
+        n = len(lens.people())
+        print(f"caught up: {n} {'person' if n == 1 else 'people'} enrolled", file=sys.stderr)
+    else:
+        log.warning(
+            "not caught up with the fleet %s after %.0f s (is the broker reachable?): "
+            "recognising with the people this device has; the fleet's arrive once it connects",
+            sync.url,
+            FLEET_WAIT_S,
+        )
+
+
 def cmd_recognize(args: argparse.Namespace) -> int:
     """One source read in place, or several side by side (and/or MQTT events) read by a
     thread each, frames in turn: each source's faces followed and decided as appearances."""
@@ -526,6 +549,8 @@ def cmd_recognize(args: argparse.Namespace) -> int:
     with _lens(args) as lens, ExitStack() as stack:
         lens.load()
         print(lens.describe(), file=sys.stderr)
+        if args.sync:
+            _join_fleet(args.sync, lens, stack)
         if not len(lens.matcher):
             log.warning("no one is enrolled in the gallery: every face is unknown (`edge enroll`)")
         feeds = _watched(args.source, stack) if watch else _in_place(args, args.source[0], stack)
@@ -533,10 +558,6 @@ def cmd_recognize(args: argparse.Namespace) -> int:
         events = _events(args, list(report.feeds))
         if events is not None:
             stack.enter_context(events)
-        if args.sync:
-            from edge.service.fleet.sync import FleetSync
-
-            stack.callback(FleetSync(args.sync, lens).close)
         tracks = CameraTracks(lens, args.detect_every or DETECT_EVERY, args.appearance_gap)
         keeper = _keeper(lens, args.keep_recent)
         results = recognize_frames(

@@ -8,6 +8,10 @@ ignored. Waits are polls with a generous bound: no timing is asserted.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -181,3 +185,36 @@ def test_fleet_init_prints_a_key_and_join_keeps_it_0600(tmp_path, capsys, monkey
     with pytest.raises(FleetError, match="names no fleet"):
         FleetUrl.parse("mqtt://127.0.0.1:1883")
     assert FleetUrl.parse("mqtts://u@h/house").root == "facelens/fleet/house"
+
+
+def test_recognize_sync_on_a_new_device_names_the_fleets_people(
+    tmp_path, monkeypatch, mosquitto, subscribe, faceres_bundle, lfw_dir
+):
+    """`edge recognize PHOTO --sync URL` on a device that never enrolled anyone waits for
+    the fleet's records first, so the photo is named by what a door enrolled."""
+    monkeypatch.setenv(FLEET_KEY_ENV, new_key())
+    url = f"{mosquitto.url}/{FLEET}"
+    tony = person_photos(lfw_dir, "Tony_Blair")
+    records = subscribe(f"facelens/fleet/{FLEET}/records/#")
+    door = start_server(tmp_path / "door", faceres_bundle.path, "--sync", url)
+    try:
+        until(lambda: sync_status(door)["caught_up"], "the door caught up")
+        with door.client() as http:
+            assert http.put("/v1/people/Tony Blair", files=upload(tony[0])).status_code == 200
+        records.get(timeout=BOUND_S)  # his record is on the broker
+    finally:
+        assert door.stop() == 130
+    home = tmp_path / "new-device"
+    env = {**os.environ, "FACELENS_HOME": str(home)}
+    cmd = [sys.executable, "-m", "edge.cli.main", "recognize", str(tony[3]), "--json"]
+    run = subprocess.run(
+        [*cmd, "--bundle", str(faceres_bundle.path), "--sync", url],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "caught up: 1 person enrolled" in run.stderr
+    *faces, _summary = [json.loads(line) for line in run.stdout.splitlines()]
+    assert [f["name"] for f in faces] == ["Tony Blair"]
