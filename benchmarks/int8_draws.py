@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,7 @@ from edge.faces.detect import create_detector
 from edge.media.images import list_images
 from edge.model.backends import load_backend
 from edge.model.bundle import Bundle
+from edge.model.preprocess import InputSpec
 
 COLUMNS = [
     ("ranges", "activation ranges", 0),
@@ -72,28 +74,50 @@ class PairScores:
         return np.sum(emb[self.a] * emb[self.b], axis=1)
 
 
-def one_build(
-    model: bytes, crops: dict[str, np.ndarray], ref: dict[str, np.ndarray], ctx: dict[str, Any]
-) -> dict[str, Any]:
-    """Accuracy and fidelity of one INT8 TFLite file against the float embeddings ``ref``."""
-    with tempfile.TemporaryDirectory(prefix="int8-draw-") as scratch:
-        path = Path(scratch) / "model.tflite"
-        path.write_bytes(model)
-        runner = load_backend(path, "litert", ctx["threads"])
-        emb = {k: embed_all(runner, v, ctx["spec"], 8, f"embed {k}") for k, v in crops.items()}
-    test, train, folds = ctx["test"], ctx.get("train"), ctx["folds"]
-    scores = test(emb["test"])
-    cos = np.sum(emb["test"] * ref["test"], axis=1)
-    row = {
-        "acc_pct": 100 * kfold(scores, test.pairs.same, folds)["mean"],
-        "cos_mean": float(cos.mean()),
-        "cos_min": float(cos.min()),
-        "noise": float(np.std(scores - test(ref["test"]))),
-    }
-    if train is not None:
-        fixed = (train(emb["train"]), train.pairs.same)
-        row["train_acc_pct"] = 100 * kfold(scores, test.pairs.same, folds, fixed)["mean"]
-    return row
+def embed_lists(
+    runner: Any, crops: dict[str, np.ndarray], spec: InputSpec, what: str
+) -> dict[str, np.ndarray]:
+    """Unit embeddings of each list's crops, 8 faces a run."""
+    return {k: embed_all(runner, v, spec, 8, f"{what} {k}") for k, v in crops.items()}
+
+
+@dataclass
+class Evaluation:
+    """What every build is scored on: the pair lists' crops, the float model's embeddings
+    of them, and how to run and fold."""
+
+    test: PairScores
+    train: PairScores | None
+    crops: dict[str, np.ndarray]  # "test" (and "train"): one crop per photo of the list
+    reference: dict[str, np.ndarray]  # the float model's embeddings of those crops
+    spec: InputSpec
+    threads: int
+    folds: int
+
+    def float_accuracy(self) -> float:
+        scores = self.test(self.reference["test"])
+        return 100 * kfold(scores, self.test.pairs.same, self.folds)["mean"]
+
+    def score(self, model: bytes) -> dict[str, Any]:
+        """Accuracy and fidelity to float of one INT8 TFLite file."""
+        with tempfile.TemporaryDirectory(prefix="int8-draw-") as scratch:
+            path = Path(scratch) / "model.tflite"
+            path.write_bytes(model)
+            runner = load_backend(path, "litert", self.threads)
+            emb = embed_lists(runner, self.crops, self.spec, "embed")
+        same = self.test.pairs.same
+        scores = self.test(emb["test"])
+        cos = np.sum(emb["test"] * self.reference["test"], axis=1)
+        row = {
+            "acc_pct": 100 * kfold(scores, same, self.folds)["mean"],
+            "cos_mean": float(cos.mean()),
+            "cos_min": float(cos.min()),
+            "noise": float(np.std(scores - self.test(self.reference["test"]))),
+        }
+        if self.train is not None:
+            fixed = (self.train(emb["train"]), self.train.pairs.same)
+            row["train_acc_pct"] = 100 * kfold(scores, same, self.folds, fixed)["mean"]
+        return row
 
 
 def summary(builds: list[dict[str, Any]], float_acc: float) -> list[dict[str, Any]]:
@@ -174,11 +198,17 @@ def main(argv: list[str] | None = None) -> int:
     crops = {k: crop_photos(p.photos, spec, detector)[0] for k, p in lists.items()}
     leave_out = {photo for p in lists.values() for photo in p.photos}
     pool = crop_photos(calibration_pool(args, leave_out), spec, detector)[0]
-    reference = load_runner(bundle, "keras", "tensorflow", args.threads)
-    ref = {k: embed_all(reference, v, spec, 8, f"float {k}") for k, v in crops.items()}
-    ctx = {k: PairScores(p) for k, p in lists.items()}
-    ctx |= {"spec": spec, "threads": args.threads, "folds": args.folds}
-    float_acc = 100 * kfold(ctx["test"](ref["test"]), lists["test"].same, args.folds)["mean"]
+    float_model = load_runner(bundle, "keras", "tensorflow", args.threads)
+    ev = Evaluation(
+        test=PairScores(lists["test"]),
+        train=PairScores(lists["train"]) if "train" in lists else None,
+        crops=crops,
+        reference=embed_lists(float_model, crops, spec, "float"),
+        spec=spec,
+        threads=args.threads,
+        folds=args.folds,
+    )
+    float_acc = ev.float_accuracy()
 
     builds = []
     rng = np.random.default_rng(args.seed)
@@ -189,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         for p in (None, *args.percentiles):
             model = tflite_int8(bundle.artifact_path("savedmodel"), calibration, layers, ops, p)
             ranges = "min/max" if p is None else f"{p}th percentile"
-            builds.append({"draw": draw, "ranges": ranges, **one_build(model, crops, ref, ctx)})
+            builds.append({"draw": draw, "ranges": ranges, **ev.score(model)})
             print(f"draw {draw}, {ranges}: {builds[-1]['acc_pct']:.2f} %", flush=True)
 
     rows = summary(builds, float_acc)

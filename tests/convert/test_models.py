@@ -8,7 +8,8 @@ import sys
 import pytest
 
 from convert import load_backbone
-from convert.models import ModelError
+from convert.cli import main as convert_main
+from convert.models import DLIB_MODEL, SFACE_MODEL, ModelError
 
 
 def test_a_user_model_can_be_cut_at_an_inner_layer(tiny_model):
@@ -69,3 +70,19 @@ def test_import_convert_and_its_help_load_no_tensorflow_and_change_nothing():
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr
     assert "--calibration" in run.stdout  # the help was printed
+
+
+@pytest.mark.parametrize(
+    ("model", "name", "junk", "said"),
+    [
+        (DLIB_MODEL, "junk.dat", b"\x01\x01\x01\x0dnot a net", "is not a dlib network"),
+        (SFACE_MODEL, "junk.onnx", b"not a network", "is not an ONNX model"),
+    ],
+)
+def test_cli_names_a_bad_weights_file(model, name, junk, said, tmp_path, lfw_dir, capsys):
+    weights = tmp_path / name
+    weights.write_bytes(junk)
+    argv = ["--model", model, "--weights", str(weights), "--out", str(tmp_path / "b")]
+    assert convert_main([*argv, "--calibration", str(lfw_dir / "images")]) == 1
+    err = capsys.readouterr().err
+    assert f"{weights.name} {said}" in err and not (tmp_path / "b").exists()

@@ -14,7 +14,6 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from convert import load_backbone
-from convert.cli import main as convert_main
 from convert.models import SFACE_MODEL, ModelError
 from convert.sface import (
     MODEL_SHA256,
@@ -182,12 +181,3 @@ def test_a_missing_or_changed_package_file_says_what_to_do(monkeypatch, tmp_path
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: spec)
     with pytest.raises(SFaceFormatError, match="not the SFace file facelens was checked"):
         find_model_file()
-
-
-def test_cli_names_a_bad_weights_file(tmp_path, lfw_dir, capsys):
-    junk = tmp_path / "junk.onnx"
-    junk.write_bytes(b"not a network")
-    argv = ["--model", SFACE_MODEL, "--weights", str(junk), "--out", str(tmp_path / "b")]
-    assert convert_main([*argv, "--calibration", str(lfw_dir / "images")]) == 1
-    err = capsys.readouterr().err
-    assert "junk.onnx is not an ONNX model" in err and not (tmp_path / "b").exists()
