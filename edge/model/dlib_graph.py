@@ -61,6 +61,14 @@ class Op:
     config: dict[str, Any] = field(default_factory=dict)
     weights: dict[str, np.ndarray] = field(default_factory=dict)
 
+    @property
+    def same_padding(self) -> bool:
+        """A conv whose padding is what Keras' and LiteRT's SAME do: stride 1, an odd
+        kernel, half of it on each side (dlib's default for stride 1)."""
+        (kh, kw), stride, pad = (self.config[k] for k in ("size", "stride", "padding"))
+        odd = kh % 2 == 1 and kw % 2 == 1
+        return odd and tuple(stride) == (1, 1) and tuple(pad) == (kh // 2, kw // 2)
+
 
 @dataclass
 class Graph:

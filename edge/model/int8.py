@@ -81,16 +81,11 @@ def activation_params(graph: Graph, ranges: dict[str, list[float]]) -> dict[str,
     for op in emitted:
         name = out[op.name]
         params[name] = (
-            params[_source(op, out)]
+            params[sources(op, out)[0]]
             if op.kind in ("max_pool", "avg_pool")
             else activation(*ranges[name])
         )
     return params
-
-
-def _source(op: Op, out: dict[str, str]) -> str:
-    """The tensor an op reads (its input op's fused output name)."""
-    return out.get(op.inputs[0], op.inputs[0])
 
 
 def sources(op: Op, out: dict[str, str]) -> list[str]:

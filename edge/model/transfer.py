@@ -9,14 +9,17 @@ the old bundle or the new one, never half of one.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import shutil
 import tarfile
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from edge.base.errors import BundleError, FacelensError
+from edge.base.paths import cannot_write
 from edge.model.bundle import Bundle
 from edge.model.manifest import MANIFEST_NAME
 
@@ -58,22 +61,51 @@ def export_bundle(bundle_dir: Path, archive: Path) -> Path:
     return archive
 
 
-def replace_bundle(out: Path, fill: Callable[[Path], None], force: bool = False) -> Bundle:
-    """Write a bundle through ``fill(tmp)`` into a folder beside ``out``, check every sha256,
-    then swap it in (``force``: over a bundle already there; never over anything else)."""
-    if (out / MANIFEST_NAME).is_file() and not force:
-        raise FacelensError(f"a bundle already exists at {out}; pass --force to replace it")
-    if out.exists() and not (out / MANIFEST_NAME).is_file() and any(out.iterdir()):
-        raise FacelensError(f"{out} exists and is not a model bundle; choose another folder")
+def check_out(out: Path, force: bool) -> None:
+    """Refuse early (before minutes of work) to clobber anything that is not a bundle,
+    or to work for a folder that cannot be written."""
+    exc = cannot_write(out.parent)
+    if exc is not None:
+        raise FacelensError(
+            f"cannot write the bundle to {out} ({exc.strerror or exc}): choose an --out in a "
+            "folder you can write to, on a disk with free space"
+        ) from exc
+    if out.is_file():
+        raise FacelensError(f"--out {out} is a file; choose a folder path for the bundle")
+    if out.is_dir() and any(out.iterdir()):
+        if not (out / MANIFEST_NAME).is_file():
+            raise FacelensError(
+                f"--out {out} exists and is not a model bundle; refusing to overwrite it: "
+                "choose another --out"
+            )
+        if not force:
+            raise FacelensError(f"a bundle already exists at {out}; pass --force to replace it")
+
+
+@contextlib.contextmanager
+def staging(out: Path) -> Iterator[Path]:
+    """A fresh folder next to ``out`` to build in, removed if anything goes wrong."""
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
     try:
-        fill(tmp)
-        verified(tmp)
-        publish(tmp, out)
+        yield tmp
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        hint = "free some space" if exc.errno == errno.ENOSPC else "check permissions and space"
+        raise FacelensError(f"cannot write the bundle to {out} ({exc}); {hint} and retry") from exc
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def replace_bundle(out: Path, fill: Callable[[Path], None], force: bool = False) -> Bundle:
+    """Write a bundle through ``fill(tmp)`` into a folder beside ``out``, check every sha256,
+    then swap it in (``force``: over a bundle already there; never over anything else)."""
+    check_out(out, force)
+    with staging(out) as tmp:
+        fill(tmp)
+        verified(tmp)
+        publish(tmp, out)
     return Bundle.load(out)
 
 

@@ -134,8 +134,9 @@ def write_onnx(
 
     read = {INPUT_NAME: settle(b.node("Transpose", ["input"], [INPUT_NAME], perm=[0, 3, 1, 2]))}
     for op in emitted:
-        ins = [read[i] for i in int8.sources(op, out)]
-        scale = params[int8.sources(op, out)[0]].scale if params else None
+        read_from = int8.sources(op, out)
+        ins = [read[i] for i in read_from]
+        scale = params[read_from[0]].scale if params else None
         y = _emit(b, op, ins, [graph.shape(i) for i in op.inputs], scale)
         if out[op.name] != op.name:
             y = b.node("Relu", [y], [out[op.name]])

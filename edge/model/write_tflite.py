@@ -132,8 +132,7 @@ def _emit(w: _Writer, op: Op, ins: list[str], name: str, params, relu: bool, act
     activation = RELU if relu else NO_ACTIVATION
     if op.kind == "conv":
         (kh, kw), (sy, sx), (py, px) = (op.config[k] for k in ("size", "stride", "padding"))
-        same = (sy, sx) == (1, 1) and (py, px) == (kh // 2, kw // 2)
-        if (py or px) and not same:
+        if (py or px) and not op.same_padding:
             raise FacelensError(f"{op.name}: a padded strided conv is not written yet")
         qw, wscale = int8.weights(op.weights["kernel"].transpose(3, 0, 1, 2), axis=0)  # OHWI
         qb, bscale = int8.bias(op.weights["bias"], params[ins[0]].scale, wscale)
@@ -141,7 +140,7 @@ def _emit(w: _Writer, op: Op, ins: list[str], name: str, params, relu: bool, act
         kernel = w.tensor(f"{op.name}/kernel", qw.shape, INT8, (wscale, zeros), qw)
         bias = w.tensor(f"{op.name}/bias", qb.shape, INT32, (bscale, zeros), qb)
         options = w.options(
-            "Conv2DOptionsT", padding=SAME if same else VALID, strideW=sx, strideH=sy,
+            "Conv2DOptionsT", padding=SAME if op.same_padding else VALID, strideW=sx, strideH=sy,
             fusedActivationFunction=activation, dilationWFactor=1, dilationHFactor=1,
         )  # fmt: skip
         w.op(CONV_2D, [x, kernel, bias], [act(name, op.shape)], options, 1)
