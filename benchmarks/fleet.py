@@ -109,11 +109,11 @@ class Broker:
         return (self.folder / "mosquitto.db").stat().st_size
 
 
-def synthetic_gallery(args: argparse.Namespace, path: Path) -> str:
-    """``--people`` random identities with the bundle's fingerprint; returns the fingerprint."""
+def synthetic_gallery(args: argparse.Namespace, path: Path) -> None:
+    """``--people`` random identities with the bundle's fingerprint."""
     bundle, people, views = args.bundle, args.people, args.views
-    lens = FaceLens(bundle, path, detector=args.detector)
-    fingerprint, dim = lens.fingerprint, lens.bundle.embedding_dim
+    with FaceLens(bundle, path, detector=args.detector) as lens:
+        fingerprint, dim, name = lens.fingerprint, lens.bundle.embedding_dim, lens.bundle.name
     rng = np.random.default_rng(0)
     gallery = Gallery(path)
     for start_at in range(0, people, 1000):
@@ -121,9 +121,8 @@ def synthetic_gallery(args: argparse.Namespace, path: Path) -> str:
         vectors = rng.standard_normal((count * views, dim)).astype(np.float32)
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
         names = [f"person {start_at + i:05d}" for i in range(count) for _ in range(views)]
-        gallery.add_many(names, vectors, fingerprint, lens.bundle.name, bundle)
+        gallery.add_many(names, vectors, fingerprint, name, bundle)
     gallery.close()
-    return fingerprint
 
 
 class Device:
@@ -145,7 +144,6 @@ class Device:
             env={FLEET_KEY_ENV: key},
         )
         self.startup_s = time.perf_counter() - t0
-        self.launched = t0
         self.http = httpx.Client(
             base_url=base, headers={"Authorization": f"Bearer {self.token}"}, timeout=120
         )

@@ -38,5 +38,9 @@ class GalleryError(FacelensError):
     """The gallery cannot be opened, decrypted, or does not match the bundle."""
 
 
+class NotKeptError(GalleryError):
+    """A recent appearance or visitor that is not (or no longer) kept."""
+
+
 class SourceError(FacelensError):
     """A camera, video or image source cannot be opened or stopped delivering frames."""

@@ -12,7 +12,7 @@ curve, not the meaning: the same photo keeps "how rare is a stranger this close"
 Without any calibration (a bundle built without enough identities, and no
 ``edge calibrate``) there is no false-match curve: the cosine is stretched linearly so
 that the bundle's cosine threshold sits at :data:`DECISION` too. That keeps the
-threshold's place but is not a stranger rate (:attr:`Scale.calibrated` is ``False``).
+threshold's place but is not a stranger rate (:attr:`Scale.rule` is ``None``).
 
 ``Match.cosine`` keeps the raw cosine for experts; this module is the only place the two
 are related.
@@ -82,11 +82,6 @@ class Scale:
     rule: Rule | None
     people: int = 1
     cosine: float = 0.5
-
-    @property
-    def calibrated(self) -> bool:
-        """Whether confidences are stranger rates (an open-set rule) or a stretched cosine."""
-        return self.rule is not None
 
 
 def stranger_rate(score: float, rule: Rule, people: int, views: int = 1) -> float:

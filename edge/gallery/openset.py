@@ -14,7 +14,7 @@ import numpy as np
 
 from edge.base.errors import FacelensError, ImageError
 from edge.base.progress import progress as progress_of
-from edge.gallery.confidence import DEFAULT_FPIR
+from edge.gallery.confidence import DEFAULT_FPIR, check_fpir
 from edge.gallery.matching import NORMS, Matcher, OpenSet
 from edge.media.images import list_images, read_image
 from edge.model.pipeline import Pipeline
@@ -570,8 +570,7 @@ def calibrate_open_set(
     need no new calibration. The measured thresholds ignore ``margin``, which can only
     reject more.
     """
-    if not 0 < fpir < 1:
-        raise FacelensError(f"--fpir {fpir} must be in (0, 1), e.g. 0.01")
+    fpir = check_fpir(fpir)
     cohort, held = _cohort_and_held(embeddings, seed)
     comparisons = _Comparisons.of(held, embeddings)
     people = len(set(gallery[0])) if gallery else 0

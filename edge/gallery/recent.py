@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 from cryptography.exceptions import InvalidTag
 
-from edge.base.errors import GalleryError
+from edge.base.errors import GalleryError, NotKeptError
 from edge.base.names import lookup_name
 from edge.gallery.store import Gallery
 
@@ -157,10 +157,10 @@ class Recent:
         return [Kept(*row) for row in rows]
 
     def get(self, kept_id: int) -> Kept:
-        """One kept appearance, or a :class:`GalleryError` saying it is not kept."""
+        """One kept appearance, or a :class:`NotKeptError` saying it is not kept."""
         rows = self.gallery.query(f"SELECT {_COLUMNS} FROM recent WHERE id = ?", (int(kept_id),))
         if not rows:
-            raise GalleryError(
+            raise NotKeptError(
                 f"no recent appearance #{kept_id} in {self.gallery.path} (deleted, expired or "
                 "never kept): `edge recent` lists them"
             )
@@ -252,9 +252,10 @@ class Recent:
             found.setdefault(person, []).append(np.frombuffer(plain, np.float32))
         return {person: np.stack(v) for person, v in found.items()}
 
-    def forget(self, person: str) -> int:
+    def forget(self, person: str, compact: bool = True) -> int:
         """Erase ``person``'s negatives and the appearances named ``person`` (and their name
-        from the notes of rejections); how many appearances and negatives went."""
+        from the notes of rejections); how many appearances and negatives went. With
+        ``compact=False`` the caller compacts the file (one VACUUM after several deletes)."""
         person = lookup_name(person)
         note = f"not {person}"
         has = self.gallery.query(
@@ -268,7 +269,8 @@ class Recent:
             removed = conn.execute("DELETE FROM negatives WHERE person = ?", (person,)).rowcount
             removed += conn.execute("DELETE FROM recent WHERE name = ?", (person,)).rowcount
             conn.execute("UPDATE recent SET corrected = 'rejected' WHERE corrected = ?", (note,))
-        self.gallery.compact()
+        if compact:
+            self.gallery.compact()
         return removed
 
 

@@ -70,6 +70,9 @@ class Watch:
         """A visitor event for each kept unknown appearance that joins an earlier one's group."""
         if self.events is None or not kept:
             return []
+        recent = self.fl.review.recent
+        if all(recent.get(i).status != "unknown" for i in kept):
+            return []  # grouping every kept stranger is for strangers' appearances only
         sent = []
         for visitor in self.fl.review.visitors(self.fl.threshold.value):
             ids = [k.id for k in visitor.appearances]

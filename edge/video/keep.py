@@ -51,11 +51,22 @@ class _Best:
     face: Face
 
 
-def _measure(image: np.ndarray, face: Identity, embedding: np.ndarray) -> _Best:
+def _quality(image: np.ndarray, face: Identity) -> tuple[float, tuple[float, float]]:
+    """A face's quality score, and its size and sharpness."""
     size = float(min(face.box[2], face.box[3]))
     sharp = sharpness(image, face.box)
-    score = FaceQuality(size, sharp, None, None, None).score
-    return _Best(score, (size, sharp), Face(np.asarray(embedding), thumbnail(image, face.box)))
+    return FaceQuality(size, sharp, None, None, None).score, (size, sharp)
+
+
+def _measure(
+    image: np.ndarray, face: Identity, embedding: np.ndarray, held: _Best | None = None
+) -> _Best | None:
+    """The face as a candidate to keep; ``None`` when it does not beat ``held`` (the
+    thumbnail, a JPEG encode, is made only for a face that does)."""
+    score, quality = _quality(image, face)
+    if held is not None and score <= held.score:
+        return None
+    return _Best(score, quality, Face(np.asarray(embedding), thumbnail(image, face.box)))
 
 
 class Keeper:
@@ -76,8 +87,8 @@ class Keeper:
                 held = self._best.get(key)
                 size = min(face.box[2], face.box[3])
                 if held is None or size >= held.quality[0] * 0.9:  # only measure contenders
-                    best = _measure(result.frame.image, face, embedding)
-                    if held is None or best.score > held.score:
+                    best = _measure(result.frame.image, face, embedding, held)
+                    if best is not None:
                         self._best[key] = best
                 self._best.move_to_end(key)
             while len(self._best) > HELD_TRACKS:

@@ -15,11 +15,11 @@ from typing import Any, TypeVar
 
 from fastapi import APIRouter, Depends, Response
 
-from edge.base.errors import GalleryError
+from edge.base.errors import GalleryError, NotKeptError
 from edge.base.names import PersonNameError
 from edge.gallery.review import Review
 from edge.service.http.auth import authorized
-from edge.service.http.errors import ApiError
+from edge.service.http.errors import ApiError, without_paths
 from edge.service.http.routes import NAME_FIX, State
 
 review = APIRouter(dependencies=[Depends(authorized)])
@@ -33,10 +33,10 @@ async def reviewing(s: State, fn: Callable[[Review], T]) -> T:
     except PersonNameError as exc:
         raise ApiError(400, "name", str(exc), NAME_FIX) from None
     except GalleryError as exc:
-        status = 404 if "no recent appearance" in str(exc) or "no visitor" in str(exc) else 409
-        raise ApiError(
-            status, "id", str(exc), "see the message; GET /v1/recent lists them"
-        ) from None
+        status = 404 if isinstance(exc, NotKeptError) else 409
+        message = without_paths(str(exc))  # never the server's own paths
+        fix = "see the message; GET /v1/recent lists them"
+        raise ApiError(status, "id", message, fix) from None
 
 
 @review.get("/v1/recent")
