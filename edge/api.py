@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, Union
 
@@ -451,8 +451,10 @@ class FaceLens:
 
         Their "not them" examples and the recent appearances named them go too."""
         with self._lock:
-            Recent(self.gallery).forget(name)
-            removed = self.gallery.forget(name)
+            reviewed = Recent(self.gallery).forget(name, compact=False)
+            removed = self.gallery.forget(name)  # compacts the file when it erased embeddings
+            if reviewed and not removed:
+                self.gallery.compact()
             self._matcher = None
             if removed:
                 self._changed("forget", lookup_name(name))
@@ -525,10 +527,13 @@ class FaceLens:
         """Recent appearances (``--keep-recent``): corrections and recurring visitors."""
         return Review(self)
 
-    def reload(self) -> None:
-        """Match against the gallery as it is now (after a change made beside this lens)."""
+    def reload(self, enrolled: Iterable[str] = ()) -> None:
+        """Match against the gallery as it is now (after a change made beside this lens);
+        listeners hear of the people ``enrolled`` by that change."""
         with self._lock:
             self._matcher = None
+            for name in enrolled:
+                self._changed("enroll", name)
 
     def video(self, detect_every: int | None = None, fps: float = 0.0) -> VideoRecognizer:
         """A recognizer for consecutive frames of one source: tracks, votes, appearances.

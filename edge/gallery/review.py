@@ -8,23 +8,24 @@
 - **delete**: erased for good.
 
 Each is one gallery transaction (the enrolment, the negative and the mark together).
-Unknown appearances whose faces match each other (the gallery's :class:`Matcher` at the
-lens's threshold) are one *visitor*; naming a visitor enrols the person from the
+Unknown appearances whose faces match each other (their cosine at the lens's
+threshold, linked transitively) are one *visitor*; naming a visitor enrols the person from the
 group's best distinct views (:func:`edge.faces.quality.select_views`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
-from edge.base.errors import GalleryError
+from edge.base.errors import GalleryError, NotKeptError
 from edge.base.names import check_name
+from edge.base.numeric import l2_normalize
 from edge.faces.quality import FaceQuality, View, select_views
 from edge.gallery.enroll import MAX_VIEWS, NEAR_DUPLICATE
-from edge.gallery.matching import Matcher
 from edge.gallery.recent import Kept, Recent
 from edge.gallery.store import Gallery
 from edge.model.bundle import Bundle
@@ -42,7 +43,7 @@ class Reviewed(Protocol):
     @property
     def bundle(self) -> Bundle: ...
 
-    def reload(self) -> None: ...
+    def reload(self, enrolled: Iterable[str] = ()) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -73,8 +74,8 @@ class Review:
         bundle = self.lens.bundle
         self.lens.gallery.add(name, embeddings, self.lens.fingerprint, bundle.name, bundle.path)
 
-    def _done(self) -> None:
-        self.lens.reload()
+    def _done(self, *enrolled: str) -> None:
+        self.lens.reload(enrolled)  # the lens tells its listeners (events, fleet) who came
 
     def confirm(self, kept_id: int, name: str | None = None) -> Kept:
         """It was ``name`` (default: who it was named): enrol its face as them."""
@@ -84,7 +85,7 @@ class Review:
         with self.lens.gallery.transaction() as conn:
             self._enrol(name, face.embedding)
             self.recent.mark(conn, kept.id, name, "confirmed")
-        self._done()
+        self._done(name)
         return self.recent.get(kept.id)
 
     def rename(self, kept_id: int, name: str) -> Kept:
@@ -97,7 +98,7 @@ class Review:
                 self.recent.add_negative(conn, kept.name, face.embedding, self.lens.fingerprint)
             self._enrol(name, face.embedding)
             self.recent.mark(conn, kept.id, name, "renamed")
-        self._done()
+        self._done(name)
         return self.recent.get(kept.id)
 
     def reject(self, kept_id: int) -> Kept:
@@ -120,13 +121,15 @@ class Review:
 
     def visitors(self, threshold: float) -> list[Visitor]:
         """Unknown appearances grouped by face (cosine ``threshold``), most seen first."""
+        return self._visitors(threshold)[0]
+
+    def _visitors(self, threshold: float) -> tuple[list[Visitor], dict[int, np.ndarray]]:
+        """The visitors, and the embedding of each appearance (decrypted once)."""
         unknown = [k for k in self.recent.list("unknown") if k.fingerprint == self.lens.fingerprint]
         if not unknown:
-            return []
-        faces = np.stack([self.recent.face(k).embedding for k in unknown])
-        matcher = Matcher([str(k.id) for k in unknown], faces, threshold)
-        columns = [matcher.people.index(str(k.id)) for k in unknown]
-        alike = matcher.scores(faces)[:, columns] >= matcher.threshold
+            return [], {}
+        faces = l2_normalize(np.stack([self.recent.face(k).embedding for k in unknown]))
+        alike = faces @ faces.T >= threshold
         group = list(range(len(unknown)))  # union-find over "alike" pairs
 
         def root(i: int) -> int:
@@ -141,13 +144,15 @@ class Review:
         for i, kept in enumerate(unknown):  # newest first, as listed
             members.setdefault(root(i), []).append(kept)
         found = [Visitor(min(k.id for k in v), v) for v in members.values()]
-        return sorted(found, key=lambda v: (-len(v.appearances), -v.last.seen))
+        ordered = sorted(found, key=lambda v: (-len(v.appearances), -v.last.seen))
+        return ordered, {k.id: face for k, face in zip(unknown, faces, strict=True)}
 
     def name_visitor(self, number: int, name: str, threshold: float) -> list[Kept]:
         """Enrol visitor ``number`` as ``name`` from its best distinct views; those views."""
-        visitor = next((v for v in self.visitors(threshold) if v.number == number), None)
+        visitors, embeddings = self._visitors(threshold)
+        visitor = next((v for v in visitors if v.number == number), None)
         if visitor is None:
-            raise GalleryError(
+            raise NotKeptError(
                 f"no visitor {number} among the recent unknown appearances (named, deleted or "
                 "expired meanwhile?): `edge recent --visitors` lists them"
             )
@@ -156,7 +161,7 @@ class Review:
             View(
                 str(k.id),
                 FaceQuality(k.size, k.sharpness, None, None, None),
-                self.recent.face(k).embedding,
+                embeddings[k.id],
             )
             for k in visitor.appearances
         ]
@@ -166,7 +171,7 @@ class Review:
             self._enrol(name, np.stack([v.embedding for v in kept]))
             for k in visitor.appearances:
                 self.recent.mark(conn, k.id, name, "confirmed")
-        self._done()
+        self._done(name)
         return [self.recent.get(int(v.source)) for v in kept]
 
 

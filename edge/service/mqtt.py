@@ -239,9 +239,6 @@ class MqttEvents:
         if reason_code != 0:
             log.warning("lost the MQTT broker %s (%s); reconnecting", self.broker, reason_code)
 
-    def person_topic(self, camera: str) -> str:
-        return f"{self.prefix}/{topic_name(camera)}/person"
-
     def discovery_config(self, camera: str) -> tuple[str, dict[str, Any]]:
         """Home Assistant's discovery topic and config for ``camera``'s person sensor."""
         return ha.camera_config(self.prefix, self.device, camera, self.availability_topic)
@@ -266,6 +263,15 @@ class MqttEvents:
         for name in sorted(gone):  # an empty retained config removes the entity in HA
             self._send(self._person_config(name)[0], "", retain=True)
             self._send(ha.person_state_topic(self.prefix, self.device, name), "", retain=True)
+
+    def person_changed(self, kind: str, name: str | None) -> None:
+        """A :meth:`edge.FaceLens.on_change` listener: one person enrolled or forgotten."""
+        with self._lock:
+            people = set(self._people)
+        if kind == "enroll" and name is not None:
+            self.people(people | {name})
+        elif kind == "forget" and name is not None:
+            self.people(people - {name})
 
     def _send(self, topic: str, payload: str, retain: bool = False) -> None:
         info = self._client.publish(topic, payload, qos=1, retain=retain)

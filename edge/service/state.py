@@ -62,6 +62,8 @@ class Service:
         self.engine, self.fl = engine, engine.fl
         self.watch = engine.call(Watch, engine.fl, keep_recent_days, events)
         self.cameras, self.events, self.sync = cameras, events, sync
+        if events is not None:  # whoever enrols or forgets (API, web page, review, fleet)
+            engine.fl.on_change(events.person_changed)
         self.metrics = Metrics()
         for name, kind, text in SERIES:
             self.metrics.describe(name, kind, text)
@@ -96,18 +98,10 @@ class Service:
 
     # -- the people enrolled --------------------------------------------------------------
 
-    async def people_changed(self) -> None:
-        """After an enrolment or erasure: the events follow who is enrolled (Home Assistant's
-        sensor per person appears, or goes with them)."""
-        if self.events is not None:
-            self.events.people([p.name for p in await self.engine.run(self.fl.people)])
-
     async def forget(self, name: str) -> int:
-        """Erase ``name`` for good (as ``edge forget``); how many embeddings went (0: none)."""
-        removed = await self.engine.run(self.fl.forget, name)
-        if removed:
-            await self.people_changed()
-        return removed
+        """Erase ``name`` for good (as ``edge forget``); how many embeddings went (0: none).
+        The events hear of it from the lens (Home Assistant's sensor for them goes)."""
+        return await self.engine.run(self.fl.forget, name)
 
     # -- the camera loop ----------------------------------------------------------------
 

@@ -94,9 +94,11 @@ def test_a_correction_is_one_transaction_and_forget_erases_what_names_them(tmp_p
         fingerprint = FP
         bundle = type("B", (), {"name": "test", "path": tmp_path, "threshold": 0.5})()
         reloads = 0
+        told: tuple[str, ...] = ()  # who the lens would tell its listeners (events, fleet) of
 
-        def reload(self) -> None:
+        def reload(self, enrolled=()) -> None:
             self.reloads += 1
+            self.told += tuple(enrolled)
 
     lens = Lens()
     lens.gallery.add("Ada", unit(rng, 1), FP)
@@ -112,6 +114,7 @@ def test_a_correction_is_one_transaction_and_forget_erases_what_names_them(tmp_p
     # confirm "it was Ben": the enrolment and the mark land together
     kept = review.confirm(kept_id, "Ben")
     assert (kept.name, kept.corrected) == ("Ben", "confirmed")
+    assert lens.told == ("Ben",)  # a review's enrolment reaches the lens's listeners
     assert sorted(p.name for p in lens.gallery.people()) == ["Ada", "Ben"]
     negative = sealed_of(path, "SELECT ciphertext FROM negatives")
     assert review.recent.forget("Ada") == 1  # her negative

@@ -27,7 +27,7 @@ from edge.service.http.compat import compreface, deepstack
 from edge.service.http.compat.frigate import Frigate
 from edge.service.http.connections import HeaderTimeout, OncePer
 from edge.service.http.corrections import review
-from edge.service.http.errors import ApiError, answer_errors_as_json
+from edge.service.http.errors import ApiError, answer_errors_as_json, route_template
 from edge.service.http.uploads import DEFAULT_MAX_UPLOAD_MB, BodyLimit, PixelBudget
 from edge.service.mqtt import MqttEvents
 from edge.service.state import Service
@@ -55,7 +55,7 @@ async def _measure(request: Request, call_next: Callable) -> Any:
     """
     t0 = time.perf_counter()
     response = await call_next(request)
-    path = getattr(request.scope.get("route"), "path", "unmatched")
+    path = route_template(request)
     metrics = request.app.state.service.metrics
     labels = {"route": path, "status": str(response.status_code)}
     metrics.inc("facelens_http_requests_total", labels)

@@ -56,11 +56,11 @@ def refusal(exc: FacelensError) -> ApiError:
 
 
 async def _facelens_error(request: Request, exc: FacelensError) -> JSONResponse:
-    log.info("refused %s %s: %s", request.method, _route(request), type(exc).__name__)
+    log.info("refused %s %s: %s", request.method, route_template(request), type(exc).__name__)
     return refusal(exc).response()
 
 
-def _route(request: Request) -> str:
+def route_template(request: Request) -> str:
     """The route's template (``/v1/people/{name}``), never the name itself."""
     return getattr(request.scope.get("route"), "path", "unmatched")
 
@@ -92,7 +92,9 @@ async def _gone(request: Request, exc: ClientDisconnect) -> JSONResponse:
     """The client went (or was cut off, sending too slowly) before its body arrived: no one
     reads the answer, and it is no server error."""
     log.info(
-        "%s %s: the client left before sending its whole body", request.method, _route(request)
+        "%s %s: the client left before sending its whole body",
+        request.method,
+        route_template(request),
     )
     return ApiError(
         400, "body", "the connection closed before the body arrived", "resend"

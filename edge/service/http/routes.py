@@ -187,7 +187,6 @@ async def enroll(name: str, request: Request, s: State, face: int | None = None)
                 "send photos with one clear face each (or ?face=N to choose one); "
                 "nothing was enrolled",
             ) from None
-        await s.people_changed()
     person = next(p for p in everyone if p.name == name)
     return {"name": name, "photos": _photos(uploads, enrolment), "embeddings": person.embeddings}
 

@@ -22,6 +22,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from python_multipart.multipart import parse_options_header
+from starlette.concurrency import run_in_threadpool
 
 from edge.service.http.auth import TOKEN_ENV
 from edge.service.http.errors import ApiError
@@ -54,11 +55,16 @@ def dialect_route(render: Render) -> type[APIRoute]:
 
 
 async def read_form(request: Request) -> dict[str, list[Upload]]:
-    """Every field of a multipart or url-encoded form (an empty body is an empty form)."""
-    body = await request.body()  # Starlette keeps it: the route reads the same form again
+    """Every field of a multipart or url-encoded form (an empty body is an empty form),
+    parsed once per request: the token check and the route both read it."""
+    cached = getattr(request.state, "form", None)
+    if cached is not None:
+        return cached
+    body = await request.body()
     kind, params = parse_options_header(request.headers.get("content-type", ""))
     if kind == b"multipart/form-data" and b"boundary" in params:
-        parts = parse_multipart(params[b"boundary"], body)
+        # many tiny parts take seconds to parse: off the event loop, as read_parts does
+        parts = await run_in_threadpool(parse_multipart, params[b"boundary"], body)
     elif kind == b"application/x-www-form-urlencoded" or not body:
         text = body.decode("utf-8", "replace")
         parts = [Upload(k, k, v.encode()) for k, v in parse_qsl(text, keep_blank_values=True)]
@@ -67,6 +73,7 @@ async def read_form(request: Request) -> dict[str, list[Upload]]:
     form: dict[str, list[Upload]] = {}
     for part in parts:
         form.setdefault(part.field, []).append(part)
+    request.state.form = form
     return form
 
 

@@ -75,8 +75,13 @@ def named(result: Recognition, threshold: float) -> list[Seen]:
 
 async def recognize(s: Service, image: np.ndarray) -> list[Seen]:
     """Every face of ``image``, named by facelens' rule, largest first."""
-    result = await s.engine.run(s.fl.recognize, image)
-    s.count("http", len(result.faces), result.ms)  # its stages and their one total
+    return counted(s, "http", await s.engine.run(s.fl.recognize, image))
+
+
+def counted(s: Service, source: str, result: Recognition) -> list[Seen]:
+    """A recognition counted in the service's metrics (its stages and their one total), as
+    the clients see it: at the confidence facelens names a face at."""
+    s.count(source, len(result.faces), result.ms)
     return named(result, s.fl.threshold.confidence)
 
 
@@ -103,7 +108,6 @@ async def enroll(s: Service, name: str, images: list[np.ndarray], field: str) ->
         raise ApiError(400, field, str(exc), NO_FACE_FIX + "; nothing was enrolled") from None
     except GalleryError as exc:
         raise ApiError(409, "userid", str(exc), "see the message") from None
-    await s.people_changed()
     return total
 
 

@@ -25,7 +25,7 @@ from typing import Any
 
 from edge.base.errors import ImageError
 from edge.media.images import decode_image
-from edge.service.http.compat.faces import named
+from edge.service.http.compat.faces import counted
 from edge.service.mqtt import Broker, MqttError
 from edge.service.state import Service
 
@@ -121,10 +121,8 @@ class Frigate:
         path = f"{self.url}/api/events/{event_id}"
         with urllib.request.urlopen(f"{path}/snapshot.jpg", timeout=self.timeout) as r:
             image = decode_image(r.read(), f"the snapshot of Frigate event {event_id}")
-        engine, fl = self.service.engine, self.service.fl
-        result = engine.call(fl.recognize, image)
-        self.service.count("frigate", len(result.faces), result.ms)
-        known = [f for f in named(result, fl.threshold.value) if f.name is not None]
+        result = self.service.engine.call(self.service.fl.recognize, image)
+        known = [f for f in counted(self.service, "frigate", result) if f.name is not None]
         if not known:
             return
         best = max(known, key=lambda f: f.confidence)
